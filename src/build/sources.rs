@@ -1,0 +1,137 @@
+//! Placing a recipe's sources into the work directory.
+//!
+//! Only `path` sources exist so far: a file is copied (checksum verified
+//! when given), a directory is copied honouring `.gitignore` and
+//! `.condapackageignore`, keeping symlinks, file modes and mtimes.
+
+use std::path::{Path, PathBuf};
+
+use miette::{miette, IntoDiagnostic, Result};
+
+use crate::recipe::model::{PathSource, Source};
+use crate::recipe::Recipe;
+
+/// Copy `sources` into `work_dir`; `exclude` (the output directory) is never copied.
+pub fn fetch(recipe: &Recipe, sources: &[Source], work_dir: &Path, exclude: &Path) -> Result<()> {
+    for source in sources {
+        match source {
+            Source::Path(p) => fetch_path(recipe, p, work_dir, exclude)?,
+        }
+    }
+    Ok(())
+}
+
+fn fetch_path(recipe: &Recipe, src: &PathSource, work_dir: &Path, exclude: &Path) -> Result<()> {
+    let from = recipe.dir.join(&src.path);
+    let dest_dir = match &src.target_directory {
+        Some(t) => safe_join(work_dir, t).ok_or_else(|| {
+            miette!(
+                "{}: `target_directory` {} leaves the work directory",
+                recipe.file.location(&src.span),
+                t.display()
+            )
+        })?,
+        None => work_dir.to_path_buf(),
+    };
+    let meta = fs_err::metadata(&from).map_err(|e| {
+        miette!(
+            help = "`path` is relative to the directory of the recipe",
+            "{}: source path {} cannot be read: {e}",
+            recipe.file.location(&src.span),
+            from.display()
+        )
+    })?;
+    fs_err::create_dir_all(&dest_dir).into_diagnostic()?;
+    if meta.is_file() {
+        if let Some(expected) = &src.sha256 {
+            let actual = hex::encode(
+                rattler_digest::compute_file_digest::<rattler_digest::Sha256>(&from)
+                    .into_diagnostic()?,
+            );
+            if !actual.eq_ignore_ascii_case(expected) {
+                return Err(miette!(
+                    "{}: checksum mismatch for {}\n  expected sha256: {expected}\n  actual sha256:   {actual}",
+                    recipe.file.location(&src.span),
+                    from.display()
+                ));
+            }
+        }
+        let name = src.file_name.clone().unwrap_or_else(|| {
+            from.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
+        let target = safe_join(&dest_dir, Path::new(&name)).ok_or_else(|| {
+            miette!(
+                "{}: `file_name` {name} leaves the work directory",
+                recipe.file.location(&src.span)
+            )
+        })?;
+        copy_file(&from, &target)?;
+        return Ok(());
+    }
+    let exclude = std::fs::canonicalize(exclude).unwrap_or_else(|_| exclude.to_path_buf());
+    let walker = ignore::WalkBuilder::new(&from)
+        .standard_filters(false)
+        .hidden(false)
+        .git_ignore(src.use_gitignore)
+        .git_exclude(false)
+        .git_global(false)
+        .require_git(false)
+        .add_custom_ignore_filename(".condapackageignore")
+        .follow_links(false)
+        .filter_entry(move |e| {
+            std::fs::canonicalize(e.path()).map_or(true, |p| !p.starts_with(&exclude))
+        })
+        .build();
+    for entry in walker {
+        let entry = entry.into_diagnostic()?;
+        let rel = entry.path().strip_prefix(&from).into_diagnostic()?;
+        if rel.as_os_str().is_empty() || rel.starts_with(".git") {
+            continue;
+        }
+        let target = dest_dir.join(rel);
+        let ft = entry
+            .file_type()
+            .ok_or_else(|| miette!("cannot read {}", entry.path().display()))?;
+        if ft.is_dir() {
+            fs_err::create_dir_all(&target).into_diagnostic()?;
+        } else {
+            copy_file(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Copy one file or symlink, keeping mode and modification time.
+pub fn copy_file(from: &Path, to: &Path) -> Result<()> {
+    if let Some(parent) = to.parent() {
+        fs_err::create_dir_all(parent).into_diagnostic()?;
+    }
+    let meta = fs_err::symlink_metadata(from).into_diagnostic()?;
+    if to.symlink_metadata().is_ok() {
+        fs_err::remove_file(to).into_diagnostic()?;
+    }
+    if meta.file_type().is_symlink() {
+        let target = fs_err::read_link(from).into_diagnostic()?;
+        std::os::unix::fs::symlink(&target, to).into_diagnostic()?;
+        return Ok(());
+    }
+    fs_err::copy(from, to).into_diagnostic()?;
+    let mtime = filetime::FileTime::from_last_modification_time(&meta);
+    filetime::set_file_mtime(to, mtime).into_diagnostic()?;
+    Ok(())
+}
+
+/// `base/rel` if `rel` is relative and stays inside `base`.
+pub fn safe_join(base: &Path, rel: &Path) -> Option<PathBuf> {
+    let mut out = base.to_path_buf();
+    for c in rel.components() {
+        match c {
+            std::path::Component::Normal(n) => out.push(n),
+            std::path::Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    Some(out)
+}

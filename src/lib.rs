@@ -1,0 +1,20 @@
+//! kiln: build conda packages from v1 recipes.
+//!
+//! Data flows one way through the modules:
+//! [`recipe`] (text → typed outputs) → [`plan`] (outputs → variants, hashes,
+//! build strings) → [`execute`] using [`build`] (directories, sources,
+//! scripts) → [`package`] (prefix → `.conda`/`.tar.bz2`) → [`channel`]
+//! (indexed output directory). [`cli`] and [`commands`] sit on top.
+
+pub mod build;
+pub mod channel;
+pub mod cli;
+pub mod commands;
+pub mod diagnostics;
+pub mod execute;
+pub mod hash;
+pub mod package;
+pub mod plan;
+pub mod recipe;
+pub mod render;
+pub mod ui;

@@ -1,0 +1,239 @@
+//! Moving selected prefix files into a package directory and describing
+//! them for `info/paths.json`.
+//!
+//! Files are hard-linked (copied only across file systems), never read
+//! twice: one streaming pass computes the SHA-256 and looks for the build
+//! prefix. Symlinks stay symlinks; absolute ones into the prefix become
+//! relative, and any link that would leave the prefix is refused.
+
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+
+use memchr::memmem;
+use miette::{miette, IntoDiagnostic, Result};
+use rayon::prelude::*;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// How a packaged file must be relocated at install time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileMode {
+    /// Plain-text replacement.
+    Text,
+    /// Binary (NUL-padded) replacement.
+    Binary,
+}
+
+/// One entry of `info/paths.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PathEntry {
+    /// Path relative to the prefix, `/`-separated.
+    #[serde(rename = "_path")]
+    pub path: String,
+    /// `hardlink` or `softlink`.
+    pub path_type: &'static str,
+    /// Text or binary, when the file contains the build prefix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_mode: Option<FileMode>,
+    /// The build prefix, when the file contains it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix_placeholder: Option<String>,
+    /// SHA-256 of the content (of the target for symlinks).
+    pub sha256: String,
+    /// Size in bytes (link-text length for symlinks).
+    pub size_in_bytes: u64,
+}
+
+/// Place `files` (relative to `prefix`) into `pkg_dir` and describe them.
+pub fn assemble(prefix: &Path, files: &[PathBuf], pkg_dir: &Path) -> Result<Vec<PathEntry>> {
+    let placeholder = prefix.to_string_lossy().into_owned();
+    let mut entries: Vec<PathEntry> = files
+        .par_iter()
+        .map(|rel| place(prefix, rel, pkg_dir, &placeholder))
+        .collect::<Result<_>>()?;
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(entries)
+}
+
+fn place(prefix: &Path, rel: &Path, pkg_dir: &Path, placeholder: &str) -> Result<PathEntry> {
+    let src = prefix.join(rel);
+    let dst = pkg_dir.join(rel);
+    if let Some(parent) = dst.parent() {
+        fs_err::create_dir_all(parent).into_diagnostic()?;
+    }
+    let meta = fs_err::symlink_metadata(&src).into_diagnostic()?;
+    let path = rel.to_string_lossy().replace('\\', "/");
+    if meta.file_type().is_symlink() {
+        let target = fs_err::read_link(&src).into_diagnostic()?;
+        let target = contained_link_target(prefix, rel, &target).ok_or_else(|| {
+            miette!(
+                help = "symlinks in a package must point inside the package's prefix; make the link relative or package its target",
+                "symlink {path} -> {} points outside $PREFIX",
+                target.display()
+            )
+        })?;
+        std::os::unix::fs::symlink(&target, &dst).into_diagnostic()?;
+        let sha256 = match std::fs::metadata(&src) {
+            Ok(m) if m.is_file() => scan(&src, None)?.0,
+            _ => hex::encode(Sha256::digest(b"")),
+        };
+        return Ok(PathEntry {
+            path,
+            path_type: "softlink",
+            file_mode: None,
+            prefix_placeholder: None,
+            sha256,
+            size_in_bytes: target.as_os_str().len() as u64,
+        });
+    }
+    if std::fs::hard_link(&src, &dst).is_err() {
+        fs_err::copy(&src, &dst).into_diagnostic()?;
+    }
+    let (sha256, size, mode) = scan(&src, Some(placeholder.as_bytes()))?;
+    Ok(PathEntry {
+        path,
+        path_type: "hardlink",
+        file_mode: mode,
+        prefix_placeholder: mode.map(|_| placeholder.to_string()),
+        sha256,
+        size_in_bytes: size,
+    })
+}
+
+/// The link target to package: absolute targets inside the prefix become
+/// relative; `None` when the link would leave the prefix.
+fn contained_link_target(prefix: &Path, rel: &Path, target: &Path) -> Option<PathBuf> {
+    let link_dir = rel.parent().unwrap_or(Path::new(""));
+    if target.is_absolute() {
+        let inside = target.strip_prefix(prefix).ok()?;
+        let inside = normalize(inside)?;
+        let depth = link_dir.components().count();
+        let mut out = PathBuf::new();
+        for _ in 0..depth {
+            out.push("..");
+        }
+        out.push(inside);
+        return Some(if out.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            out
+        });
+    }
+    normalize(&link_dir.join(target))?;
+    Some(target.to_path_buf())
+}
+
+/// Lexically normalize a relative path; `None` if it climbs above its root.
+fn normalize(p: &Path) -> Option<PathBuf> {
+    let mut out: Vec<&std::ffi::OsStr> = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop()?;
+            }
+            _ => return None,
+        }
+    }
+    Some(out.iter().collect())
+}
+
+/// One pass over a file: SHA-256, size, and whether it contains `needle`
+/// (text if its first 1024 bytes are UTF-8, binary otherwise).
+fn scan(path: &Path, needle: Option<&[u8]>) -> Result<(String, u64, Option<FileMode>)> {
+    let mut f = fs_err::File::open(path).into_diagnostic()?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let keep = needle.map_or(0, |n| n.len().saturating_sub(1));
+    let finder = needle.map(memmem::Finder::new);
+    // `window` holds the tail of the previous chunk so matches across chunk boundaries are found.
+    let mut window: Vec<u8> = Vec::new();
+    let mut size = 0u64;
+    let mut found = false;
+    let mut head: Option<bool> = None;
+    loop {
+        let n = f.read(&mut buf).into_diagnostic()?;
+        if n == 0 {
+            break;
+        }
+        let chunk = &buf[..n];
+        hasher.update(chunk);
+        if head.is_none() {
+            let h = &chunk[..chunk.len().min(1024)];
+            head = Some(match std::str::from_utf8(h) {
+                Ok(_) => true,
+                // Only an incomplete character cut off at the end still counts as text.
+                Err(e) => e.error_len().is_none(),
+            });
+        }
+        size += n as u64;
+        if let (Some(finder), false) = (&finder, found) {
+            window.extend_from_slice(chunk);
+            found = finder.find(&window).is_some();
+            let cut = window.len().saturating_sub(keep);
+            window.drain(..cut);
+        }
+    }
+    let mode = found.then(|| {
+        if head.unwrap_or(true) {
+            FileMode::Text
+        } else {
+            FileMode::Binary
+        }
+    });
+    Ok((hex::encode(hasher.finalize()), size, mode))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_targets() {
+        let prefix = Path::new("/p/host");
+        let rel = Path::new("lib/link");
+        assert_eq!(
+            contained_link_target(prefix, rel, Path::new("/p/host/lib/x.so")),
+            Some(PathBuf::from("../lib/x.so"))
+        );
+        assert_eq!(
+            contained_link_target(prefix, rel, Path::new("x.so")),
+            Some(PathBuf::from("x.so"))
+        );
+        assert_eq!(
+            contained_link_target(prefix, rel, Path::new("../../etc/passwd")),
+            None
+        );
+        assert_eq!(
+            contained_link_target(prefix, rel, Path::new("/etc/passwd")),
+            None
+        );
+        assert_eq!(
+            contained_link_target(prefix, rel, Path::new("missing")),
+            Some(PathBuf::from("missing"))
+        );
+    }
+
+    #[test]
+    fn scan_finds_prefix_across_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        let mut data = vec![b'a'; (1 << 20) - 3];
+        data.extend_from_slice(b"/my/prefix/here");
+        std::fs::write(&p, &data).unwrap();
+        let (_, size, mode) = scan(&p, Some(b"/my/prefix")).unwrap();
+        assert_eq!(size, data.len() as u64);
+        assert_eq!(mode, Some(FileMode::Text));
+        let mut bin = vec![0xffu8, 0xfe, 0];
+        bin.extend_from_slice(b"/my/prefix\0");
+        std::fs::write(&p, &bin).unwrap();
+        assert_eq!(
+            scan(&p, Some(b"/my/prefix")).unwrap().2,
+            Some(FileMode::Binary)
+        );
+        std::fs::write(&p, b"nothing").unwrap();
+        assert_eq!(scan(&p, Some(b"/my/prefix")).unwrap().2, None);
+    }
+}

@@ -1,0 +1,66 @@
+//! Prefix → package: choose the files, lay them out with `info/`, archive.
+
+pub mod archive;
+pub mod contents;
+pub mod glob;
+pub mod metadata;
+pub mod select;
+
+use std::path::{Path, PathBuf};
+
+use miette::{miette, IntoDiagnostic, Result};
+
+use crate::recipe::model::Output;
+use crate::recipe::Recipe;
+
+/// Apply `build.files` to the new files of an output; warns about globs
+/// that matched nothing, with their location in the recipe.
+pub fn select_files(
+    recipe: &Recipe,
+    output: &Output,
+    new_files: &[PathBuf],
+) -> Result<Vec<PathBuf>> {
+    let filter = &output.build.files;
+    let mut selector = glob::Selector::new(filter)
+        .map_err(|(msg, g)| miette!("{}: {msg}", recipe.file.location(&g.span)))?;
+    let selected: Vec<PathBuf> = new_files
+        .iter()
+        .filter(|p| selector.select(&p.to_string_lossy().replace('\\', "/")))
+        .cloned()
+        .collect();
+    for g in selector.unmatched() {
+        tracing::warn!(
+            "{}: `files` glob `{}` of {} matched no files",
+            recipe.file.location(&g.span),
+            g.pattern,
+            output.package.name.as_source()
+        );
+    }
+    Ok(selected)
+}
+
+/// Build the package directory for `files` and archive it.
+pub fn create(
+    info: &metadata::InfoInputs,
+    prefix: &Path,
+    files: &[PathBuf],
+    pkg_dir: &Path,
+    dest_dir: &Path,
+    format: archive::Format,
+) -> Result<PathBuf> {
+    if pkg_dir.exists() {
+        fs_err::remove_dir_all(pkg_dir).into_diagnostic()?;
+    }
+    fs_err::create_dir_all(pkg_dir).into_diagnostic()?;
+    let entries = contents::assemble(prefix, files, pkg_dir)?;
+    metadata::write_info(pkg_dir, info, &entries)?;
+    let stem = format!(
+        "{}-{}-{}",
+        info.output.package.name.as_normalized(),
+        info.output.package.version.as_str(),
+        info.build_string
+    );
+    let path = archive::write(pkg_dir, dest_dir, &stem, format, info.timestamp)?;
+    fs_err::remove_dir_all(pkg_dir).into_diagnostic()?;
+    Ok(path)
+}

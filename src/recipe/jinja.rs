@@ -1,0 +1,355 @@
+//! The `${{ }}` expression language: a minijinja environment configured like
+//! rattler-build's (custom delimiters, strict undefined), the platform
+//! variables, and the conda-specific functions and filters.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use minijinja::syntax::SyntaxConfig;
+use minijinja::value::{from_args, Kwargs, Object, Value};
+use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior};
+use rattler_conda_types::Subdir;
+
+/// Platforms a recipe is rendered for.
+#[derive(Debug, Clone, Copy)]
+pub struct Platforms {
+    /// The platform the packages are built for (`target_platform`).
+    pub target: Subdir,
+    /// The platform the build runs on (`build_platform`).
+    pub build: Subdir,
+    /// The platform of the host environment; selectors follow it.
+    pub host: Subdir,
+}
+
+/// A configured expression evaluator with its variables.
+pub struct Jinja {
+    env: Environment<'static>,
+    vars: BTreeMap<String, Value>,
+}
+
+impl Jinja {
+    /// A new evaluator for `platforms` with the given variant values.
+    pub fn new(platforms: Platforms, variant: &BTreeMap<String, String>) -> Self {
+        let mut env = Environment::new();
+        env.set_syntax(
+            SyntaxConfig::builder()
+                .block_delimiters("{%", "%}")
+                .variable_delimiters("${{", "}}")
+                .comment_delimiters("{#", "#}")
+                .build()
+                .expect("static syntax config is valid"),
+        );
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_keep_trailing_newline(true);
+        env.add_filter("version_to_buildstring", version_to_buildstring);
+
+        let target = platforms.target;
+        let variant_for_fns = Arc::new(variant.clone());
+        let v = variant_for_fns.clone();
+        env.add_function("compiler", move |lang: String| -> Result<String, Error> {
+            Ok(toolchain_spec(
+                &v,
+                target,
+                &lang,
+                "compiler",
+                Some(default_compiler(&lang, target)),
+            ))
+        });
+        let v = variant_for_fns.clone();
+        env.add_function("stdlib", move |lang: String| -> Result<String, Error> {
+            match v.get(&format!("{lang}_stdlib")) {
+                Some(_) => Ok(toolchain_spec(&v, target, &lang, "stdlib", None)),
+                None => Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("stdlib('{lang}') needs `{lang}_stdlib` in the variant config"),
+                )),
+            }
+        });
+        let v = variant_for_fns.clone();
+        env.add_function("cdt", move |name: String| -> String {
+            let cdt_name = v.get("cdt_name").cloned().unwrap_or_else(|| {
+                match target.arch().map(|a| a.as_str()) {
+                    Some("aarch64" | "ppc64le" | "ppc64" | "s390x") => "cos7".into(),
+                    _ => "cos6".into(),
+                }
+            });
+            let arch = v.get("cdt_arch").cloned().unwrap_or_else(|| {
+                match target.arch().map(|a| a.as_str()) {
+                    Some("x86") => "i686".into(),
+                    Some(a) => a.to_string(),
+                    None => "noarch".into(),
+                }
+            });
+            let (pkg, rest) = name
+                .split_once(' ')
+                .map_or((name.as_str(), ""), |(a, b)| (a, b));
+            let spec = format!("{pkg}-{cdt_name}-{arch}");
+            if rest.is_empty() {
+                spec
+            } else {
+                format!("{spec} {rest}")
+            }
+        });
+        for f in ["pin_subpackage", "pin_compatible"] {
+            env.add_function(f, move |_args: minijinja::value::Rest<Value>| -> Result<Value, Error> {
+                Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("{f}() is not supported yet: it needs resolved environments (planned with the environments work)"),
+                ))
+            });
+        }
+        for (name, pred) in [
+            ("is_linux", Subdir::is_linux as fn(Subdir) -> bool),
+            ("is_osx", Subdir::is_osx),
+            ("is_windows", Subdir::is_windows),
+            ("is_unix", Subdir::is_unix),
+        ] {
+            env.add_function(name, move |p: String| -> bool {
+                p.parse::<Subdir>().map(pred).unwrap_or(false)
+            });
+        }
+        env.add_global("env", Value::from_object(EnvObject));
+
+        let mut vars = BTreeMap::new();
+        insert_platform_vars(&mut vars, platforms);
+        for (k, val) in variant {
+            vars.insert(k.replace(['-', '.'], "_"), Value::from(val.clone()));
+        }
+        Self { env, vars }
+    }
+
+    /// Add or replace a variable (used for `context` entries).
+    pub fn set_var(&mut self, name: &str, value: Value) {
+        self.vars.insert(name.to_string(), value);
+    }
+
+    /// The current variables, as a template context.
+    pub fn context(&self) -> Value {
+        Value::from_iter(self.vars.iter().map(|(k, v)| (k.clone(), v.clone())))
+    }
+
+    /// Render a template string to text.
+    pub fn render_str(&self, template: &str) -> Result<String, JinjaError> {
+        let ctx = self.context();
+        self.env
+            .render_str(template, ctx)
+            .map_err(|e| self.explain(e, template))
+    }
+
+    /// Evaluate a bare expression (as in `if:` selectors) to a value.
+    pub fn eval(&self, expr: &str) -> Result<Value, JinjaError> {
+        let compiled = self
+            .env
+            .compile_expression(expr)
+            .map_err(|e| self.explain(e, &format!("${{{{ {expr} }}}}")))?;
+        compiled
+            .eval(self.context())
+            .map_err(|e| self.explain(e, &format!("${{{{ {expr} }}}}")))
+    }
+
+    /// Render a YAML scalar: a scalar that is exactly one `${{ expr }}` keeps
+    /// the expression's type; anything else renders to a string.
+    pub fn render_scalar(&self, text: &str) -> Result<Value, JinjaError> {
+        if let Some(expr) = single_expression(text) {
+            return self.eval(expr);
+        }
+        self.render_str(text).map(Value::from)
+    }
+
+    fn explain(&self, err: Error, template: &str) -> JinjaError {
+        let line = err.line();
+        let undefined = if err.kind() == ErrorKind::UndefinedError {
+            self.env
+                .template_from_str(template)
+                .ok()
+                .map(|t| t.undeclared_variables(false))
+                .and_then(|names| {
+                    let mut missing: Vec<_> = names
+                        .into_iter()
+                        .filter(|n| {
+                            !self.vars.contains_key(n) && self.env.globals().all(|(g, _)| g != n)
+                        })
+                        .collect();
+                    missing.sort();
+                    (!missing.is_empty()).then_some(missing)
+                })
+        } else {
+            None
+        };
+        let message = match &undefined {
+            Some(names) => format!("undefined variable `{}`", names.join("`, `")),
+            None => {
+                let detail = err.detail().map(|d| format!(": {d}")).unwrap_or_default();
+                format!("{}{detail}", err.kind())
+            }
+        };
+        JinjaError {
+            message,
+            line,
+            undefined: undefined.is_some(),
+        }
+    }
+}
+
+/// A failed template evaluation.
+#[derive(Debug)]
+pub struct JinjaError {
+    /// What went wrong, phrased for the user.
+    pub message: String,
+    /// Line inside the template, if known.
+    pub line: Option<usize>,
+    /// Whether the error is a reference to an undefined variable.
+    pub undefined: bool,
+}
+
+/// If `text` is exactly one `${{ expr }}`, return `expr`.
+pub fn single_expression(text: &str) -> Option<&str> {
+    let t = text.trim();
+    let inner = t.strip_prefix("${{")?.strip_suffix("}}")?;
+    (!inner.contains("${{") && !inner.contains("}}")).then_some(inner.trim())
+}
+
+fn default_compiler(lang: &str, target: Subdir) -> String {
+    let osx = target.is_osx();
+    let win = target.is_windows();
+    match lang {
+        "c" if osx => "clang",
+        "c" if win => "vs2022",
+        "c" => "gcc",
+        "cxx" if osx => "clangxx",
+        "cxx" if win => "vs2022",
+        "cxx" => "gxx",
+        "fortran" if win => "flang",
+        "fortran" => "gfortran",
+        other => other,
+    }
+    .to_string()
+}
+
+/// `<name>_<target_platform>` plus a version from `<lang>_<kind>_version`.
+fn toolchain_spec(
+    variant: &BTreeMap<String, String>,
+    target: Subdir,
+    lang: &str,
+    kind: &str,
+    default: Option<String>,
+) -> String {
+    let name = variant
+        .get(&format!("{lang}_{kind}"))
+        .cloned()
+        .or(default)
+        .unwrap_or_else(|| lang.to_string());
+    let mut spec = format!("{name}_{}", target.as_str());
+    if let Some(version) = variant.get(&format!("{lang}_{kind}_version")) {
+        if version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.')
+        {
+            spec.push_str(&format!(" ={version}"));
+        } else {
+            spec.push_str(&format!(" {version}"));
+        }
+    }
+    spec
+}
+
+fn version_to_buildstring(value: String) -> String {
+    let first = value.split_whitespace().next().unwrap_or("");
+    first.split('.').take(2).collect::<Vec<_>>().join("")
+}
+
+fn insert_platform_vars(vars: &mut BTreeMap<String, Value>, p: Platforms) {
+    vars.insert("target_platform".into(), Value::from(p.target.as_str()));
+    vars.insert("build_platform".into(), Value::from(p.build.as_str()));
+    vars.insert("host_platform".into(), Value::from(p.host.as_str()));
+    let host = p.host;
+    let families = [
+        ("unix", host.is_unix()),
+        ("linux", host.is_linux()),
+        ("osx", host.is_osx()),
+        ("win", host.is_windows()),
+        ("emscripten", host.as_str().starts_with("emscripten")),
+        ("wasi", host.as_str().starts_with("wasi")),
+        ("ios", host.is_ios()),
+        ("android", host.is_android()),
+    ];
+    for (name, on) in families {
+        vars.insert(name.into(), Value::from(on));
+    }
+    // Platform booleans (`linux64`, `osxarm64`, ...) for every known subdir.
+    for s in Subdir::all() {
+        vars.insert(s.as_str().replace('-', ""), Value::from(s == host));
+    }
+    let archs = [
+        "x86",
+        "x86_64",
+        "aarch64",
+        "arm64",
+        "armv6l",
+        "armv7l",
+        "ppc64le",
+        "ppc64",
+        "ppc",
+        "s390x",
+        "riscv32",
+        "riscv64",
+        "wasm32",
+        "wasm64",
+        "loongarch64",
+    ];
+    let host_arch = host
+        .arch()
+        .map(|a| a.as_str().to_string())
+        .unwrap_or_default();
+    for a in archs {
+        vars.insert(a.into(), Value::from(host_arch == a));
+    }
+    vars.insert("z".into(), Value::from(host_arch == "s390x"));
+    let shlib = if host.is_windows() {
+        ".dll"
+    } else if host.is_osx() {
+        ".dylib"
+    } else {
+        ".so"
+    };
+    vars.insert("SHLIB_EXT".into(), Value::from(shlib));
+}
+
+/// The `env` object: `env.get(NAME, default=...)` and `env.exists(NAME)`.
+#[derive(Debug)]
+struct EnvObject;
+
+impl Object for EnvObject {
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        match method {
+            "get" => {
+                let (name, kwargs): (String, Kwargs) = from_args(args)?;
+                let default: Option<Value> = kwargs.get("default")?;
+                kwargs.assert_all_used()?;
+                match (std::env::var(&name), default) {
+                    (Ok(v), _) => Ok(Value::from(v)),
+                    (Err(_), Some(d)) => Ok(d),
+                    (Err(_), None) => Err(Error::new(
+                        ErrorKind::InvalidOperation,
+                        format!(
+                            "environment variable `{name}` is not set (pass `default=` to env.get)"
+                        ),
+                    )),
+                }
+            }
+            "exists" => {
+                let (name,): (String,) = from_args(args)?;
+                Ok(Value::from(std::env::var_os(&name).is_some()))
+            }
+            _ => Err(Error::new(
+                ErrorKind::UnknownMethod,
+                format!("env has no method `{method}`"),
+            )),
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! The typed recipe: what a v1 `recipe.yaml` means once rendered for one
+//! platform. Plain data; parsing lives in `parse`, merging of multi-output
+//! recipes in `outputs`.
+
+use std::path::PathBuf;
+
+use indexmap::IndexMap;
+use marked_yaml::Span;
+use rattler_conda_types::{NoArchType, PackageName, VersionWithSource};
+use serde::Serialize;
+
+/// A match spec as written in the recipe, already validated.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct Dependency {
+    /// The spec text.
+    pub spec: String,
+    /// Where it is written.
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// The `requirements` section.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Requirements {
+    /// Tools that run during the build (`BUILD_PREFIX`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub build: Vec<Dependency>,
+    /// Libraries built against (`PREFIX`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub host: Vec<Dependency>,
+    /// Runtime dependencies (`depends` in `index.json`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub run: Vec<Dependency>,
+    /// Runtime constraints (`constrains` in `index.json`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub run_constraints: Vec<Dependency>,
+    /// What this package exports to packages that depend on it.
+    #[serde(skip_serializing_if = "RunExports::is_empty")]
+    pub run_exports: RunExports,
+    /// Run exports of dependencies to ignore.
+    #[serde(skip_serializing_if = "IgnoreRunExports::is_empty")]
+    pub ignore_run_exports: IgnoreRunExports,
+}
+
+/// `requirements.run_exports`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunExports {
+    /// Apply to dependents' run requirements when used in host.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub weak: Vec<Dependency>,
+    /// Apply when used in build or host.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub strong: Vec<Dependency>,
+    /// Apply to noarch dependents.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub noarch: Vec<Dependency>,
+    /// Weak run constraints.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub weak_constraints: Vec<Dependency>,
+    /// Strong run constraints.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub strong_constraints: Vec<Dependency>,
+}
+
+impl RunExports {
+    /// True when nothing is exported.
+    pub fn is_empty(&self) -> bool {
+        self.weak.is_empty()
+            && self.strong.is_empty()
+            && self.noarch.is_empty()
+            && self.weak_constraints.is_empty()
+            && self.strong_constraints.is_empty()
+    }
+}
+
+/// `requirements.ignore_run_exports`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IgnoreRunExports {
+    /// Ignore everything these packages export.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub from_package: Vec<String>,
+    /// Ignore exported specs with these names.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub by_name: Vec<String>,
+}
+
+impl IgnoreRunExports {
+    /// True when nothing is ignored.
+    pub fn is_empty(&self) -> bool {
+        self.from_package.is_empty() && self.by_name.is_empty()
+    }
+}
+
+/// A source to place in the work directory.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Source {
+    /// A local file or directory.
+    Path(PathSource),
+}
+
+/// `source: {path: ...}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PathSource {
+    /// Path relative to the recipe directory (or absolute).
+    pub path: PathBuf,
+    /// Rename a file source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
+    /// Place it in this subdirectory of the work directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_directory: Option<PathBuf>,
+    /// Expected SHA-256 of a file source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Honour `.gitignore` when copying a directory.
+    pub use_gitignore: bool,
+    /// Where the source is declared.
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// How the build script is given.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum ScriptBody {
+    /// Inline commands.
+    Inline(String),
+    /// A script file relative to the recipe directory.
+    File {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+/// `build.script`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Script {
+    /// What to run.
+    pub body: ScriptBody,
+    /// Extra environment variables.
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub env: IndexMap<String, String>,
+    /// Names of caller environment variables to forward, masked in logs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
+    /// Where the script is declared.
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// A glob with the place it is written.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct Glob {
+    /// The pattern.
+    pub pattern: String,
+    /// Where it is written.
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// `build.files`: a list of globs or `{include, exclude}`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FileFilter {
+    /// Files must match one of these (all files when empty).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<Glob>,
+    /// Files must match none of these.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<Glob>,
+}
+
+impl FileFilter {
+    /// True when no filter is configured.
+    pub fn is_empty(&self) -> bool {
+        self.include.is_empty() && self.exclude.is_empty()
+    }
+}
+
+/// `build` as written in one place (top level or an output): every field
+/// optional, so that an output can fall back to the top level.
+#[derive(Debug, Clone, Default)]
+pub struct BuildSection {
+    /// `build.number`.
+    pub number: Option<u64>,
+    /// `build.string`, unrendered (it may use `hash` and `build_number`).
+    pub string: Option<(String, Span)>,
+    /// `build.script`.
+    pub script: Option<Script>,
+    /// `build.noarch`.
+    pub noarch: Option<NoArchType>,
+    /// `build.files`.
+    pub files: Option<FileFilter>,
+    /// `build.skip`, evaluated.
+    pub skip: bool,
+    /// `build.always_include_files`.
+    pub always_include_files: Vec<Glob>,
+}
+
+/// The effective build settings of one output.
+#[derive(Debug, Clone, Serialize)]
+pub struct Build {
+    /// Build number.
+    pub number: u64,
+    /// Custom build string template, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub string: Option<String>,
+    /// The script, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub script: Option<Script>,
+    /// noarch kind.
+    #[serde(skip_serializing_if = "NoArchType::is_none")]
+    pub noarch: NoArchType,
+    /// File selection.
+    #[serde(skip_serializing_if = "FileFilter::is_empty")]
+    pub files: FileFilter,
+    /// Globs of files to include even when not new.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub always_include_files: Vec<Glob>,
+    /// Span of the `string` template.
+    #[serde(skip)]
+    pub string_span: Option<Span>,
+}
+
+/// The `about` section.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct About {
+    /// Project home page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub homepage: Option<String>,
+    /// Source repository.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// Documentation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub documentation: Option<String>,
+    /// SPDX license expression.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub license: Option<String>,
+    /// License family.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub license_family: Option<String>,
+    /// License files (globs, relative to the work or recipe directory).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub license_file: Vec<Glob>,
+    /// One-line summary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// Longer description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// Where a package output starts from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Inherit {
+    /// The top-level build (`inherit: null` or no `inherit`).
+    TopLevel,
+}
+
+/// `package: {name, version}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PackageId {
+    /// Package name.
+    pub name: PackageName,
+    /// Package version.
+    pub version: VersionWithSource,
+}
+
+/// One package to build, fully merged with the top level.
+#[derive(Debug, Clone, Serialize)]
+pub struct Output {
+    /// Name and version.
+    pub package: PackageId,
+    /// Sources placed in the work directory, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub source: Vec<Source>,
+    /// Build settings.
+    pub build: Build,
+    /// Requirements.
+    pub requirements: Requirements,
+    /// Tests (parsed, run later).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tests: Vec<serde_json::Value>,
+    /// About metadata.
+    pub about: About,
+    /// Free-form extra metadata.
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    pub extra: serde_json::Value,
+    /// Where this output starts from.
+    #[serde(skip)]
+    pub inherit: Inherit,
+    /// Where the output is declared.
+    #[serde(skip)]
+    pub span: Span,
+}

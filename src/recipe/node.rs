@@ -1,0 +1,277 @@
+//! Rendered YAML: the recipe's node tree after `${{ }}` evaluation and
+//! `if`/`then`/`else` splicing, with every node still carrying its span so
+//! later stages can point at the line that caused a problem.
+
+use marked_yaml::{Node, Span};
+use minijinja::value::{Value, ValueKind};
+
+use super::jinja::{Jinja, JinjaError};
+use crate::diagnostics::{SourceError, SourceFile};
+
+/// A rendered YAML node.
+#[derive(Debug, Clone)]
+pub struct RNode {
+    /// Where the node came from.
+    pub span: Span,
+    /// The rendered content.
+    pub value: RValue,
+}
+
+/// Content of a rendered node.
+#[derive(Debug, Clone)]
+pub enum RValue {
+    /// A scalar with its type (string, integer, boolean, float or none).
+    Scalar(Value),
+    /// A list, conditionals already spliced in.
+    Seq(Vec<RNode>),
+    /// A mapping in source order.
+    Map(Vec<(Key, RNode)>),
+}
+
+/// A mapping key.
+#[derive(Debug, Clone)]
+pub struct Key {
+    /// Key text.
+    pub name: String,
+    /// Where the key is written.
+    pub span: Span,
+}
+
+/// Renders marked YAML nodes with a [`Jinja`] evaluator.
+pub struct Renderer<'a> {
+    /// The file the nodes come from (for errors).
+    pub file: &'a SourceFile,
+    /// The evaluator.
+    pub jinja: &'a Jinja,
+}
+
+impl Renderer<'_> {
+    /// Render a node. `None` means it rendered to nothing (and is dropped).
+    pub fn render(&self, node: &Node) -> Result<Option<RNode>, SourceError> {
+        match node {
+            Node::Scalar(s) => {
+                let value = if s.may_coerce() {
+                    if s.as_str().contains("${{") || s.as_str().contains("{%") {
+                        let v = self.eval_scalar(s.as_str(), s.span())?;
+                        coerce_rendered(v)
+                    } else {
+                        coerce_plain(s.as_str())
+                    }
+                } else if s.as_str().contains("${{") || s.as_str().contains("{%") {
+                    let v = self.eval_scalar(s.as_str(), s.span())?;
+                    if v.kind() == ValueKind::String {
+                        v
+                    } else {
+                        Value::from(v.to_string())
+                    }
+                } else {
+                    Value::from(s.as_str())
+                };
+                if is_empty(&value) {
+                    return Ok(None);
+                }
+                Ok(Some(RNode {
+                    span: *s.span(),
+                    value: RValue::Scalar(value),
+                }))
+            }
+            Node::Sequence(seq) => {
+                let mut out = Vec::new();
+                for item in seq.iter() {
+                    self.render_seq_item(item, &mut out)?;
+                }
+                Ok(Some(RNode {
+                    span: *seq.span(),
+                    value: RValue::Seq(out),
+                }))
+            }
+            Node::Mapping(map) => {
+                let mut out = Vec::new();
+                for (k, v) in map.iter() {
+                    if let Some(rv) = self.render(v)? {
+                        out.push((
+                            Key {
+                                name: k.as_str().to_string(),
+                                span: *k.span(),
+                            },
+                            rv,
+                        ));
+                    }
+                }
+                Ok(Some(RNode {
+                    span: *map.span(),
+                    value: RValue::Map(out),
+                }))
+            }
+        }
+    }
+
+    fn render_seq_item(&self, item: &Node, out: &mut Vec<RNode>) -> Result<(), SourceError> {
+        let Some(map) = item.as_mapping() else {
+            if let Some(r) = self.render(item)? {
+                out.push(r);
+            }
+            return Ok(());
+        };
+        let Some(cond) = map.get_node("if") else {
+            if let Some(r) = self.render(item)? {
+                out.push(r);
+            }
+            return Ok(());
+        };
+        for (k, _) in map.iter() {
+            if !matches!(k.as_str(), "if" | "then" | "else") {
+                return Err(self.file.error(
+                    k.span(),
+                    format!("unexpected key `{}` in a conditional", k.as_str()),
+                    "conditionals take only `if`, `then` and `else`",
+                ));
+            }
+        }
+        let Some(expr) = cond.as_scalar() else {
+            return Err(self.file.error(
+                cond.span(),
+                "`if` must be an expression",
+                "expected a string",
+            ));
+        };
+        let then = map.get_node("then").ok_or_else(|| {
+            self.file.error(
+                map.span(),
+                "conditional without `then`",
+                "add a `then:` branch",
+            )
+        })?;
+        let truthy = self
+            .jinja
+            .eval(expr.as_str())
+            .map_err(|e| self.jinja_error(e, expr.span(), expr.as_str()))?
+            .is_true();
+        let branch = if truthy {
+            Some(then)
+        } else {
+            map.get_node("else")
+        };
+        match branch {
+            None => {}
+            Some(Node::Sequence(seq)) => {
+                for n in seq.iter() {
+                    self.render_seq_item(n, out)?;
+                }
+            }
+            Some(n) => self.render_seq_item(n, out)?,
+        }
+        Ok(())
+    }
+
+    fn eval_scalar(&self, text: &str, span: &Span) -> Result<Value, SourceError> {
+        self.jinja
+            .render_scalar(text)
+            .map_err(|e| self.jinja_error(e, span, text))
+    }
+
+    /// Turn an evaluation error into a located error.
+    pub fn jinja_error(&self, e: JinjaError, span: &Span, text: &str) -> SourceError {
+        let label = if e.undefined {
+            "undefined here"
+        } else {
+            "in this expression"
+        };
+        let mut err = self.file.error_at(
+            self.file.source_span(span, text.len().max(1)),
+            e.message.clone(),
+            label,
+        );
+        if e.undefined {
+            err = err.with_help("define it under `context:`, or check the spelling");
+        }
+        err
+    }
+}
+
+/// YAML 1.2 core-schema typing of an unquoted, untemplated scalar.
+pub fn coerce_plain(s: &str) -> Value {
+    match s {
+        "true" | "True" | "TRUE" => return Value::from(true),
+        "false" | "False" | "FALSE" => return Value::from(false),
+        "null" | "Null" | "NULL" | "~" | "" => return Value::from(()),
+        _ => {}
+    }
+    if let Ok(i) = s.parse::<i64>() {
+        return Value::from(i);
+    }
+    if s.contains('.') && !s.ends_with('.') && s.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        if let Ok(f) = s.parse::<f64>() {
+            // Keep the text: `1.10` as a float would lose its meaning as a version.
+            let _ = f;
+            return Value::from(s);
+        }
+    }
+    Value::from(s)
+}
+
+/// Mixed templates render to text; `true`/`false` and integers are typed.
+fn coerce_rendered(v: Value) -> Value {
+    if v.kind() != ValueKind::String {
+        return v;
+    }
+    let s = v.as_str().unwrap_or_default();
+    match s {
+        "true" | "True" => Value::from(true),
+        "false" | "False" => Value::from(false),
+        _ => s.parse::<i64>().map(Value::from).unwrap_or(v),
+    }
+}
+
+fn is_empty(v: &Value) -> bool {
+    v.is_none()
+        || v.is_undefined()
+        || (v.kind() == ValueKind::String && v.as_str().is_some_and(|s| s.trim().is_empty()))
+}
+
+impl RNode {
+    /// The mapping entries, if this is a mapping.
+    pub fn as_map(&self) -> Option<&[(Key, RNode)]> {
+        match &self.value {
+            RValue::Map(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The list items, if this is a list.
+    pub fn as_seq(&self) -> Option<&[RNode]> {
+        match &self.value {
+            RValue::Seq(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The scalar value, if this is a scalar.
+    pub fn as_scalar(&self) -> Option<&Value> {
+        match &self.value {
+            RValue::Scalar(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Look up a key in a mapping.
+    pub fn get(&self, key: &str) -> Option<&RNode> {
+        self.as_map()?
+            .iter()
+            .find(|(k, _)| k.name == key)
+            .map(|(_, v)| v)
+    }
+
+    /// Convert to JSON (for `extra`, `tests` and the rendered recipe).
+    pub fn to_json(&self) -> serde_json::Value {
+        match &self.value {
+            RValue::Scalar(v) => serde_json::to_value(v).unwrap_or(serde_json::Value::Null),
+            RValue::Seq(s) => serde_json::Value::Array(s.iter().map(RNode::to_json).collect()),
+            RValue::Map(m) => serde_json::Value::Object(
+                m.iter()
+                    .map(|(k, v)| (k.name.clone(), v.to_json()))
+                    .collect(),
+            ),
+        }
+    }
+}

@@ -1,0 +1,601 @@
+//! Strict conversion of rendered nodes into the typed model: unknown keys,
+//! wrong types and invalid match specs are errors that point at the node.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use indexmap::IndexMap;
+use marked_yaml::Span;
+use minijinja::value::ValueKind;
+use rattler_conda_types::{MatchSpec, NoArchType, PackageName, ParseStrictness, VersionWithSource};
+
+use super::model::*;
+use super::node::{Key, RNode};
+use crate::diagnostics::{SourceError, SourceFile};
+
+/// Result of parsing: errors are located in the recipe file.
+pub type PResult<T> = Result<T, SourceError>;
+
+/// Converts rendered nodes of one file into model types.
+pub struct Reader<'a> {
+    /// The recipe file.
+    pub file: &'a SourceFile,
+}
+
+impl<'a> Reader<'a> {
+    /// The entries of a mapping, rejecting keys outside `allowed`.
+    pub fn map<'n>(
+        &self,
+        node: &'n RNode,
+        what: &str,
+        allowed: &[&str],
+    ) -> PResult<&'n [(Key, RNode)]> {
+        let entries = node.as_map().ok_or_else(|| {
+            self.file.error(
+                &node.span,
+                format!("`{what}` must be a mapping"),
+                "expected a mapping",
+            )
+        })?;
+        for (k, _) in entries {
+            if !allowed.contains(&k.name.as_str()) {
+                return Err(self
+                    .file
+                    .error(
+                        &k.span,
+                        format!("unknown key `{}` in `{what}`", k.name),
+                        "not allowed here",
+                    )
+                    .with_help(format!("allowed keys: {}", allowed.join(", "))));
+            }
+        }
+        Ok(entries)
+    }
+
+    /// A scalar as text.
+    pub fn string(&self, node: &RNode, what: &str) -> PResult<String> {
+        match node.as_scalar() {
+            Some(v) if v.kind() != ValueKind::Seq && v.kind() != ValueKind::Map => {
+                Ok(match v.as_str() {
+                    Some(s) => s.to_string(),
+                    None => v.to_string(),
+                })
+            }
+            _ => Err(self.file.error(
+                &node.span,
+                format!("`{what}` must be a string"),
+                "expected a string",
+            )),
+        }
+    }
+
+    /// A boolean scalar.
+    pub fn bool(&self, node: &RNode, what: &str) -> PResult<bool> {
+        match node.as_scalar() {
+            Some(v) if v.kind() == ValueKind::Bool => Ok(v.is_true()),
+            _ => Err(self.file.error(
+                &node.span,
+                format!("`{what}` must be true or false"),
+                "expected a boolean",
+            )),
+        }
+    }
+
+    /// A non-negative integer scalar.
+    pub fn u64(&self, node: &RNode, what: &str) -> PResult<u64> {
+        let text = self.string(node, what)?;
+        text.trim().parse().map_err(|_| {
+            self.file.error(
+                &node.span,
+                format!("`{what}` must be a non-negative integer, got `{text}`"),
+                "expected an integer",
+            )
+        })
+    }
+
+    /// A string or a list of strings, each with its span.
+    pub fn string_list(&self, node: &RNode, what: &str) -> PResult<Vec<(String, Span)>> {
+        match node.as_seq() {
+            Some(items) => items
+                .iter()
+                .map(|i| Ok((self.string(i, what)?, i.span)))
+                .collect(),
+            None => Ok(vec![(self.string(node, what)?, node.span)]),
+        }
+    }
+
+    fn globs(&self, node: &RNode, what: &str) -> PResult<Vec<Glob>> {
+        Ok(self
+            .string_list(node, what)?
+            .into_iter()
+            .map(|(pattern, span)| Glob { pattern, span })
+            .collect())
+    }
+
+    /// `package: {name, version}` (version optional when `fallback` is given).
+    pub fn package(
+        &self,
+        node: &RNode,
+        what: &str,
+        fallback_version: Option<&VersionWithSource>,
+    ) -> PResult<PackageId> {
+        let entries = self.map(node, what, &["name", "version"])?;
+        let get = |k: &str| {
+            entries
+                .iter()
+                .find(|(key, _)| key.name == k)
+                .map(|(_, v)| v)
+        };
+        let name_node = get("name").ok_or_else(|| {
+            self.file
+                .error(
+                    &node.span,
+                    format!("missing `{what}.name`"),
+                    "this section needs a `name`",
+                )
+                .with_help("every package needs a name, e.g. `name: mypackage`")
+        })?;
+        let name = self.package_name(name_node)?;
+        let version = match (get("version"), fallback_version) {
+            (Some(v), _) => self.version(v)?,
+            (None, Some(v)) => v.clone(),
+            (None, None) => {
+                return Err(self.file.error(
+                    &node.span,
+                    format!("missing `{what}.version`"),
+                    "no version here or at the top level",
+                ))
+            }
+        };
+        Ok(PackageId { name, version })
+    }
+
+    /// A package name.
+    pub fn package_name(&self, node: &RNode) -> PResult<PackageName> {
+        let text = self.string(node, "name")?;
+        PackageName::from_str(&text).map_err(|e| {
+            self.file.error(
+                &node.span,
+                format!("invalid package name `{text}`: {e}"),
+                "here",
+            )
+        })
+    }
+
+    /// A version.
+    pub fn version(&self, node: &RNode) -> PResult<VersionWithSource> {
+        let text = self.string(node, "version")?;
+        VersionWithSource::from_str(&text).map_err(|e| {
+            self.file
+                .error(&node.span, format!("invalid version `{text}`: {e}"), "here")
+        })
+    }
+
+    fn dependencies(&self, node: &RNode, what: &str) -> PResult<Vec<Dependency>> {
+        let items = node.as_seq().ok_or_else(|| {
+            self.file.error(
+                &node.span,
+                format!("`{what}` must be a list of match specs"),
+                "expected a list",
+            )
+        })?;
+        items
+            .iter()
+            .map(|item| {
+                let spec = self.string(item, what)?;
+                MatchSpec::from_str(&spec, ParseStrictness::Strict).map_err(|e| {
+                    self.file
+                        .error(&item.span, format!("invalid match spec `{spec}` in `{what}`: {e}"), "not a valid match spec")
+                        .with_help("a match spec looks like `name`, `name >=1.2,<2` or `name 1.2.* build_string`")
+                })?;
+                Ok(Dependency { spec, span: item.span })
+            })
+            .collect()
+    }
+
+    /// The `requirements` section.
+    pub fn requirements(&self, node: &RNode) -> PResult<Requirements> {
+        let entries = self.map(
+            node,
+            "requirements",
+            &[
+                "build",
+                "host",
+                "run",
+                "run_constraints",
+                "run_exports",
+                "ignore_run_exports",
+            ],
+        )?;
+        let mut r = Requirements::default();
+        for (k, v) in entries {
+            let what = format!("requirements.{}", k.name);
+            match k.name.as_str() {
+                "build" => r.build = self.dependencies(v, &what)?,
+                "host" => r.host = self.dependencies(v, &what)?,
+                "run" => r.run = self.dependencies(v, &what)?,
+                "run_constraints" => r.run_constraints = self.dependencies(v, &what)?,
+                "run_exports" => r.run_exports = self.run_exports(v)?,
+                "ignore_run_exports" => {
+                    for (ik, iv) in self.map(v, &what, &["from_package", "by_name"])? {
+                        let names = self
+                            .string_list(iv, &ik.name)?
+                            .into_iter()
+                            .map(|(s, _)| s)
+                            .collect();
+                        if ik.name == "from_package" {
+                            r.ignore_run_exports.from_package = names;
+                        } else {
+                            r.ignore_run_exports.by_name = names;
+                        }
+                    }
+                }
+                _ => unreachable!("keys checked above"),
+            }
+        }
+        Ok(r)
+    }
+
+    fn run_exports(&self, node: &RNode) -> PResult<RunExports> {
+        if node.as_seq().is_some() {
+            return Ok(RunExports {
+                weak: self.dependencies(node, "run_exports")?,
+                ..Default::default()
+            });
+        }
+        let mut out = RunExports::default();
+        for (k, v) in self.map(
+            node,
+            "run_exports",
+            &[
+                "weak",
+                "strong",
+                "noarch",
+                "weak_constraints",
+                "strong_constraints",
+            ],
+        )? {
+            let deps = self.dependencies(v, &format!("run_exports.{}", k.name))?;
+            match k.name.as_str() {
+                "weak" => out.weak = deps,
+                "strong" => out.strong = deps,
+                "noarch" => out.noarch = deps,
+                "weak_constraints" => out.weak_constraints = deps,
+                _ => out.strong_constraints = deps,
+            }
+        }
+        Ok(out)
+    }
+
+    /// The `source` section: a mapping or a list of them.
+    pub fn sources(&self, node: &RNode) -> PResult<Vec<Source>> {
+        let items: Vec<&RNode> = match node.as_seq() {
+            Some(items) => items.iter().collect(),
+            None => vec![node],
+        };
+        items.into_iter().map(|item| self.source(item)).collect()
+    }
+
+    fn source(&self, node: &RNode) -> PResult<Source> {
+        let entries = node.as_map().ok_or_else(|| {
+            self.file.error(
+                &node.span,
+                "a source must be a mapping",
+                "expected e.g. `path: ../src`",
+            )
+        })?;
+        let has = |k: &str| entries.iter().any(|(key, _)| key.name == k);
+        if has("url") || has("git") {
+            let key = entries
+                .iter()
+                .find(|(k, _)| k.name == "url" || k.name == "git")
+                .map(|(k, _)| k)
+                .expect("checked");
+            return Err(self
+                .file
+                .error(
+                    &key.span,
+                    format!("`{}` sources are not supported yet", key.name),
+                    "only `path` sources for now",
+                )
+                .with_help("download the source next to the recipe and use `path:` instead"));
+        }
+        if !has("path") {
+            return Err(self.file.error(
+                &node.span,
+                "a source needs `path`, `url` or `git`",
+                "no source type here",
+            ));
+        }
+        let entries = self.map(
+            node,
+            "source",
+            &[
+                "path",
+                "file_name",
+                "target_directory",
+                "sha256",
+                "md5",
+                "use_gitignore",
+                "patches",
+                "filter",
+            ],
+        )?;
+        let mut src = PathSource {
+            path: PathBuf::new(),
+            file_name: None,
+            target_directory: None,
+            sha256: None,
+            use_gitignore: true,
+            span: node.span,
+        };
+        for (k, v) in entries {
+            match k.name.as_str() {
+                "path" => src.path = PathBuf::from(self.string(v, "path")?),
+                "file_name" => src.file_name = Some(self.string(v, "file_name")?),
+                "target_directory" => {
+                    src.target_directory = Some(PathBuf::from(self.string(v, "target_directory")?))
+                }
+                "sha256" => src.sha256 = Some(self.string(v, "sha256")?),
+                "use_gitignore" => src.use_gitignore = self.bool(v, "use_gitignore")?,
+                other => {
+                    return Err(self.file.error(
+                        &k.span,
+                        format!("`source.{other}` is not supported yet"),
+                        "remove it for now",
+                    ))
+                }
+            }
+        }
+        Ok(Source::Path(src))
+    }
+
+    /// The `build` section; `raw_string` is the unrendered `build.string`.
+    pub fn build(&self, node: &RNode, raw_string: Option<(String, Span)>) -> PResult<BuildSection> {
+        let allowed = [
+            "number",
+            "string",
+            "script",
+            "noarch",
+            "files",
+            "skip",
+            "always_include_files",
+            "always_copy_files",
+            "merge_build_and_host_envs",
+            "dynamic_linking",
+            "variant",
+            "prefix_detection",
+            "python",
+            "post_process",
+            "flags",
+        ];
+        let entries = self.map(node, "build", &allowed)?;
+        let mut b = BuildSection {
+            string: raw_string,
+            ..Default::default()
+        };
+        for (k, v) in entries {
+            match k.name.as_str() {
+                "number" => b.number = Some(self.u64(v, "build.number")?),
+                "string" => {}
+                "script" => b.script = Some(self.script(v)?),
+                "noarch" => {
+                    let text = self.string(v, "build.noarch")?;
+                    b.noarch = Some(match text.as_str() {
+                        "generic" => NoArchType::generic(),
+                        "python" => NoArchType::python(),
+                        _ => {
+                            return Err(self.file.error(
+                                &v.span,
+                                format!("invalid `build.noarch` value `{text}`"),
+                                "expected `generic` or `python`",
+                            ))
+                        }
+                    });
+                }
+                "files" => b.files = Some(self.file_filter(v)?),
+                "skip" => {
+                    b.skip = match v.as_seq() {
+                        Some(items) => items
+                            .iter()
+                            .any(|i| i.as_scalar().is_some_and(|s| s.is_true())),
+                        None => v.as_scalar().is_some_and(|s| s.is_true()),
+                    }
+                }
+                "always_include_files" => {
+                    b.always_include_files = self.globs(v, "always_include_files")?
+                }
+                other => {
+                    return Err(self
+                        .file
+                        .error(
+                            &k.span,
+                            format!("`build.{other}` is not supported yet"),
+                            "not implemented in kiln yet",
+                        )
+                        .with_help("remove it, or follow the kiln issue tracker for support"))
+                }
+            }
+        }
+        Ok(b)
+    }
+
+    fn file_filter(&self, node: &RNode) -> PResult<FileFilter> {
+        if node.as_map().is_some() {
+            let mut f = FileFilter::default();
+            for (k, v) in self.map(node, "build.files", &["include", "exclude"])? {
+                let globs = self.globs(v, &k.name)?;
+                if k.name == "include" {
+                    f.include = globs;
+                } else {
+                    f.exclude = globs;
+                }
+            }
+            Ok(f)
+        } else {
+            Ok(FileFilter {
+                include: self.globs(node, "build.files")?,
+                exclude: vec![],
+            })
+        }
+    }
+
+    fn script(&self, node: &RNode) -> PResult<Script> {
+        let mut script = Script {
+            body: ScriptBody::Inline(String::new()),
+            env: IndexMap::new(),
+            secrets: vec![],
+            span: node.span,
+        };
+        if let Some(items) = node.as_seq() {
+            let lines: PResult<Vec<String>> = items
+                .iter()
+                .map(|i| self.string(i, "build.script"))
+                .collect();
+            script.body = ScriptBody::Inline(lines?.join("\n"));
+            return Ok(script);
+        }
+        if node.as_scalar().is_some() {
+            script.body = ScriptBody::Inline(self.string(node, "build.script")?);
+            return Ok(script);
+        }
+        let entries = self.map(
+            node,
+            "build.script",
+            &["content", "file", "env", "secrets", "interpreter", "cwd"],
+        )?;
+        let mut body = None;
+        for (k, v) in entries {
+            match k.name.as_str() {
+                "content" | "file" if body.is_some() => {
+                    return Err(self.file.error(
+                        &k.span,
+                        "`content` and `file` are mutually exclusive",
+                        "choose one",
+                    ))
+                }
+                "content" => {
+                    body = Some(match v.as_seq() {
+                        Some(items) => ScriptBody::Inline(
+                            items
+                                .iter()
+                                .map(|i| self.string(i, "content"))
+                                .collect::<PResult<Vec<_>>>()?
+                                .join("\n"),
+                        ),
+                        None => ScriptBody::Inline(self.string(v, "content")?),
+                    })
+                }
+                "file" => {
+                    body = Some(ScriptBody::File {
+                        file: PathBuf::from(self.string(v, "file")?),
+                    })
+                }
+                "env" => {
+                    for (ek, ev) in v.as_map().ok_or_else(|| {
+                        self.file.error(&v.span, "`env` must be a mapping", "here")
+                    })? {
+                        script
+                            .env
+                            .insert(ek.name.clone(), self.string(ev, &ek.name)?);
+                    }
+                }
+                "secrets" => {
+                    script.secrets = self
+                        .string_list(v, "secrets")?
+                        .into_iter()
+                        .map(|(s, _)| s)
+                        .collect()
+                }
+                "interpreter" => {
+                    let i = self.string(v, "interpreter")?;
+                    if i != "bash" {
+                        return Err(self.file.error(
+                            &v.span,
+                            format!("interpreter `{i}` is not supported yet"),
+                            "only bash for now",
+                        ));
+                    }
+                }
+                _ => {
+                    return Err(self.file.error(
+                        &k.span,
+                        "`script.cwd` is not supported yet",
+                        "remove it",
+                    ))
+                }
+            }
+        }
+        script.body = body.unwrap_or(ScriptBody::Inline(String::new()));
+        Ok(script)
+    }
+
+    /// The `about` section.
+    pub fn about(&self, node: &RNode) -> PResult<About> {
+        let entries = self.map(
+            node,
+            "about",
+            &[
+                "homepage",
+                "repository",
+                "documentation",
+                "license",
+                "license_file",
+                "license_family",
+                "summary",
+                "description",
+            ],
+        )?;
+        let mut a = About::default();
+        for (k, v) in entries {
+            if k.name == "license_file" {
+                a.license_file = self.globs(v, "license_file")?;
+                continue;
+            }
+            let s = Some(self.string(v, &k.name)?);
+            match k.name.as_str() {
+                "homepage" => a.homepage = s,
+                "repository" => a.repository = s,
+                "documentation" => a.documentation = s,
+                "license" => a.license = s,
+                "license_family" => a.license_family = s,
+                "summary" => a.summary = s,
+                _ => a.description = s,
+            }
+        }
+        Ok(a)
+    }
+
+    /// The `tests` section: a list, kept as data until tests run.
+    pub fn tests(&self, node: &RNode) -> PResult<Vec<serde_json::Value>> {
+        let items = node.as_seq().ok_or_else(|| {
+            self.file
+                .error(&node.span, "`tests` must be a list", "expected a list")
+        })?;
+        for item in items {
+            let entries = item.as_map().ok_or_else(|| {
+                self.file
+                    .error(&item.span, "each test must be a mapping", "here")
+            })?;
+            let kinds = [
+                "script",
+                "python",
+                "perl",
+                "r",
+                "ruby",
+                "downstream",
+                "package_contents",
+            ];
+            if !entries
+                .iter()
+                .any(|(k, _)| kinds.contains(&k.name.as_str()))
+            {
+                return Err(self
+                    .file
+                    .error(&item.span, "unknown test kind", "no known test key")
+                    .with_help(format!("a test has one of: {}", kinds.join(", "))));
+            }
+        }
+        Ok(items.iter().map(RNode::to_json).collect())
+    }
+}

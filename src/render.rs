@@ -1,0 +1,70 @@
+//! The rendered form of a planned output, as printed by `--render-only` and
+//! stored in `info/recipe/rendered_recipe.yaml` (rattler-build's layout).
+
+use serde_json::{json, Map, Value};
+
+use crate::build::dirs::BuildDirs;
+use crate::execute::BuildOptions;
+use crate::plan::PlannedOutput;
+use crate::recipe::Recipe;
+
+/// The JSON object describing one planned output.
+pub fn rendered_output(
+    recipe: &Recipe,
+    plan: &[PlannedOutput],
+    p: &PlannedOutput,
+    opts: &BuildOptions,
+    dirs: Option<&BuildDirs>,
+) -> Value {
+    let mut rec = match serde_json::to_value(&p.output) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    if let Some(Value::Object(build)) = rec.get_mut("build") {
+        build.insert("string".into(), json!(p.build_string));
+    }
+    let mut recipe_obj = Map::new();
+    recipe_obj.insert("schema_version".into(), json!(1));
+    recipe_obj.insert("context".into(), json!(recipe.context));
+    recipe_obj.extend(rec);
+
+    let subpackages: Map<String, Value> = plan
+        .iter()
+        .map(|o| {
+            let name = o.output.package.name.as_normalized().to_string();
+            (
+                name.clone(),
+                json!({"name": name, "version": o.output.package.version.as_str(), "build_string": o.build_string}),
+            )
+        })
+        .collect();
+    let mut config = json!({
+        "target_platform": p.subdir,
+        "host_platform": {"platform": opts.platforms.host.as_str()},
+        "build_platform": {"platform": opts.platforms.build.as_str()},
+        "variant": p.variant,
+        "hash": p.hash,
+        "channels": [],
+        "timestamp": opts.timestamp,
+        "subpackages": subpackages,
+        "packaging_settings": {"archive_type": match opts.format {
+            crate::package::archive::Format::Conda => "conda",
+            crate::package::archive::Format::TarBz2 => "tar_bz2",
+        }},
+    });
+    if let Some(d) = dirs {
+        config["directories"] = json!({
+            "host_prefix": d.host_prefix,
+            "build_prefix": d.build_prefix,
+            "work_dir": d.work_dir,
+            "build_dir": d.build_dir,
+        });
+    }
+    json!({
+        "recipe": Value::Object(recipe_obj),
+        "build_configuration": config,
+        "finalized_dependencies": null,
+        "finalized_sources": null,
+        "system_tools": {"kiln": env!("CARGO_PKG_VERSION")},
+    })
+}
