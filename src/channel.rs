@@ -31,12 +31,8 @@ pub fn index(output_dir: &Path, subdirs: &[Subdir]) -> Result<()> {
             max_parallel: num_cpus::get().max(1),
             multi_progress: None,
         };
-        rt.block_on(rattler_index::index_fs(config)).map_err(|e| {
-            miette!(
-                "indexing {}: {e:#}",
-                output_dir.join(subdir.as_str()).display()
-            )
-        })?;
+        rt.block_on(rattler_index::index_fs(config))
+            .map_err(|e| miette!("indexing {}: {e:#}", output_dir.join(subdir.as_str()).display()))?;
     }
     // rattler_index stages its writes in `<channel>/.tmp`; do not leave it behind.
     let _ = std::fs::remove_dir(output_dir.join(".tmp"));

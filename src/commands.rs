@@ -20,21 +20,15 @@ pub fn run(cli: Cli) -> Result<()> {
 fn parse_platform(value: Option<&str>, flag: &str) -> Result<Option<Subdir>> {
     value
         .map(|v| {
-            v.parse::<Subdir>().map_err(|e| {
-                miette!(
-                    help = "e.g. linux-64, osx-arm64, win-64",
-                    "invalid {flag} `{v}`: {e}"
-                )
-            })
+            v.parse::<Subdir>()
+                .map_err(|e| miette!(help = "e.g. linux-64, osx-arm64, win-64", "invalid {flag} `{v}`: {e}"))
         })
         .transpose()
 }
 
 fn build(args: BuildArgs) -> Result<()> {
-    let current =
-        Subdir::current().ok_or_else(|| miette!("kiln does not know this machine's platform"))?;
-    let build_platform =
-        parse_platform(args.build_platform.as_deref(), "--build-platform")?.unwrap_or(current);
+    let current = Subdir::current().ok_or_else(|| miette!("kiln does not know this machine's platform"))?;
+    let build_platform = parse_platform(args.build_platform.as_deref(), "--build-platform")?.unwrap_or(current);
     let target = parse_platform(args.target_platform.as_deref(), "--target-platform")?;
     let host = parse_platform(args.host_platform.as_deref(), "--host-platform")?;
     let target = target.or(host).unwrap_or(current);
@@ -55,9 +49,7 @@ fn build(args: BuildArgs) -> Result<()> {
         tracing::warn!("--channel is accepted but not used yet: kiln does not resolve build/host environments yet");
     }
     if !args.variant_configs.is_empty() {
-        tracing::warn!(
-            "--variant-config is accepted but not used yet: kiln does not expand variants yet"
-        );
+        tracing::warn!("--variant-config is accepted but not used yet: kiln does not expand variants yet");
     }
     if args.experimental {
         tracing::debug!("experimental features enabled");
@@ -67,7 +59,7 @@ fn build(args: BuildArgs) -> Result<()> {
     let recipe = recipe::load(&recipe_path, platforms, &Default::default())?;
     let planned = plan::plan(&recipe, platforms)?;
 
-    let output_dir = absolute(&args.output_dir)?;
+    let output_dir = absolute(&args.output_dir, !args.render_only)?;
     let opts = BuildOptions {
         output_dir: output_dir.clone(),
         format: args.package_format,
@@ -93,23 +85,22 @@ fn build(args: BuildArgs) -> Result<()> {
     }
     let written = build_all(&recipe, &planned, &opts)?;
     ui::finish();
-    eprintln!(
-        "kiln built {} package(s) into {}",
-        written.len(),
-        output_dir.display()
-    );
+    eprintln!("kiln built {} package(s) into {}", written.len(), output_dir.display());
     Ok(())
 }
 
-fn absolute(p: &Path) -> Result<PathBuf> {
+/// The absolute output directory, created when `create` is set (canonical
+/// when it exists, so that paths recorded in packages are stable).
+fn absolute(p: &Path, create: bool) -> Result<PathBuf> {
     let p = if p.is_absolute() {
         p.to_path_buf()
     } else {
         std::env::current_dir().into_diagnostic()?.join(p)
     };
-    // Canonicalize what exists so that paths recorded in packages are stable.
-    fs_err::create_dir_all(&p).into_diagnostic()?;
-    std::fs::canonicalize(&p).into_diagnostic()
+    if create {
+        fs_err::create_dir_all(&p).into_diagnostic()?;
+    }
+    Ok(std::fs::canonicalize(&p).unwrap_or(p))
 }
 
 /// The timestamp packages carry: `SOURCE_DATE_EPOCH` if set, else the newest
@@ -117,9 +108,10 @@ fn absolute(p: &Path) -> Result<PathBuf> {
 /// unchanged recipe gives byte-identical packages.
 fn build_timestamp(recipe_dir: &Path, output_dir: &Path) -> Result<i64> {
     if let Ok(v) = std::env::var("SOURCE_DATE_EPOCH") {
-        return v.trim().parse().map_err(|_| {
-            miette!("SOURCE_DATE_EPOCH must be an integer number of seconds, got `{v}`")
-        });
+        return v
+            .trim()
+            .parse()
+            .map_err(|_| miette!("SOURCE_DATE_EPOCH must be an integer number of seconds, got `{v}`"));
     }
     let mut newest = 0i64;
     for entry in fs_err::read_dir(recipe_dir).into_diagnostic()? {
@@ -130,8 +122,7 @@ fn build_timestamp(recipe_dir: &Path, output_dir: &Path) -> Result<i64> {
         }
         let meta = entry.metadata().into_diagnostic()?;
         if meta.is_file() {
-            newest =
-                newest.max(filetime::FileTime::from_last_modification_time(&meta).unix_seconds());
+            newest = newest.max(filetime::FileTime::from_last_modification_time(&meta).unix_seconds());
         }
     }
     Ok(newest)

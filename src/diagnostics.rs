@@ -19,10 +19,16 @@ pub struct SourceFile {
     pub text: Arc<String>,
 }
 
-/// An error located in a [`SourceFile`].
+/// An error located in a [`SourceFile`] (boxed, so results stay small).
+#[derive(Debug, thiserror::Error, Diagnostic)]
+#[error(transparent)]
+#[diagnostic(transparent)]
+pub struct SourceError(Box<Located>);
+
+/// The content of a [`SourceError`].
 #[derive(Debug, thiserror::Error, Diagnostic)]
 #[error("{message}")]
-pub struct SourceError {
+pub struct Located {
     message: String,
     #[source_code]
     src: NamedSource<Arc<String>>,
@@ -36,7 +42,7 @@ pub struct SourceError {
 impl SourceError {
     /// Attach a hint telling the user what to do next.
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
+        self.0.help = Some(help.into());
         self
     }
 }
@@ -56,11 +62,7 @@ impl SourceFile {
         let mut offset = 0;
         for (i, l) in self.text.split_inclusive('\n').enumerate() {
             if i + 1 == line {
-                let col_bytes: usize = l
-                    .chars()
-                    .take(column.saturating_sub(1))
-                    .map(char::len_utf8)
-                    .sum();
+                let col_bytes: usize = l.chars().take(column.saturating_sub(1)).map(char::len_utf8).sum();
                 return offset + col_bytes;
             }
             offset += l.len();
@@ -92,32 +94,22 @@ impl SourceFile {
     }
 
     /// Build an error pointing at `span`.
-    pub fn error(
-        &self,
-        span: &Span,
-        message: impl Into<String>,
-        label: impl Into<String>,
-    ) -> SourceError {
+    pub fn error(&self, span: &Span, message: impl Into<String>, label: impl Into<String>) -> SourceError {
         self.error_at(self.source_span(span, 1), message, label)
     }
 
     /// Build an error pointing at a byte range.
-    pub fn error_at(
-        &self,
-        span: SourceSpan,
-        message: impl Into<String>,
-        label: impl Into<String>,
-    ) -> SourceError {
+    pub fn error_at(&self, span: SourceSpan, message: impl Into<String>, label: impl Into<String>) -> SourceError {
         let message = message.into();
         // Repeat the location in the message itself, so it survives plain logs.
         let (line, col) = self.line_col(span.offset());
-        SourceError {
+        SourceError(Box::new(Located {
             message: format!("{}:{line}:{col}: {message}", self.path.display()),
             src: NamedSource::new(self.path.display().to_string(), self.text.clone()),
             span,
             label: label.into(),
             help: None,
-        }
+        }))
     }
 
     fn line_col(&self, offset: usize) -> (usize, usize) {

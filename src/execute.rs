@@ -33,11 +33,7 @@ pub struct BuildOptions {
 }
 
 /// Build every planned output in order and index the channel.
-pub fn build_all(
-    recipe: &Recipe,
-    plan: &[PlannedOutput],
-    opts: &BuildOptions,
-) -> Result<Vec<PathBuf>> {
+pub fn build_all(recipe: &Recipe, plan: &[PlannedOutput], opts: &BuildOptions) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let mut subdirs: Vec<Subdir> = Vec::new();
     for p in plan {
@@ -56,12 +52,7 @@ pub fn build_all(
     Ok(written)
 }
 
-fn build_one(
-    recipe: &Recipe,
-    plan: &[PlannedOutput],
-    p: &PlannedOutput,
-    opts: &BuildOptions,
-) -> Result<PathBuf> {
+fn build_one(recipe: &Recipe, plan: &[PlannedOutput], p: &PlannedOutput, opts: &BuildOptions) -> Result<PathBuf> {
     let id = p.identifier();
     let output = &p.output;
     ui::step(&id, "preparing directories");
@@ -88,9 +79,7 @@ fn build_one(
             .map(|(k, v)| {
                 (
                     k.clone(),
-                    v.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| v.to_string()),
+                    v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()),
                 )
             })
             .collect();
@@ -112,13 +101,16 @@ fn build_one(
             script_env: &s.env,
         });
         ui::step(&id, "running build script");
-        script::run(&script::ScriptRun {
+        let run = script::ScriptRun {
             label: &id,
             body: &body,
             work_dir: &dirs.work_dir,
             env: &env,
             secrets: &secrets,
-        })?;
+        };
+        if let Err(failed) = script::run(&run)? {
+            return Err(script_error(recipe, s, &id, failed));
+        }
     }
 
     ui::step(&id, "collecting files");
@@ -131,12 +123,7 @@ fn build_one(
 
     ui::step(&id, "packaging");
     let rendered = render::rendered_output(recipe, plan, p, opts, Some(&dirs));
-    let depends: Vec<String> = output
-        .requirements
-        .run
-        .iter()
-        .map(|d| d.spec.clone())
-        .collect();
+    let depends: Vec<String> = output.requirements.run.iter().map(|d| d.spec.clone()).collect();
     let constrains: Vec<String> = output
         .requirements
         .run_constraints
@@ -169,7 +156,12 @@ fn build_one(
         &dest,
         opts.format,
     )?;
-    ui::print_line(&format!("✔ {} ({} files)", path.display(), files.len()));
+    ui::print_line(&format!(
+        "✔ {} ({} file{})",
+        path.display(),
+        files.len(),
+        if files.len() == 1 { "" } else { "s" }
+    ));
     if !opts.keep_build {
         fs_err::remove_dir_all(&dirs.build_dir).into_diagnostic()?;
     }
@@ -183,14 +175,8 @@ fn script_body(recipe: &Recipe, s: &Script) -> Result<String> {
     match &s.body {
         ScriptBody::Inline(text) => {
             let one_line = text.trim();
-            if !one_line.contains('\n')
-                && !one_line.is_empty()
-                && !one_line.contains(char::is_whitespace)
-            {
-                for candidate in [
-                    recipe.dir.join(one_line),
-                    recipe.dir.join(format!("{one_line}.sh")),
-                ] {
+            if !one_line.contains('\n') && !one_line.is_empty() && !one_line.contains(char::is_whitespace) {
+                for candidate in [recipe.dir.join(one_line), recipe.dir.join(format!("{one_line}.sh"))] {
                     if candidate.is_file() {
                         return read(&candidate);
                     }
@@ -228,4 +214,29 @@ fn secrets(recipe: &Recipe, s: &Script) -> Result<BTreeMap<String, String>> {
             )),
         })
         .collect()
+}
+
+/// Explain a failed script, pointing at the recipe line of the failing command when it can be found.
+fn script_error(recipe: &Recipe, s: &Script, id: &str, failed: script::ScriptFailed) -> miette::Report {
+    let help = format!("the full log is in {}", failed.log.display());
+    let Some(command) = failed.command else {
+        let at = recipe.file.location(&s.span);
+        return miette!(
+            help = help,
+            "{at}: build script of {id} failed (exit code {})",
+            failed.code
+        );
+    };
+    let first = command.lines().next().unwrap_or_default().trim().to_string();
+    let span = s
+        .lines
+        .iter()
+        .find(|(line, _)| line.contains(&first))
+        .map_or(s.span, |(_, span)| *span);
+    miette!(
+        help = help,
+        "{}: build script of {id} failed: command `{command}` exited with code {}",
+        recipe.file.location(&span),
+        failed.code
+    )
 }

@@ -34,10 +34,7 @@ impl std::fmt::Display for HashInfo {
 /// `json.dumps(variant, sort_keys=True)` as Python writes it.
 pub fn hash_input(variant: &Variant) -> String {
     let mut out = Vec::new();
-    write_python_json(
-        &mut out,
-        &serde_json::to_value(variant).expect("variant is JSON"),
-    );
+    write_python_json(&mut out, &serde_json::to_value(variant).expect("variant is JSON"));
     String::from_utf8(out).expect("JSON is UTF-8")
 }
 
@@ -115,10 +112,7 @@ mod tests {
     use serde_json::json;
 
     fn variant(pairs: &[(&str, serde_json::Value)]) -> Variant {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
     }
 
     #[test]
@@ -131,10 +125,7 @@ mod tests {
     fn matches_rattler_build_reference_values() {
         // Values from the reference spec (§6.3 acceptance checks):
         // sha1('{"__unix": "__unix", "target_platform": "noarch"}')[:7] == 5600cae
-        let v = variant(&[
-            ("__unix", json!("__unix")),
-            ("target_platform", json!("noarch")),
-        ]);
+        let v = variant(&[("__unix", json!("__unix")), ("target_platform", json!("noarch"))]);
         assert_eq!(compute(&v, &NoArchType::generic()).hash, "5600cae");
         let v = variant(&[
             ("rattler_build_demo", json!("1 unix_5600cae_0")),

@@ -68,10 +68,7 @@ fn plan_output(recipe: &Recipe, output: &Output, platforms: Platforms) -> Result
             }
             jinja.set_var("hash", minijinja::Value::from(hash.hash.clone()));
             jinja.set_var("build_number", minijinja::Value::from(output.build.number));
-            let span = output
-                .build
-                .string_span
-                .unwrap_or_else(marked_yaml::Span::new_blank);
+            let span = output.build.string_span.unwrap_or_else(marked_yaml::Span::new_blank);
             let r = Renderer {
                 file: &recipe.file,
                 jinja: &jinja,

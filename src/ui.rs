@@ -21,8 +21,7 @@ pub fn init(verbose: u8) {
         1 => "kiln=debug",
         _ => "debug",
     };
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("KILN_LOG").unwrap_or_else(|_| level.into());
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KILN_LOG").unwrap_or_else(|_| level.into());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
@@ -32,9 +31,7 @@ pub fn init(verbose: u8) {
         .try_init();
     if std::io::stderr().is_terminal() {
         let pb = ProgressBar::new_spinner();
-        pb.set_style(
-            ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("static template"),
-        );
+        pb.set_style(ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("static template"));
         pb.enable_steady_tick(Duration::from_millis(120));
         *bar().lock().expect("ui lock") = Some(pb);
     }

@@ -51,10 +51,7 @@ impl BuildDirs {
             .write(true)
             .open(&path)?;
         if file.try_lock().is_err() {
-            tracing::info!(
-                "waiting for another kiln process using {}",
-                self.build_dir.display()
-            );
+            tracing::info!("waiting for another kiln process using {}", self.build_dir.display());
             file.lock()?;
         }
         Ok(file)

@@ -129,11 +129,7 @@ pub fn build_env(i: &EnvInputs) -> BTreeMap<String, String> {
     }
     if i.target.is_linux() {
         set("LD_RUN_PATH", s(&d.host_prefix.join("lib")));
-        let arch = i
-            .target
-            .arch()
-            .map(|a| a.as_str().to_string())
-            .unwrap_or_default();
+        let arch = i.target.arch().map(|a| a.as_str().to_string()).unwrap_or_default();
         let cos = if matches!(arch.as_str(), "aarch64" | "ppc64le" | "s390x") {
             "cos7"
         } else {

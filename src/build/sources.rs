@@ -44,10 +44,8 @@ fn fetch_path(recipe: &Recipe, src: &PathSource, work_dir: &Path, exclude: &Path
     fs_err::create_dir_all(&dest_dir).into_diagnostic()?;
     if meta.is_file() {
         if let Some(expected) = &src.sha256 {
-            let actual = hex::encode(
-                rattler_digest::compute_file_digest::<rattler_digest::Sha256>(&from)
-                    .into_diagnostic()?,
-            );
+            let actual =
+                hex::encode(rattler_digest::compute_file_digest::<rattler_digest::Sha256>(&from).into_diagnostic()?);
             if !actual.eq_ignore_ascii_case(expected) {
                 return Err(miette!(
                     "{}: checksum mismatch for {}\n  expected sha256: {expected}\n  actual sha256:   {actual}",
@@ -80,9 +78,7 @@ fn fetch_path(recipe: &Recipe, src: &PathSource, work_dir: &Path, exclude: &Path
         .require_git(false)
         .add_custom_ignore_filename(".condapackageignore")
         .follow_links(false)
-        .filter_entry(move |e| {
-            std::fs::canonicalize(e.path()).map_or(true, |p| !p.starts_with(&exclude))
-        })
+        .filter_entry(move |e| std::fs::canonicalize(e.path()).map_or(true, |p| !p.starts_with(&exclude)))
         .build();
     for entry in walker {
         let entry = entry.into_diagnostic()?;

@@ -29,13 +29,7 @@ impl Format {
 }
 
 /// Archive every file below `pkg_dir` into `<dest_dir>/<stem><ext>`.
-pub fn write(
-    pkg_dir: &Path,
-    dest_dir: &Path,
-    stem: &str,
-    format: Format,
-    timestamp: i64,
-) -> Result<PathBuf> {
+pub fn write(pkg_dir: &Path, dest_dir: &Path, stem: &str, format: Format, timestamp: i64) -> Result<PathBuf> {
     let mut paths = Vec::new();
     for e in walkdir::WalkDir::new(pkg_dir).follow_links(false) {
         let e = e.into_diagnostic()?;
@@ -53,8 +47,7 @@ pub fn write(
         .suffix(".partial")
         .tempfile_in(dest_dir)
         .into_diagnostic()?;
-    let ts = jiff::Timestamp::from_second(timestamp)
-        .map_err(|e| miette!("invalid timestamp {timestamp}: {e}"))?;
+    let ts = jiff::Timestamp::from_second(timestamp).map_err(|e| miette!("invalid timestamp {timestamp}: {e}"))?;
     let file = tmp.as_file().try_clone().into_diagnostic()?;
     let writer = std::io::BufWriter::new(file);
     let result = match format {

@@ -202,14 +202,8 @@ mod tests {
             contained_link_target(prefix, rel, Path::new("x.so")),
             Some(PathBuf::from("x.so"))
         );
-        assert_eq!(
-            contained_link_target(prefix, rel, Path::new("../../etc/passwd")),
-            None
-        );
-        assert_eq!(
-            contained_link_target(prefix, rel, Path::new("/etc/passwd")),
-            None
-        );
+        assert_eq!(contained_link_target(prefix, rel, Path::new("../../etc/passwd")), None);
+        assert_eq!(contained_link_target(prefix, rel, Path::new("/etc/passwd")), None);
         assert_eq!(
             contained_link_target(prefix, rel, Path::new("missing")),
             Some(PathBuf::from("missing"))
@@ -229,10 +223,7 @@ mod tests {
         let mut bin = vec![0xffu8, 0xfe, 0];
         bin.extend_from_slice(b"/my/prefix\0");
         std::fs::write(&p, &bin).unwrap();
-        assert_eq!(
-            scan(&p, Some(b"/my/prefix")).unwrap().2,
-            Some(FileMode::Binary)
-        );
+        assert_eq!(scan(&p, Some(b"/my/prefix")).unwrap().2, Some(FileMode::Binary));
         std::fs::write(&p, b"nothing").unwrap();
         assert_eq!(scan(&p, Some(b"/my/prefix")).unwrap().2, None);
     }

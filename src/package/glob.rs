@@ -53,11 +53,7 @@ impl<'a> Selector<'a> {
         let include = filter
             .include
             .iter()
-            .map(|g| {
-                Compiled::new(&g.pattern)
-                    .map(|c| (g, c))
-                    .map_err(|e| (e, g))
-            })
+            .map(|g| Compiled::new(&g.pattern).map(|c| (g, c)).map_err(|e| (e, g)))
             .collect::<Result<Vec<_>, _>>()?;
         let exclude = filter
             .exclude
@@ -65,11 +61,7 @@ impl<'a> Selector<'a> {
             .map(|g| Compiled::new(&g.pattern).map_err(|e| (e, g)))
             .collect::<Result<Vec<_>, _>>()?;
         let hits = vec![0; include.len()];
-        Ok(Self {
-            include,
-            exclude,
-            hits,
-        })
+        Ok(Self { include, exclude, hits })
     }
 
     /// Whether `path` (relative, `/`-separated) is selected.

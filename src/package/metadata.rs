@@ -48,10 +48,7 @@ pub fn write_info(pkg_dir: &Path, i: &InfoInputs, paths: &[PathEntry]) -> Result
     let info = pkg_dir.join("info");
     fs_err::create_dir_all(&info).into_diagnostic()?;
     write_json(&info.join("index.json"), &index_json(i))?;
-    write_json(
-        &info.join("paths.json"),
-        &json!({ "paths": paths, "paths_version": 1 }),
-    )?;
+    write_json(&info.join("paths.json"), &json!({ "paths": paths, "paths_version": 1 }))?;
     write_json(&info.join("about.json"), &about_json(i))?;
     fs_err::write(info.join("hash_input.json"), i.hash_input).into_diagnostic()?;
     let files: String = paths.iter().map(|p| format!("{}\n", p.path)).collect();
@@ -151,27 +148,22 @@ fn about_json(i: &InfoInputs) -> Value {
 fn write_recipe_dir(dest: &Path, i: &InfoInputs) -> Result<()> {
     fs_err::create_dir_all(dest).into_diagnostic()?;
     let recipe_dir = &i.recipe.dir;
-    let recipe_file =
-        std::fs::canonicalize(&i.recipe.file.path).unwrap_or_else(|_| i.recipe.file.path.clone());
-    let output_dir =
-        std::fs::canonicalize(i.output_dir).unwrap_or_else(|_| i.output_dir.to_path_buf());
+    let recipe_file = std::fs::canonicalize(&i.recipe.file.path).unwrap_or_else(|_| i.recipe.file.path.clone());
+    let output_dir = std::fs::canonicalize(i.output_dir).unwrap_or_else(|_| i.output_dir.to_path_buf());
     let walker = ignore::WalkBuilder::new(recipe_dir)
         .standard_filters(false)
         .hidden(true)
         .git_ignore(true)
         .require_git(false)
         .follow_links(false)
-        .filter_entry(move |e| {
-            std::fs::canonicalize(e.path()).map_or(true, |p| !p.starts_with(&output_dir))
-        })
+        .filter_entry(move |e| std::fs::canonicalize(e.path()).map_or(true, |p| !p.starts_with(&output_dir)))
         .build();
     for entry in walker {
         let entry = entry.into_diagnostic()?;
         if !entry.file_type().is_some_and(|t| t.is_file()) {
             continue;
         }
-        let canonical =
-            std::fs::canonicalize(entry.path()).unwrap_or_else(|_| entry.path().to_path_buf());
+        let canonical = std::fs::canonicalize(entry.path()).unwrap_or_else(|_| entry.path().to_path_buf());
         let rel = entry.path().strip_prefix(recipe_dir).into_diagnostic()?;
         let target = if canonical == recipe_file {
             dest.join("recipe.yaml")
@@ -200,10 +192,7 @@ fn write_licenses(dest: &Path, i: &InfoInputs) -> Result<()> {
             let pattern = g.pattern.trim_end_matches('/');
             let candidate = root.join(pattern);
             if candidate.is_dir() {
-                for e in walkdir::WalkDir::new(&candidate)
-                    .into_iter()
-                    .filter_map(|e| e.ok())
-                {
+                for e in walkdir::WalkDir::new(&candidate).into_iter().filter_map(|e| e.ok()) {
                     if e.file_type().is_file() {
                         let rel = e.path().strip_prefix(root).into_diagnostic()?;
                         copy_into(e.path(), &dest.join(rel))?;
@@ -215,17 +204,9 @@ fn write_licenses(dest: &Path, i: &InfoInputs) -> Result<()> {
             let matcher = globset::GlobBuilder::new(pattern)
                 .literal_separator(true)
                 .build()
-                .map_err(|e| {
-                    miette!(
-                        "{}: invalid license_file glob: {e}",
-                        i.recipe.file.location(&g.span)
-                    )
-                })?
+                .map_err(|e| miette!("{}: invalid license_file glob: {e}", i.recipe.file.location(&g.span)))?
                 .compile_matcher();
-            for e in walkdir::WalkDir::new(root)
-                .into_iter()
-                .filter_map(|e| e.ok())
-            {
+            for e in walkdir::WalkDir::new(root).into_iter().filter_map(|e| e.ok()) {
                 if !e.file_type().is_file() {
                     continue;
                 }

@@ -15,14 +15,10 @@ use crate::recipe::Recipe;
 
 /// Apply `build.files` to the new files of an output; warns about globs
 /// that matched nothing, with their location in the recipe.
-pub fn select_files(
-    recipe: &Recipe,
-    output: &Output,
-    new_files: &[PathBuf],
-) -> Result<Vec<PathBuf>> {
+pub fn select_files(recipe: &Recipe, output: &Output, new_files: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let filter = &output.build.files;
-    let mut selector = glob::Selector::new(filter)
-        .map_err(|(msg, g)| miette!("{}: {msg}", recipe.file.location(&g.span)))?;
+    let mut selector =
+        glob::Selector::new(filter).map_err(|(msg, g)| miette!("{}: {msg}", recipe.file.location(&g.span)))?;
     let selected: Vec<PathBuf> = new_files
         .iter()
         .filter(|p| selector.select(&p.to_string_lossy().replace('\\', "/")))

@@ -20,13 +20,7 @@ pub fn snapshot(prefix: &Path) -> Result<Snapshot> {
         if entry.file_type().is_dir() {
             continue;
         }
-        out.insert(
-            entry
-                .path()
-                .strip_prefix(prefix)
-                .into_diagnostic()?
-                .to_path_buf(),
-        );
+        out.insert(entry.path().strip_prefix(prefix).into_diagnostic()?.to_path_buf());
     }
     Ok(out)
 }

@@ -41,6 +41,8 @@ impl Jinja {
         );
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_keep_trailing_newline(true);
+        // Python string/list/dict methods (`version.split(".")`, `name.upper()`, ...).
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_filter("version_to_buildstring", version_to_buildstring);
 
         let target = platforms.target;
@@ -67,22 +69,22 @@ impl Jinja {
         });
         let v = variant_for_fns.clone();
         env.add_function("cdt", move |name: String| -> String {
-            let cdt_name = v.get("cdt_name").cloned().unwrap_or_else(|| {
-                match target.arch().map(|a| a.as_str()) {
+            let cdt_name = v
+                .get("cdt_name")
+                .cloned()
+                .unwrap_or_else(|| match target.arch().map(|a| a.as_str()) {
                     Some("aarch64" | "ppc64le" | "ppc64" | "s390x") => "cos7".into(),
                     _ => "cos6".into(),
-                }
-            });
-            let arch = v.get("cdt_arch").cloned().unwrap_or_else(|| {
-                match target.arch().map(|a| a.as_str()) {
+                });
+            let arch = v
+                .get("cdt_arch")
+                .cloned()
+                .unwrap_or_else(|| match target.arch().map(|a| a.as_str()) {
                     Some("x86") => "i686".into(),
                     Some(a) => a.to_string(),
                     None => "noarch".into(),
-                }
-            });
-            let (pkg, rest) = name
-                .split_once(' ')
-                .map_or((name.as_str(), ""), |(a, b)| (a, b));
+                });
+            let (pkg, rest) = name.split_once(' ').map_or((name.as_str(), ""), |(a, b)| (a, b));
             let spec = format!("{pkg}-{cdt_name}-{arch}");
             if rest.is_empty() {
                 spec
@@ -142,9 +144,18 @@ impl Jinja {
             .env
             .compile_expression(expr)
             .map_err(|e| self.explain(e, &format!("${{{{ {expr} }}}}")))?;
-        compiled
-            .eval(self.context())
-            .map_err(|e| self.explain(e, &format!("${{{{ {expr} }}}}")))
+        let template = format!("${{{{ {expr} }}}}");
+        let value = compiled.eval(self.context()).map_err(|e| self.explain(e, &template))?;
+        if value.is_undefined() {
+            // Strict mode only fails when an undefined value is printed; a bare
+            // expression that names an unknown variable must fail too. (An
+            // `x if cond` without `else` is undefined on purpose: empty.)
+            let err = self.explain(Error::new(ErrorKind::UndefinedError, "undefined value"), &template);
+            if err.undefined {
+                return Err(err);
+            }
+        }
+        Ok(value)
     }
 
     /// Render a YAML scalar: a scalar that is exactly one `${{ expr }}` keeps
@@ -166,9 +177,7 @@ impl Jinja {
                 .and_then(|names| {
                     let mut missing: Vec<_> = names
                         .into_iter()
-                        .filter(|n| {
-                            !self.vars.contains_key(n) && self.env.globals().all(|(g, _)| g != n)
-                        })
+                        .filter(|n| !self.vars.contains_key(n) && self.env.globals().all(|(g, _)| g != n))
                         .collect();
                     missing.sort();
                     (!missing.is_empty()).then_some(missing)
@@ -241,10 +250,7 @@ fn toolchain_spec(
         .unwrap_or_else(|| lang.to_string());
     let mut spec = format!("{name}_{}", target.as_str());
     if let Some(version) = variant.get(&format!("{lang}_{kind}_version")) {
-        if version
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '.')
-        {
+        if version.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') {
             spec.push_str(&format!(" ={version}"));
         } else {
             spec.push_str(&format!(" {version}"));
@@ -297,10 +303,7 @@ fn insert_platform_vars(vars: &mut BTreeMap<String, Value>, p: Platforms) {
         "wasm64",
         "loongarch64",
     ];
-    let host_arch = host
-        .arch()
-        .map(|a| a.as_str().to_string())
-        .unwrap_or_default();
+    let host_arch = host.arch().map(|a| a.as_str().to_string()).unwrap_or_default();
     for a in archs {
         vars.insert(a.into(), Value::from(host_arch == a));
     }
@@ -320,12 +323,7 @@ fn insert_platform_vars(vars: &mut BTreeMap<String, Value>, p: Platforms) {
 struct EnvObject;
 
 impl Object for EnvObject {
-    fn call_method(
-        self: &Arc<Self>,
-        _state: &State<'_, '_>,
-        method: &str,
-        args: &[Value],
-    ) -> Result<Value, Error> {
+    fn call_method(self: &Arc<Self>, _state: &State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
         match method {
             "get" => {
                 let (name, kwargs): (String, Kwargs) = from_args(args)?;
@@ -336,9 +334,7 @@ impl Object for EnvObject {
                     (Err(_), Some(d)) => Ok(d),
                     (Err(_), None) => Err(Error::new(
                         ErrorKind::InvalidOperation,
-                        format!(
-                            "environment variable `{name}` is not set (pass `default=` to env.get)"
-                        ),
+                        format!("environment variable `{name}` is not set (pass `default=` to env.get)"),
                     )),
                 }
             }

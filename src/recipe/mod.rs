@@ -62,20 +62,10 @@ pub fn parse_yaml(file: &SourceFile) -> PResult<Node> {
     let options = LoaderOptions::default().error_on_duplicate_keys(true);
     marked_yaml::parse_yaml_with_options(0, file.text.as_str(), options).map_err(|e| {
         let (marker, msg) = match &e {
-            LoadError::TopLevelMustBeMapping(m) => {
-                (Some(*m), "the recipe must be a YAML mapping".to_string())
-            }
-            LoadError::UnexpectedAnchor(m) => (
-                Some(*m),
-                "YAML anchors are not supported in recipes".to_string(),
-            ),
-            LoadError::MappingKeyMustBeScalar(m) => {
-                (Some(*m), "mapping keys must be plain strings".to_string())
-            }
-            LoadError::UnexpectedTag(m) => (
-                Some(*m),
-                "YAML tags are not supported in recipes".to_string(),
-            ),
+            LoadError::TopLevelMustBeMapping(m) => (Some(*m), "the recipe must be a YAML mapping".to_string()),
+            LoadError::UnexpectedAnchor(m) => (Some(*m), "YAML anchors are not supported in recipes".to_string()),
+            LoadError::MappingKeyMustBeScalar(m) => (Some(*m), "mapping keys must be plain strings".to_string()),
+            LoadError::UnexpectedTag(m) => (Some(*m), "YAML tags are not supported in recipes".to_string()),
             LoadError::ScanError(m, se) => (Some(*m), format!("invalid YAML: {se}")),
             LoadError::DuplicateKey(inner) => (
                 inner.key.span().start().copied(),
@@ -124,11 +114,7 @@ const OUTPUT_KEYS: &[&str] = &[
 ];
 
 /// Load and render a recipe for the given platforms and variant values.
-pub fn load(
-    path: &Path,
-    platforms: Platforms,
-    variant: &BTreeMap<String, String>,
-) -> miette::Result<Recipe> {
+pub fn load(path: &Path, platforms: Platforms, variant: &BTreeMap<String, String>) -> miette::Result<Recipe> {
     let path = resolve_path(path)?;
     let file = SourceFile::read(&path)?;
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -139,11 +125,7 @@ pub fn load(
     };
     let dir = dunce_canonicalize(&dir);
     let root = parse_yaml(&file)?;
-    let loaded = Loader {
-        file: &file,
-        dir: &dir,
-    }
-    .load(&root, platforms, variant)?;
+    let loaded = Loader { file: &file, dir: &dir }.load(&root, platforms, variant)?;
     Ok(Recipe {
         file,
         dir,
@@ -165,29 +147,16 @@ struct Loader<'a> {
 type Loaded = (IndexMap<String, serde_json::Value>, bool, Vec<Output>);
 
 impl Loader<'_> {
-    fn load(
-        &self,
-        root: &Node,
-        platforms: Platforms,
-        variant: &BTreeMap<String, String>,
-    ) -> PResult<Loaded> {
-        let map = root
-            .as_mapping()
-            .expect("loader enforces a top-level mapping");
+    fn load(&self, root: &Node, platforms: Platforms, variant: &BTreeMap<String, String>) -> PResult<Loaded> {
+        let map = root.as_mapping().expect("loader enforces a top-level mapping");
         let multi = map.get_node("outputs").is_some();
         let allowed = if multi { MULTI_KEYS } else { SINGLE_KEYS };
         for (k, _) in map.iter() {
             if k.as_str() == "cache" && multi {
                 return Err(self
                     .file
-                    .error(
-                        k.span(),
-                        "the top-level `cache:` section is not supported yet",
-                        "here",
-                    )
-                    .with_help(
-                        "staging outputs and `cache:` are being implemented; remove it for now",
-                    ));
+                    .error(k.span(), "the top-level `cache:` section is not supported yet", "here")
+                    .with_help("staging outputs and `cache:` are being implemented; remove it for now"));
             }
             if !allowed.contains(&k.as_str()) {
                 let mut err = self.file.error(
@@ -208,11 +177,9 @@ impl Loader<'_> {
         }
         if let Some(v) = map.get_node("schema_version") {
             if v.as_scalar().map(|s| s.as_str()) != Some("1") {
-                return Err(self.file.error(
-                    v.span(),
-                    "unsupported `schema_version`",
-                    "kiln reads schema version 1",
-                ));
+                return Err(self
+                    .file
+                    .error(v.span(), "unsupported `schema_version`", "kiln reads schema version 1"));
             }
         }
 
@@ -230,7 +197,12 @@ impl Loader<'_> {
                 None => Ok(None),
             }
         };
-        let top_build = match render("build")? {
+        let top_build = match map
+            .get_node("build")
+            .map(|n| r.render_except(n, "string"))
+            .transpose()?
+            .flatten()
+        {
             Some(n) => reader.build(&n, raw_build_string(map.get_node("build")))?,
             None => BuildSection::default(),
         };
@@ -246,19 +218,13 @@ impl Loader<'_> {
             .map(|n| reader.tests(&n))
             .transpose()?
             .unwrap_or_default();
-        let extra = render("extra")?
-            .map(|n| n.to_json())
-            .unwrap_or(serde_json::Value::Null);
+        let extra = render("extra")?.map(|n| n.to_json()).unwrap_or(serde_json::Value::Null);
 
         let mut outputs = Vec::new();
         if !multi {
             let pkg_node = render("package")?.ok_or_else(|| {
                 self.file
-                    .error(
-                        root.span(),
-                        "missing `package` section",
-                        "the recipe starts here",
-                    )
+                    .error(root.span(), "missing `package` section", "the recipe starts here")
                     .with_help("add `package: {name: ..., version: ...}`, or an `outputs:` list")
             })?;
             let package = reader.package(&pkg_node, "package", None)?;
@@ -275,6 +241,7 @@ impl Loader<'_> {
                     env: IndexMap::new(),
                     secrets: vec![],
                     span: Span::new_blank(),
+                    lines: vec![],
                 });
             }
             let skip = build.skip;
@@ -287,10 +254,7 @@ impl Loader<'_> {
                 about: top_about,
                 extra,
                 inherit: Inherit::TopLevel,
-                span: *map
-                    .get_node("package")
-                    .map(Node::span)
-                    .unwrap_or(root.span()),
+                span: *map.get_node("package").map(Node::span).unwrap_or(root.span()),
             };
             if !skip {
                 outputs.push(out);
@@ -312,18 +276,14 @@ impl Loader<'_> {
         }
         let outputs_node = map.get_node("outputs").expect("multi");
         let Some(list) = outputs_node.as_sequence() else {
-            return Err(self.file.error(
-                outputs_node.span(),
-                "`outputs` must be a list",
-                "expected a list",
-            ));
+            return Err(self
+                .file
+                .error(outputs_node.span(), "`outputs` must be a list", "expected a list"));
         };
         if list.is_empty() {
-            return Err(self.file.error(
-                outputs_node.span(),
-                "`outputs` is empty",
-                "add at least one output",
-            ));
+            return Err(self
+                .file
+                .error(outputs_node.span(), "`outputs` is empty", "add at least one output"));
         }
         // Outputs may themselves be conditionals.
         let mut raw_outputs = Vec::new();
@@ -332,20 +292,16 @@ impl Loader<'_> {
         }
         for raw in raw_outputs {
             let Some(omap) = raw.as_mapping() else {
-                return Err(self.file.error(
-                    raw.span(),
-                    "each output must be a mapping",
-                    "expected `package:` ...",
-                ));
+                return Err(self
+                    .file
+                    .error(raw.span(), "each output must be a mapping", "expected `package:` ..."));
             };
             for (k, _) in omap.iter() {
                 if k.as_str() == "staging" {
                     return Err(self
                         .file
                         .error(k.span(), "staging outputs are not supported yet", "here")
-                        .with_help(
-                            "staging outputs are being implemented; use package outputs for now",
-                        ));
+                        .with_help("staging outputs are being implemented; use package outputs for now"));
                 }
                 if !OUTPUT_KEYS.contains(&k.as_str()) {
                     return Err(self
@@ -385,7 +341,12 @@ impl Loader<'_> {
                     .with_help("each output needs `package: {name: ...}`")
             })?;
             let package = reader.package(&pkg_node, "package", top_version.as_ref())?;
-            let own_build = match orender("build")? {
+            let own_build = match omap
+                .get_node("build")
+                .map(|n| r.render_except(n, "string"))
+                .transpose()?
+                .flatten()
+            {
                 Some(n) => reader.build(&n, raw_build_string(omap.get_node("build")))?,
                 None => BuildSection::default(),
             };
@@ -423,10 +384,7 @@ impl Loader<'_> {
         }
         // Duplicate names are a mistake.
         for (i, a) in outputs.iter().enumerate() {
-            if let Some(b) = outputs[..i]
-                .iter()
-                .find(|b| b.package.name == a.package.name)
-            {
+            if let Some(b) = outputs[..i].iter().find(|b| b.package.name == a.package.name) {
                 let _ = b;
                 return Err(self.file.error(
                     &a.span,
@@ -451,11 +409,7 @@ impl Loader<'_> {
                     .eval(cond.as_str())
                     .map_err(|e| r.jinja_error(e, cond.span(), cond.as_str()))?
                     .is_true();
-                let branch = if truthy {
-                    m.get_node("then")
-                } else {
-                    m.get_node("else")
-                };
+                let branch = if truthy { m.get_node("then") } else { m.get_node("else") };
                 match branch {
                     Some(Node::Sequence(s)) => {
                         for n in s.iter() {
@@ -472,11 +426,7 @@ impl Loader<'_> {
         Ok(())
     }
 
-    fn context(
-        &self,
-        node: Option<&Node>,
-        jinja: &mut Jinja,
-    ) -> PResult<IndexMap<String, serde_json::Value>> {
+    fn context(&self, node: Option<&Node>, jinja: &mut Jinja) -> PResult<IndexMap<String, serde_json::Value>> {
         let mut out = IndexMap::new();
         let Some(node) = node else { return Ok(out) };
         let Some(map) = node.as_mapping() else {
@@ -498,10 +448,7 @@ impl Loader<'_> {
                     .with_help(format!("use `{}`", k.as_str().replace('-', "_"))));
             }
             let value = {
-                let r = Renderer {
-                    file: self.file,
-                    jinja,
-                };
+                let r = Renderer { file: self.file, jinja };
                 match r.render(v)? {
                     Some(n) => match n.as_scalar() {
                         Some(s) => s.clone(),

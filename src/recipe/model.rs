@@ -148,6 +148,9 @@ pub struct Script {
     /// Where the script is declared.
     #[serde(skip)]
     pub span: Span,
+    /// The list items of an inline script with their spans (to locate a failing command).
+    #[serde(skip)]
+    pub lines: Vec<(String, Span)>,
 }
 
 /// A glob with the place it is written.

@@ -106,6 +106,33 @@ impl Renderer<'_> {
         }
     }
 
+    /// Render a mapping node leaving out one key (used for `build.string`,
+    /// which is rendered later, once `hash` and `build_number` are known).
+    pub fn render_except(&self, node: &Node, skip: &str) -> Result<Option<RNode>, SourceError> {
+        let Some(map) = node.as_mapping() else {
+            return self.render(node);
+        };
+        let mut out = Vec::new();
+        for (k, v) in map.iter() {
+            if k.as_str() == skip {
+                continue;
+            }
+            if let Some(rv) = self.render(v)? {
+                out.push((
+                    Key {
+                        name: k.as_str().to_string(),
+                        span: *k.span(),
+                    },
+                    rv,
+                ));
+            }
+        }
+        Ok(Some(RNode {
+            span: *map.span(),
+            value: RValue::Map(out),
+        }))
+    }
+
     fn render_seq_item(&self, item: &Node, out: &mut Vec<RNode>) -> Result<(), SourceError> {
         let Some(map) = item.as_mapping() else {
             if let Some(r) = self.render(item)? {
@@ -129,29 +156,20 @@ impl Renderer<'_> {
             }
         }
         let Some(expr) = cond.as_scalar() else {
-            return Err(self.file.error(
-                cond.span(),
-                "`if` must be an expression",
-                "expected a string",
-            ));
+            return Err(self
+                .file
+                .error(cond.span(), "`if` must be an expression", "expected a string"));
         };
         let then = map.get_node("then").ok_or_else(|| {
-            self.file.error(
-                map.span(),
-                "conditional without `then`",
-                "add a `then:` branch",
-            )
+            self.file
+                .error(map.span(), "conditional without `then`", "add a `then:` branch")
         })?;
         let truthy = self
             .jinja
             .eval(expr.as_str())
             .map_err(|e| self.jinja_error(e, expr.span(), expr.as_str()))?
             .is_true();
-        let branch = if truthy {
-            Some(then)
-        } else {
-            map.get_node("else")
-        };
+        let branch = if truthy { Some(then) } else { map.get_node("else") };
         match branch {
             None => {}
             Some(Node::Sequence(seq)) => {
@@ -177,11 +195,9 @@ impl Renderer<'_> {
         } else {
             "in this expression"
         };
-        let mut err = self.file.error_at(
-            self.file.source_span(span, text.len().max(1)),
-            e.message.clone(),
-            label,
-        );
+        let mut err = self
+            .file
+            .error_at(self.file.source_span(span, text.len().max(1)), e.message.clone(), label);
         if e.undefined {
             err = err.with_help("define it under `context:`, or check the spelling");
         }
@@ -256,10 +272,7 @@ impl RNode {
 
     /// Look up a key in a mapping.
     pub fn get(&self, key: &str) -> Option<&RNode> {
-        self.as_map()?
-            .iter()
-            .find(|(k, _)| k.name == key)
-            .map(|(_, v)| v)
+        self.as_map()?.iter().find(|(k, _)| k.name == key).map(|(_, v)| v)
     }
 
     /// Convert to JSON (for `extra`, `tests` and the rendered recipe).
@@ -267,11 +280,7 @@ impl RNode {
         match &self.value {
             RValue::Scalar(v) => serde_json::to_value(v).unwrap_or(serde_json::Value::Null),
             RValue::Seq(s) => serde_json::Value::Array(s.iter().map(RNode::to_json).collect()),
-            RValue::Map(m) => serde_json::Value::Object(
-                m.iter()
-                    .map(|(k, v)| (k.name.clone(), v.to_json()))
-                    .collect(),
-            ),
+            RValue::Map(m) => serde_json::Value::Object(m.iter().map(|(k, v)| (k.name.clone(), v.to_json())).collect()),
         }
     }
 }

@@ -24,18 +24,10 @@ pub struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     /// The entries of a mapping, rejecting keys outside `allowed`.
-    pub fn map<'n>(
-        &self,
-        node: &'n RNode,
-        what: &str,
-        allowed: &[&str],
-    ) -> PResult<&'n [(Key, RNode)]> {
+    pub fn map<'n>(&self, node: &'n RNode, what: &str, allowed: &[&str]) -> PResult<&'n [(Key, RNode)]> {
         let entries = node.as_map().ok_or_else(|| {
-            self.file.error(
-                &node.span,
-                format!("`{what}` must be a mapping"),
-                "expected a mapping",
-            )
+            self.file
+                .error(&node.span, format!("`{what}` must be a mapping"), "expected a mapping")
         })?;
         for (k, _) in entries {
             if !allowed.contains(&k.name.as_str()) {
@@ -55,17 +47,15 @@ impl<'a> Reader<'a> {
     /// A scalar as text.
     pub fn string(&self, node: &RNode, what: &str) -> PResult<String> {
         match node.as_scalar() {
-            Some(v) if v.kind() != ValueKind::Seq && v.kind() != ValueKind::Map => {
-                Ok(match v.as_str() {
-                    Some(s) => s.to_string(),
-                    None => v.to_string(),
-                })
-            }
-            _ => Err(self.file.error(
-                &node.span,
-                format!("`{what}` must be a string"),
-                "expected a string",
-            )),
+            Some(v) if v.kind() != ValueKind::Seq && v.kind() != ValueKind::Map => Ok(match v.as_str() {
+                Some(s) => s.to_string(),
+                // YAML spelling, not Python's (`false`, not `False`).
+                None if v.kind() == ValueKind::Bool => if v.is_true() { "true" } else { "false" }.to_string(),
+                None => v.to_string(),
+            }),
+            _ => Err(self
+                .file
+                .error(&node.span, format!("`{what}` must be a string"), "expected a string")),
         }
     }
 
@@ -96,10 +86,7 @@ impl<'a> Reader<'a> {
     /// A string or a list of strings, each with its span.
     pub fn string_list(&self, node: &RNode, what: &str) -> PResult<Vec<(String, Span)>> {
         match node.as_seq() {
-            Some(items) => items
-                .iter()
-                .map(|i| Ok((self.string(i, what)?, i.span)))
-                .collect(),
+            Some(items) => items.iter().map(|i| Ok((self.string(i, what)?, i.span))).collect(),
             None => Ok(vec![(self.string(node, what)?, node.span)]),
         }
     }
@@ -120,12 +107,7 @@ impl<'a> Reader<'a> {
         fallback_version: Option<&VersionWithSource>,
     ) -> PResult<PackageId> {
         let entries = self.map(node, what, &["name", "version"])?;
-        let get = |k: &str| {
-            entries
-                .iter()
-                .find(|(key, _)| key.name == k)
-                .map(|(_, v)| v)
-        };
+        let get = |k: &str| entries.iter().find(|(key, _)| key.name == k).map(|(_, v)| v);
         let name_node = get("name").ok_or_else(|| {
             self.file
                 .error(
@@ -154,11 +136,8 @@ impl<'a> Reader<'a> {
     pub fn package_name(&self, node: &RNode) -> PResult<PackageName> {
         let text = self.string(node, "name")?;
         PackageName::from_str(&text).map_err(|e| {
-            self.file.error(
-                &node.span,
-                format!("invalid package name `{text}`: {e}"),
-                "here",
-            )
+            self.file
+                .error(&node.span, format!("invalid package name `{text}`: {e}"), "here")
         })
     }
 
@@ -185,7 +164,11 @@ impl<'a> Reader<'a> {
                 let spec = self.string(item, what)?;
                 MatchSpec::from_str(&spec, ParseStrictness::Strict).map_err(|e| {
                     self.file
-                        .error(&item.span, format!("invalid match spec `{spec}` in `{what}`: {e}"), "not a valid match spec")
+                        .error(
+                            &item.span,
+                            format!("invalid match spec `{spec}` in `{what}`: {e}"),
+                            "not a valid match spec",
+                        )
                         .with_help("a match spec looks like `name`, `name >=1.2,<2` or `name 1.2.* build_string`")
                 })?;
                 Ok(Dependency { spec, span: item.span })
@@ -218,11 +201,7 @@ impl<'a> Reader<'a> {
                 "run_exports" => r.run_exports = self.run_exports(v)?,
                 "ignore_run_exports" => {
                     for (ik, iv) in self.map(v, &what, &["from_package", "by_name"])? {
-                        let names = self
-                            .string_list(iv, &ik.name)?
-                            .into_iter()
-                            .map(|(s, _)| s)
-                            .collect();
+                        let names = self.string_list(iv, &ik.name)?.into_iter().map(|(s, _)| s).collect();
                         if ik.name == "from_package" {
                             r.ignore_run_exports.from_package = names;
                         } else {
@@ -247,13 +226,7 @@ impl<'a> Reader<'a> {
         for (k, v) in self.map(
             node,
             "run_exports",
-            &[
-                "weak",
-                "strong",
-                "noarch",
-                "weak_constraints",
-                "strong_constraints",
-            ],
+            &["weak", "strong", "noarch", "weak_constraints", "strong_constraints"],
         )? {
             let deps = self.dependencies(v, &format!("run_exports.{}", k.name))?;
             match k.name.as_str() {
@@ -278,11 +251,8 @@ impl<'a> Reader<'a> {
 
     fn source(&self, node: &RNode) -> PResult<Source> {
         let entries = node.as_map().ok_or_else(|| {
-            self.file.error(
-                &node.span,
-                "a source must be a mapping",
-                "expected e.g. `path: ../src`",
-            )
+            self.file
+                .error(&node.span, "a source must be a mapping", "expected e.g. `path: ../src`")
         })?;
         let has = |k: &str| entries.iter().any(|(key, _)| key.name == k);
         if has("url") || has("git") {
@@ -333,9 +303,7 @@ impl<'a> Reader<'a> {
             match k.name.as_str() {
                 "path" => src.path = PathBuf::from(self.string(v, "path")?),
                 "file_name" => src.file_name = Some(self.string(v, "file_name")?),
-                "target_directory" => {
-                    src.target_directory = Some(PathBuf::from(self.string(v, "target_directory")?))
-                }
+                "target_directory" => src.target_directory = Some(PathBuf::from(self.string(v, "target_directory")?)),
                 "sha256" => src.sha256 = Some(self.string(v, "sha256")?),
                 "use_gitignore" => src.use_gitignore = self.bool(v, "use_gitignore")?,
                 other => {
@@ -396,15 +364,11 @@ impl<'a> Reader<'a> {
                 "files" => b.files = Some(self.file_filter(v)?),
                 "skip" => {
                     b.skip = match v.as_seq() {
-                        Some(items) => items
-                            .iter()
-                            .any(|i| i.as_scalar().is_some_and(|s| s.is_true())),
+                        Some(items) => items.iter().any(|i| i.as_scalar().is_some_and(|s| s.is_true())),
                         None => v.as_scalar().is_some_and(|s| s.is_true()),
                     }
                 }
-                "always_include_files" => {
-                    b.always_include_files = self.globs(v, "always_include_files")?
-                }
+                "always_include_files" => b.always_include_files = self.globs(v, "always_include_files")?,
                 other => {
                     return Err(self
                         .file
@@ -446,13 +410,10 @@ impl<'a> Reader<'a> {
             env: IndexMap::new(),
             secrets: vec![],
             span: node.span,
+            lines: vec![],
         };
         if let Some(items) = node.as_seq() {
-            let lines: PResult<Vec<String>> = items
-                .iter()
-                .map(|i| self.string(i, "build.script"))
-                .collect();
-            script.body = ScriptBody::Inline(lines?.join("\n"));
+            (script.body, script.lines) = self.script_lines(items, "build.script")?;
             return Ok(script);
         }
         if node.as_scalar().is_some() {
@@ -468,21 +429,17 @@ impl<'a> Reader<'a> {
         for (k, v) in entries {
             match k.name.as_str() {
                 "content" | "file" if body.is_some() => {
-                    return Err(self.file.error(
-                        &k.span,
-                        "`content` and `file` are mutually exclusive",
-                        "choose one",
-                    ))
+                    return Err(self
+                        .file
+                        .error(&k.span, "`content` and `file` are mutually exclusive", "choose one"))
                 }
                 "content" => {
                     body = Some(match v.as_seq() {
-                        Some(items) => ScriptBody::Inline(
-                            items
-                                .iter()
-                                .map(|i| self.string(i, "content"))
-                                .collect::<PResult<Vec<_>>>()?
-                                .join("\n"),
-                        ),
+                        Some(items) => {
+                            let (b, lines) = self.script_lines(items, "content")?;
+                            script.lines = lines;
+                            b
+                        }
                         None => ScriptBody::Inline(self.string(v, "content")?),
                     })
                 }
@@ -492,21 +449,14 @@ impl<'a> Reader<'a> {
                     })
                 }
                 "env" => {
-                    for (ek, ev) in v.as_map().ok_or_else(|| {
-                        self.file.error(&v.span, "`env` must be a mapping", "here")
-                    })? {
-                        script
-                            .env
-                            .insert(ek.name.clone(), self.string(ev, &ek.name)?);
+                    for (ek, ev) in v
+                        .as_map()
+                        .ok_or_else(|| self.file.error(&v.span, "`env` must be a mapping", "here"))?
+                    {
+                        script.env.insert(ek.name.clone(), self.string(ev, &ek.name)?);
                     }
                 }
-                "secrets" => {
-                    script.secrets = self
-                        .string_list(v, "secrets")?
-                        .into_iter()
-                        .map(|(s, _)| s)
-                        .collect()
-                }
+                "secrets" => script.secrets = self.string_list(v, "secrets")?.into_iter().map(|(s, _)| s).collect(),
                 "interpreter" => {
                     let i = self.string(v, "interpreter")?;
                     if i != "bash" {
@@ -518,16 +468,24 @@ impl<'a> Reader<'a> {
                     }
                 }
                 _ => {
-                    return Err(self.file.error(
-                        &k.span,
-                        "`script.cwd` is not supported yet",
-                        "remove it",
-                    ))
+                    return Err(self
+                        .file
+                        .error(&k.span, "`script.cwd` is not supported yet", "remove it"))
                 }
             }
         }
         script.body = body.unwrap_or(ScriptBody::Inline(String::new()));
         Ok(script)
+    }
+
+    /// A script given as a list: the joined body and each item with its span.
+    fn script_lines(&self, items: &[RNode], what: &str) -> PResult<(ScriptBody, Vec<(String, Span)>)> {
+        let lines: Vec<(String, Span)> = items
+            .iter()
+            .map(|i| Ok((self.string(i, what)?, i.span)))
+            .collect::<PResult<_>>()?;
+        let body = lines.iter().map(|(l, _)| l.as_str()).collect::<Vec<_>>().join("\n");
+        Ok((ScriptBody::Inline(body), lines))
     }
 
     /// The `about` section.
@@ -568,15 +526,13 @@ impl<'a> Reader<'a> {
 
     /// The `tests` section: a list, kept as data until tests run.
     pub fn tests(&self, node: &RNode) -> PResult<Vec<serde_json::Value>> {
-        let items = node.as_seq().ok_or_else(|| {
-            self.file
-                .error(&node.span, "`tests` must be a list", "expected a list")
-        })?;
+        let items = node
+            .as_seq()
+            .ok_or_else(|| self.file.error(&node.span, "`tests` must be a list", "expected a list"))?;
         for item in items {
-            let entries = item.as_map().ok_or_else(|| {
-                self.file
-                    .error(&item.span, "each test must be a mapping", "here")
-            })?;
+            let entries = item
+                .as_map()
+                .ok_or_else(|| self.file.error(&item.span, "each test must be a mapping", "here"))?;
             let kinds = [
                 "script",
                 "python",
@@ -586,10 +542,7 @@ impl<'a> Reader<'a> {
                 "downstream",
                 "package_contents",
             ];
-            if !entries
-                .iter()
-                .any(|(k, _)| kinds.contains(&k.name.as_str()))
-            {
+            if !entries.iter().any(|(k, _)| kinds.contains(&k.name.as_str())) {
                 return Err(self
                     .file
                     .error(&item.span, "unknown test kind", "no known test key")
