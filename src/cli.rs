@@ -23,6 +23,64 @@ pub struct Cli {
 pub enum Command {
     /// Build the packages of a recipe into an indexed output channel.
     Build(BuildArgs),
+    /// Inspect or clean the staging cache.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+/// `kiln cache` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// List staging cache entries (name, key, size, age, last used).
+    List(CacheArgs),
+    /// Remove staging cache entries (all, or those not used for a while).
+    Clean {
+        /// Where the cache is.
+        #[command(flatten)]
+        cache: CacheArgs,
+        /// Only remove entries not used for this long (e.g. `30m`, `12h`, `7d`).
+        #[arg(long, value_parser = parse_age)]
+        older_than: Option<u64>,
+    },
+}
+
+/// Where the staging cache lives.
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// Output directory whose `build_cache/` to use.
+    #[arg(long, env = "CONDA_BLD_PATH", default_value = "output")]
+    pub output_dir: PathBuf,
+    /// Use this staging cache directory instead of `<output-dir>/build_cache`.
+    #[arg(long, env = "KILN_STAGING_CACHE_DIR")]
+    pub staging_cache_dir: Option<PathBuf>,
+}
+
+impl CacheArgs {
+    /// The cache directory these arguments name.
+    pub fn dir(&self) -> PathBuf {
+        self.staging_cache_dir
+            .clone()
+            .unwrap_or_else(|| self.output_dir.join("build_cache"))
+    }
+}
+
+/// Parse `90s`, `30m`, `12h`, `7d` (or plain seconds) into seconds.
+fn parse_age(s: &str) -> Result<u64, String> {
+    let (num, unit) = s
+        .trim()
+        .split_at(s.trim().find(|c: char| !c.is_ascii_digit()).unwrap_or(s.trim().len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not an age like 30m, 12h or 7d"))?;
+    let factor = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        "w" => 7 * 86400,
+        _ => return Err(format!("unknown unit in `{s}`: use s, m, h, d or w")),
+    };
+    Ok(n * factor)
 }
 
 /// `kiln build` options.
@@ -78,4 +136,16 @@ pub struct BuildArgs {
     /// Variant configuration files (not used yet: variants are not expanded).
     #[arg(short = 'm', long = "variant-config")]
     pub variant_configs: Vec<PathBuf>,
+
+    /// Keep the staging cache here instead of `<output-dir>/build_cache` (so it is not uploaded with the channel).
+    #[arg(long, env = "KILN_STAGING_CACHE_DIR")]
+    pub staging_cache_dir: Option<PathBuf>,
+
+    /// Fail when files a staging output produced end up in no package.
+    #[arg(long)]
+    pub error_unused_staging_files: bool,
+
+    /// Fail when two outputs package the same file.
+    #[arg(long)]
+    pub error_overlapping_files: bool,
 }

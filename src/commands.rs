@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use miette::{miette, IntoDiagnostic, Result};
 use rattler_conda_types::Subdir;
 
-use crate::cli::{BuildArgs, Cli, Command};
+use crate::cli::{BuildArgs, CacheCommand, Cli, Command};
 use crate::execute::{build_all, BuildOptions};
 use crate::recipe::jinja::Platforms;
 use crate::{plan, recipe, render, ui};
@@ -14,6 +14,7 @@ use crate::{plan, recipe, render, ui};
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Build(args) => build(args),
+        Command::Cache(cmd) => cache(cmd),
     }
 }
 
@@ -56,12 +57,23 @@ fn build(args: BuildArgs) -> Result<()> {
     }
 
     let recipe_path = recipe::resolve_path(&args.recipe)?;
-    let recipe = recipe::load(&recipe_path, platforms, &Default::default())?;
+    let options = recipe::LoadOptions {
+        platforms,
+        experimental: args.experimental,
+    };
+    let recipe = recipe::load(&recipe_path, options, &Default::default())?;
     let planned = plan::plan(&recipe, platforms)?;
 
     let output_dir = absolute(&args.output_dir, !args.render_only)?;
+    let staging_cache_dir = match &args.staging_cache_dir {
+        Some(d) => absolute(d, false)?,
+        None => output_dir.join("build_cache"),
+    };
     let opts = BuildOptions {
         output_dir: output_dir.clone(),
+        staging_cache_dir,
+        error_unused_staging_files: args.error_unused_staging_files,
+        error_overlapping_files: args.error_overlapping_files,
         format: args.package_format,
         platforms,
         keep_build: args.keep_build,
@@ -126,4 +138,80 @@ fn build_timestamp(recipe_dir: &Path, output_dir: &Path) -> Result<i64> {
         }
     }
     Ok(newest)
+}
+
+fn cache(cmd: CacheCommand) -> Result<()> {
+    use crate::staging::store::Store;
+    let now = chrono::Utc::now().timestamp();
+    match cmd {
+        CacheCommand::List(args) => {
+            let store = Store::new(args.dir());
+            let entries = store.entries();
+            if entries.is_empty() {
+                eprintln!("no staging cache entries in {}", store.root.display());
+                return Ok(());
+            }
+            println!(
+                "{:<24} {:<16} {:>10} {:>10} {:>10}",
+                "NAME", "KEY", "SIZE", "AGE", "LAST USED"
+            );
+            for e in entries {
+                let used = last_used(&e.dir).unwrap_or(e.meta.created);
+                println!(
+                    "{:<24} {:<16} {:>10} {:>10} {:>10}",
+                    e.meta.name,
+                    &e.meta.key[..16],
+                    human_bytes(e.meta.size_bytes),
+                    human_age(now - e.meta.created),
+                    human_age(now - used)
+                );
+            }
+            Ok(())
+        }
+        CacheCommand::Clean { cache, older_than } => {
+            let store = Store::new(cache.dir());
+            let mut removed = 0;
+            let mut freed = 0;
+            for e in store.entries() {
+                let used = last_used(&e.dir).unwrap_or(e.meta.created);
+                if older_than.is_some_and(|age| now - used < age as i64) {
+                    continue;
+                }
+                // Hold the entry's lock so a running build is not cut from under it.
+                let _lock = store.lock(&e.meta.key)?;
+                fs_err::remove_dir_all(&e.dir).into_diagnostic()?;
+                removed += 1;
+                freed += e.meta.size_bytes;
+            }
+            eprintln!(
+                "removed {removed} staging cache entr{} ({})",
+                if removed == 1 { "y" } else { "ies" },
+                human_bytes(freed)
+            );
+            Ok(())
+        }
+    }
+}
+
+fn last_used(dir: &Path) -> Option<i64> {
+    let meta = std::fs::metadata(dir.join("metadata.json")).ok()?;
+    Some(filetime::FileTime::from_last_modification_time(&meta).unix_seconds())
+}
+
+fn human_bytes(b: u64) -> String {
+    match b {
+        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} B"),
+    }
+}
+
+fn human_age(secs: i64) -> String {
+    match secs.max(0) {
+        s if s >= 86400 => format!("{}d", s / 86400),
+        s if s >= 3600 => format!("{}h", s / 3600),
+        s if s >= 60 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }

@@ -1,63 +1,98 @@
-//! Executing a build plan: for each output, fresh directories, sources,
-//! the build script, file selection and packaging; then the channel index.
+//! Executing a build plan: for each output, fresh directories, the staging
+//! output it inherits (restored from the cache, built first if needed),
+//! sources, the build script, file selection and packaging; then the
+//! channel index and the file accounting across outputs.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 
 use miette::{miette, IntoDiagnostic, Result};
 use rattler_conda_types::Subdir;
 
-use crate::build::dirs::BuildDirs;
-use crate::build::env::{build_env, BuildIdentity, EnvInputs};
-use crate::build::{script, sources};
-use crate::package::{self, archive::Format, metadata::InfoInputs, select};
+use crate::build::dirs::Workspace;
+use crate::build::env::BuildIdentity;
+pub use crate::build::BuildOptions;
+use crate::build::{run_script, sources};
+use crate::package::{self, metadata::InfoInputs, select};
 use crate::plan::PlannedOutput;
-use crate::recipe::jinja::Platforms;
-use crate::recipe::model::{Script, ScriptBody};
 use crate::recipe::Recipe;
+use crate::staging::{restore_into, Stager};
 use crate::{render, ui};
 
-/// Settings shared by every output of one invocation.
-#[derive(Debug, Clone)]
-pub struct BuildOptions {
-    /// Absolute output directory.
-    pub output_dir: PathBuf,
-    /// Archive format.
-    pub format: Format,
-    /// Platforms.
-    pub platforms: Platforms,
-    /// Keep `bld/` directories after success.
-    pub keep_build: bool,
-    /// Timestamp written into packages (seconds).
-    pub timestamp: i64,
+/// What one output's build produced.
+struct Built {
+    path: PathBuf,
+    name: String,
+    files: Vec<String>,
 }
 
 /// Build every planned output in order and index the channel.
 pub fn build_all(recipe: &Recipe, plan: &[PlannedOutput], opts: &BuildOptions) -> Result<Vec<PathBuf>> {
-    let mut written = Vec::new();
+    for s in &recipe.staging {
+        if !plan
+            .iter()
+            .any(|p| inherits_transitively(recipe, p.output.inherit.staging_name(), &s.name))
+        {
+            tracing::warn!(
+                "{}: staging output `{}` is not inherited by any package output; it is not built",
+                recipe.file.location(&s.span),
+                s.name
+            );
+        }
+    }
+    let mut ws = Workspace::default();
+    let mut stager = Stager::new(recipe, opts);
+    let mut built = Vec::new();
     let mut subdirs: Vec<Subdir> = Vec::new();
     for p in plan {
-        let path = build_one(recipe, plan, p, opts)?;
+        built.push(build_one(recipe, plan, p, opts, &mut ws, &mut stager)?);
         let subdir: Subdir = p.subdir.parse().map_err(|e| miette!("{e}"))?;
         if !subdirs.contains(&subdir) {
             subdirs.push(subdir);
         }
-        written.push(path);
     }
     if !subdirs.contains(&opts.platforms.build) {
         subdirs.push(opts.platforms.build);
     }
     ui::step("channel", "indexing");
     crate::channel::index(&opts.output_dir, &subdirs)?;
-    Ok(written)
+    account_files(recipe, plan, &built, &stager, opts)?;
+    Ok(built.into_iter().map(|b| b.path).collect())
 }
 
-fn build_one(recipe: &Recipe, plan: &[PlannedOutput], p: &PlannedOutput, opts: &BuildOptions) -> Result<PathBuf> {
+fn inherits_transitively(recipe: &Recipe, from: Option<&str>, target: &str) -> bool {
+    let mut current = from;
+    while let Some(name) = current {
+        if name == target {
+            return true;
+        }
+        current = recipe.staging(name).and_then(|s| s.inherit.as_deref());
+    }
+    false
+}
+
+fn build_one(
+    recipe: &Recipe,
+    plan: &[PlannedOutput],
+    p: &PlannedOutput,
+    opts: &BuildOptions,
+    ws: &mut Workspace,
+    stager: &mut Stager,
+) -> Result<Built> {
     let id = p.identifier();
     let output = &p.output;
+    let staging = match output.inherit.staging_name() {
+        Some(name) => Some(stager.ensure(name, ws)?),
+        None => None,
+    };
     ui::step(&id, "preparing directories");
-    let dirs = BuildDirs::new(&opts.output_dir, output.package.name.as_normalized());
-    let _lock = dirs.lock().into_diagnostic()?;
+    // Staging builds and their inheritors share one set of directories, so
+    // restored paths stay valid without relocation.
+    let dir_name = match &staging {
+        Some(_) => recipe.shared_build_name(),
+        None => output.package.name.as_normalized().to_string(),
+    };
+    let dirs = ws.dirs(&opts.output_dir, &dir_name).into_diagnostic()?;
     dirs.create().into_diagnostic()?;
 
     if !output.requirements.build.is_empty() || !output.requirements.host.is_empty() {
@@ -66,13 +101,15 @@ fn build_one(recipe: &Recipe, plan: &[PlannedOutput], p: &PlannedOutput, opts: &
         );
     }
 
+    // Restored staging files count as new: the snapshot is taken before the restore.
+    let before = select::snapshot(&dirs.host_prefix)?;
+    if let Some(entry) = &staging {
+        restore_into(entry, &dirs, &id)?;
+    }
     ui::step(&id, "placing sources");
     sources::fetch(recipe, &output.source, &dirs.work_dir, &opts.output_dir)?;
 
-    let before = select::snapshot(&dirs.host_prefix)?;
     if let Some(s) = &output.build.script {
-        let body = script_body(recipe, s)?;
-        let secrets = secrets(recipe, s)?;
         let variant: BTreeMap<String, String> = p
             .variant
             .iter()
@@ -90,27 +127,7 @@ fn build_one(recipe: &Recipe, plan: &[PlannedOutput], p: &PlannedOutput, opts: &
             build_string: Some(p.build_string.clone()),
             hash: Some(p.hash.to_string()),
         };
-        let env = build_env(&EnvInputs {
-            dirs: &dirs,
-            recipe_dir: &recipe.dir,
-            identity: &identity,
-            target: opts.platforms.target,
-            build: opts.platforms.build,
-            variant: &variant,
-            timestamp: opts.timestamp,
-            script_env: &s.env,
-        });
-        ui::step(&id, "running build script");
-        let run = script::ScriptRun {
-            label: &id,
-            body: &body,
-            work_dir: &dirs.work_dir,
-            env: &env,
-            secrets: &secrets,
-        };
-        if let Err(failed) = script::run(&run)? {
-            return Err(script_error(recipe, s, &id, failed));
-        }
+        run_script(recipe, opts, &dirs, s, &identity, &variant, &id)?;
     }
 
     ui::step(&id, "collecting files");
@@ -122,6 +139,7 @@ fn build_one(recipe: &Recipe, plan: &[PlannedOutput], p: &PlannedOutput, opts: &
     }
 
     ui::step(&id, "packaging");
+    let started = std::time::Instant::now();
     let rendered = render::rendered_output(recipe, plan, p, opts, Some(&dirs));
     let depends: Vec<String> = output.requirements.run.iter().map(|d| d.spec.clone()).collect();
     let constrains: Vec<String> = output
@@ -156,87 +174,101 @@ fn build_one(recipe: &Recipe, plan: &[PlannedOutput], p: &PlannedOutput, opts: &
         &dest,
         opts.format,
     )?;
+    let bytes: u64 = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     ui::print_line(&format!(
-        "✔ {} ({} file{})",
+        "✔ {} ({} file{}, {:.1} MB, packaged in {:.2} s)",
         path.display(),
         files.len(),
-        if files.len() == 1 { "" } else { "s" }
+        if files.len() == 1 { "" } else { "s" },
+        bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
     ));
     if !opts.keep_build {
         fs_err::remove_dir_all(&dirs.build_dir).into_diagnostic()?;
     }
-    Ok(path)
+    Ok(Built {
+        path,
+        name: output.package.name.as_normalized().to_string(),
+        files: files.iter().map(|f| f.to_string_lossy().into_owned()).collect(),
+    })
 }
 
-/// The script text to run: inline commands, a file, or a one-line name of a
-/// file in the recipe directory (`.sh` appended when missing).
-fn script_body(recipe: &Recipe, s: &Script) -> Result<String> {
-    let read = |p: &Path| fs_err::read_to_string(p).into_diagnostic();
-    match &s.body {
-        ScriptBody::Inline(text) => {
-            let one_line = text.trim();
-            if !one_line.contains('\n') && !one_line.is_empty() && !one_line.contains(char::is_whitespace) {
-                for candidate in [recipe.dir.join(one_line), recipe.dir.join(format!("{one_line}.sh"))] {
-                    if candidate.is_file() {
-                        return read(&candidate);
-                    }
-                }
-            }
-            Ok(text.clone())
-        }
-        ScriptBody::File { file } => {
-            let direct = recipe.dir.join(file);
-            let with_ext = recipe.dir.join(format!("{}.sh", file.display()));
-            if direct.is_file() {
-                read(&direct)
-            } else if with_ext.is_file() {
-                read(&with_ext)
+/// Warn (or fail) about staging files no inheriting output packaged, and
+/// about files that more than one output packaged.
+fn account_files(
+    recipe: &Recipe,
+    plan: &[PlannedOutput],
+    built: &[Built],
+    stager: &Stager,
+    opts: &BuildOptions,
+) -> Result<()> {
+    let mut problems = Vec::new();
+    for (name, entry) in stager.used() {
+        let packaged: BTreeSet<&str> = plan
+            .iter()
+            .zip(built)
+            .filter(|(p, _)| inherits_transitively(recipe, p.output.inherit.staging_name(), name))
+            .flat_map(|(_, b)| b.files.iter().map(String::as_str))
+            .collect();
+        let unused: Vec<&str> = entry
+            .meta
+            .files
+            .iter()
+            .map(|f| f.path.as_str())
+            .filter(|f| !packaged.contains(f))
+            .collect();
+        if !unused.is_empty() {
+            let msg = format!(
+                "{} file(s) of staging output `{name}` are in no package: {}",
+                unused.len(),
+                list_preview(&unused)
+            );
+            if opts.error_unused_staging_files {
+                problems.push(msg);
             } else {
-                Err(miette!(
-                    "{}: script file {} does not exist",
-                    recipe.file.location(&s.span),
-                    direct.display()
-                ))
+                tracing::warn!("{msg}");
             }
         }
     }
-}
-
-fn secrets(recipe: &Recipe, s: &Script) -> Result<BTreeMap<String, String>> {
-    s.secrets
+    let mut owners: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for b in built {
+        for f in &b.files {
+            owners.entry(f.as_str()).or_default().push(b.name.as_str());
+        }
+    }
+    let overlapping: Vec<String> = owners
         .iter()
-        .map(|name| match std::env::var(name) {
-            Ok(v) => Ok((name.clone(), v)),
-            Err(_) => Err(miette!(
-                help = format!("export {name} before running kiln, or remove it from `secrets`"),
-                "{}: secret `{name}` is not set in the environment",
-                recipe.file.location(&s.span)
-            )),
-        })
-        .collect()
-}
-
-/// Explain a failed script, pointing at the recipe line of the failing command when it can be found.
-fn script_error(recipe: &Recipe, s: &Script, id: &str, failed: script::ScriptFailed) -> miette::Report {
-    let help = format!("the full log is in {}", failed.log.display());
-    let Some(command) = failed.command else {
-        let at = recipe.file.location(&s.span);
-        return miette!(
-            help = help,
-            "{at}: build script of {id} failed (exit code {})",
-            failed.code
+        .filter(|(_, o)| o.len() > 1)
+        .map(|(f, o)| format!("{f} ({})", o.join(", ")))
+        .collect();
+    if !overlapping.is_empty() {
+        let refs: Vec<&str> = overlapping.iter().map(String::as_str).collect();
+        let msg = format!(
+            "{} file(s) are in more than one package: {}",
+            overlapping.len(),
+            list_preview(&refs)
         );
-    };
-    let first = command.lines().next().unwrap_or_default().trim().to_string();
-    let span = s
-        .lines
-        .iter()
-        .find(|(line, _)| line.contains(&first))
-        .map_or(s.span, |(_, span)| *span);
-    miette!(
-        help = help,
-        "{}: build script of {id} failed: command `{command}` exited with code {}",
-        recipe.file.location(&span),
-        failed.code
-    )
+        if opts.error_overlapping_files {
+            problems.push(msg);
+        } else {
+            tracing::warn!("{msg}");
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(miette!(
+        help = "select files with `build.files` in each output so every file lands in exactly one package",
+        "{}",
+        problems.join("\n")
+    ))
+}
+
+fn list_preview(items: &[&str]) -> String {
+    const MAX: usize = 20;
+    let mut s = items.iter().take(MAX).copied().collect::<Vec<_>>().join(", ");
+    if items.len() > MAX {
+        s.push_str(&format!(", … and {} more", items.len() - MAX));
+    }
+    s
 }

@@ -3,8 +3,9 @@
 //! Data flows one way through the modules:
 //! [`recipe`] (text → typed outputs) → [`plan`] (outputs → variants, hashes,
 //! build strings) → [`execute`] using [`build`] (directories, sources,
-//! scripts) → [`package`] (prefix → `.conda`/`.tar.bz2`) → [`channel`]
-//! (indexed output directory). [`cli`] and [`commands`] sit on top.
+//! scripts) and [`staging`] (build once, cache, restore) → [`package`]
+//! (prefix → `.conda`/`.tar.bz2`) → [`channel`] (indexed output directory).
+//! [`cli`] and [`commands`] sit on top.
 
 pub mod build;
 pub mod channel;
@@ -17,4 +18,5 @@ pub mod package;
 pub mod plan;
 pub mod recipe;
 pub mod render;
+pub mod staging;
 pub mod ui;

@@ -23,6 +23,27 @@ pub fn rendered_output(
     if let Some(Value::Object(build)) = rec.get_mut("build") {
         build.insert("string".into(), json!(p.build_string));
     }
+    if let Some(name) = p.output.inherit.staging_name() {
+        // The staging caches this output uses, outermost first, and where it inherits from.
+        let mut chain = Vec::new();
+        let mut current = recipe.staging(name);
+        while let Some(s) = current {
+            chain.insert(0, s);
+            current = s.inherit.as_deref().and_then(|n| recipe.staging(n));
+        }
+        rec.insert(
+            "staging_caches".into(),
+            serde_json::to_value(&chain).unwrap_or_default(),
+        );
+        let run_exports = matches!(
+            p.output.inherit,
+            crate::recipe::model::Inherit::Staging { run_exports: true, .. }
+        );
+        rec.insert(
+            "inherits_from".into(),
+            json!({"cache_name": name, "inherit_run_exports": run_exports}),
+        );
+    }
     let mut recipe_obj = Map::new();
     recipe_obj.insert("schema_version".into(), json!(1));
     recipe_obj.insert("context".into(), json!(recipe.context));

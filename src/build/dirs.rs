@@ -6,6 +6,7 @@
 //! stable path is what makes rebuilds byte-identical. Concurrent builds of
 //! the same output name take [`BuildDirs::lock`] instead.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// Length the host prefix is padded to, so installed packages can have a
@@ -93,5 +94,24 @@ mod tests {
         let p = dirs.host_prefix.to_string_lossy();
         assert_eq!(p.len(), PREFIX_LENGTH);
         assert!(p.contains("host_env_placehold"));
+    }
+}
+
+/// Build directories of one invocation, each locked against other kiln
+/// processes the first time it is used and held until the invocation ends.
+#[derive(Debug, Default)]
+pub struct Workspace {
+    held: HashMap<PathBuf, std::fs::File>,
+}
+
+impl Workspace {
+    /// Directories named `name` under `output_dir`, locked for this process.
+    pub fn dirs(&mut self, output_dir: &Path, name: &str) -> std::io::Result<BuildDirs> {
+        let dirs = BuildDirs::new(output_dir, name);
+        if !self.held.contains_key(&dirs.build_dir) {
+            let lock = dirs.lock()?;
+            self.held.insert(dirs.build_dir.clone(), lock);
+        }
+        Ok(dirs)
     }
 }

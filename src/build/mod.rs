@@ -4,3 +4,78 @@ pub mod dirs;
 pub mod env;
 pub mod script;
 pub mod sources;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use miette::Result;
+
+use crate::package::archive::Format;
+use crate::recipe::jinja::Platforms;
+use crate::recipe::model::Script;
+use crate::recipe::Recipe;
+use crate::ui;
+use dirs::BuildDirs;
+use env::{build_env, BuildIdentity, EnvInputs};
+
+/// Settings shared by every build of one invocation.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Absolute output directory.
+    pub output_dir: PathBuf,
+    /// Staging cache directory (default `<output>/build_cache`).
+    pub staging_cache_dir: PathBuf,
+    /// Archive format.
+    pub format: Format,
+    /// Platforms.
+    pub platforms: Platforms,
+    /// Keep `bld/` directories after success.
+    pub keep_build: bool,
+    /// Timestamp written into packages (seconds).
+    pub timestamp: i64,
+    /// Fail when staging files end up in no package.
+    pub error_unused_staging_files: bool,
+    /// Fail when two outputs package the same file.
+    pub error_overlapping_files: bool,
+}
+
+/// Run a recipe's script in `dirs` with the build environment for `identity`.
+pub fn run_script(
+    recipe: &Recipe,
+    opts: &BuildOptions,
+    dirs: &BuildDirs,
+    script: &Script,
+    identity: &BuildIdentity,
+    variant: &BTreeMap<String, String>,
+    label: &str,
+) -> Result<()> {
+    let body = script::resolve_body(recipe, script)?;
+    let secrets = script::secrets(recipe, script)?;
+    let env = build_env(&EnvInputs {
+        dirs,
+        recipe_dir: &recipe.dir,
+        identity,
+        target: opts.platforms.target,
+        build: opts.platforms.build,
+        variant,
+        timestamp: opts.timestamp,
+        script_env: &script.env,
+    });
+    ui::step(label, "running build script");
+    let started = std::time::Instant::now();
+    let run = script::ScriptRun {
+        label,
+        body: &body,
+        work_dir: &dirs.work_dir,
+        env: &env,
+        secrets: &secrets,
+    };
+    if let Err(failed) = script::run(&run)? {
+        return Err(script::failure_report(recipe, script, label, failed));
+    }
+    tracing::info!(
+        "{label}: build script finished in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

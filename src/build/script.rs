@@ -10,6 +10,8 @@ use std::process::{Command, Stdio};
 
 use miette::{miette, IntoDiagnostic, Result};
 
+use crate::recipe::model::{Script, ScriptBody};
+use crate::recipe::Recipe;
 use crate::ui;
 
 /// One script to run.
@@ -152,4 +154,78 @@ pub fn mask(text: &str, secrets: &BTreeMap<String, String>) -> String {
 /// Quote a value for a POSIX shell.
 pub fn shell_quote(v: &str) -> String {
     format!("'{}'", v.replace('\'', r"'\''"))
+}
+
+/// The script text to run: inline commands, a file, or a one-line name of a
+/// file in the recipe directory (`.sh` appended when missing).
+pub fn resolve_body(recipe: &Recipe, s: &Script) -> Result<String> {
+    let read = |p: &Path| fs_err::read_to_string(p).into_diagnostic();
+    match &s.body {
+        ScriptBody::Inline(text) => {
+            let one_line = text.trim();
+            if !one_line.contains('\n') && !one_line.is_empty() && !one_line.contains(char::is_whitespace) {
+                for candidate in [recipe.dir.join(one_line), recipe.dir.join(format!("{one_line}.sh"))] {
+                    if candidate.is_file() {
+                        return read(&candidate);
+                    }
+                }
+            }
+            Ok(text.clone())
+        }
+        ScriptBody::File { file } => {
+            let direct = recipe.dir.join(file);
+            let with_ext = recipe.dir.join(format!("{}.sh", file.display()));
+            if direct.is_file() {
+                read(&direct)
+            } else if with_ext.is_file() {
+                read(&with_ext)
+            } else {
+                Err(miette!(
+                    "{}: script file {} does not exist",
+                    recipe.file.location(&s.span),
+                    direct.display()
+                ))
+            }
+        }
+    }
+}
+
+/// Values of the secrets a script names, from kiln's environment.
+pub fn secrets(recipe: &Recipe, s: &Script) -> Result<BTreeMap<String, String>> {
+    s.secrets
+        .iter()
+        .map(|name| match std::env::var(name) {
+            Ok(v) => Ok((name.clone(), v)),
+            Err(_) => Err(miette!(
+                help = format!("export {name} before running kiln, or remove it from `secrets`"),
+                "{}: secret `{name}` is not set in the environment",
+                recipe.file.location(&s.span)
+            )),
+        })
+        .collect()
+}
+
+/// Explain a failed script, pointing at the recipe line of the failing command when it can be found.
+pub fn failure_report(recipe: &Recipe, s: &Script, id: &str, failed: ScriptFailed) -> miette::Report {
+    let help = format!("the full log is in {}", failed.log.display());
+    let Some(command) = failed.command else {
+        let at = recipe.file.location(&s.span);
+        return miette!(
+            help = help,
+            "{at}: build script of {id} failed (exit code {})",
+            failed.code
+        );
+    };
+    let first = command.lines().next().unwrap_or_default().trim().to_string();
+    let span = s
+        .lines
+        .iter()
+        .find(|(line, _)| line.contains(&first))
+        .map_or(s.span, |(_, span)| *span);
+    miette!(
+        help = help,
+        "{}: build script of {id} failed: command `{command}` exited with code {}",
+        recipe.file.location(&span),
+        failed.code
+    )
 }

@@ -68,35 +68,52 @@ fn fetch_path(recipe: &Recipe, src: &PathSource, work_dir: &Path, exclude: &Path
         copy_file(&from, &target)?;
         return Ok(());
     }
+    for entry in walk_dir_source(&from, src.use_gitignore, exclude) {
+        let (path, rel, is_dir) = entry?;
+        let target = dest_dir.join(&rel);
+        if is_dir {
+            fs_err::create_dir_all(&target).into_diagnostic()?;
+        } else {
+            copy_file(&path, &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// The entries of a directory source as (path, path relative to the
+/// source, is_dir), honouring `.gitignore` (when asked),
+/// `.condapackageignore`, skipping `.git/` and anything below `exclude`.
+pub fn walk_dir_source(
+    from: &Path,
+    use_gitignore: bool,
+    exclude: &Path,
+) -> impl Iterator<Item = Result<(PathBuf, PathBuf, bool)>> {
     let exclude = std::fs::canonicalize(exclude).unwrap_or_else(|_| exclude.to_path_buf());
-    let walker = ignore::WalkBuilder::new(&from)
+    let root = from.to_path_buf();
+    ignore::WalkBuilder::new(from)
         .standard_filters(false)
         .hidden(false)
-        .git_ignore(src.use_gitignore)
+        .git_ignore(use_gitignore)
         .git_exclude(false)
         .git_global(false)
         .require_git(false)
         .add_custom_ignore_filename(".condapackageignore")
         .follow_links(false)
+        .sort_by_file_name(|a, b| a.cmp(b))
         .filter_entry(move |e| std::fs::canonicalize(e.path()).map_or(true, |p| !p.starts_with(&exclude)))
-        .build();
-    for entry in walker {
-        let entry = entry.into_diagnostic()?;
-        let rel = entry.path().strip_prefix(&from).into_diagnostic()?;
-        if rel.as_os_str().is_empty() || rel.starts_with(".git") {
-            continue;
-        }
-        let target = dest_dir.join(rel);
-        let ft = entry
-            .file_type()
-            .ok_or_else(|| miette!("cannot read {}", entry.path().display()))?;
-        if ft.is_dir() {
-            fs_err::create_dir_all(&target).into_diagnostic()?;
-        } else {
-            copy_file(entry.path(), &target)?;
-        }
-    }
-    Ok(())
+        .build()
+        .filter_map(move |entry| {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => return Some(Err(miette!("reading source {}: {e}", root.display()))),
+            };
+            let rel = entry.path().strip_prefix(&root).ok()?.to_path_buf();
+            if rel.as_os_str().is_empty() || rel.starts_with(".git") {
+                return None;
+            }
+            let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
+            Some(Ok((entry.path().to_path_buf(), rel, is_dir)))
+        })
 }
 
 /// Copy one file or symlink, keeping mode and modification time.

@@ -140,6 +140,15 @@ fn normalize(p: &Path) -> Option<PathBuf> {
     Some(out.iter().collect())
 }
 
+/// Whether the first bytes of a file (up to 1024) are UTF-8 text; a
+/// character cut off at the end still counts.
+pub fn looks_like_text(head: &[u8]) -> bool {
+    match std::str::from_utf8(&head[..head.len().min(1024)]) {
+        Ok(_) => true,
+        Err(e) => e.error_len().is_none(),
+    }
+}
+
 /// One pass over a file: SHA-256, size, and whether it contains `needle`
 /// (text if its first 1024 bytes are UTF-8, binary otherwise).
 fn scan(path: &Path, needle: Option<&[u8]>) -> Result<(String, u64, Option<FileMode>)> {
@@ -162,11 +171,7 @@ fn scan(path: &Path, needle: Option<&[u8]>) -> Result<(String, u64, Option<FileM
         hasher.update(chunk);
         if head.is_none() {
             let h = &chunk[..chunk.len().min(1024)];
-            head = Some(match std::str::from_utf8(h) {
-                Ok(_) => true,
-                // Only an incomplete character cut off at the end still counts as text.
-                Err(e) => e.error_len().is_none(),
-            });
+            head = Some(looks_like_text(h));
         }
         size += n as u64;
         if let (Some(finder), false) = (&finder, found) {

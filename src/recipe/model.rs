@@ -261,6 +261,44 @@ pub struct About {
 pub enum Inherit {
     /// The top-level build (`inherit: null` or no `inherit`).
     TopLevel,
+    /// A staging output's cached prefix and work directory.
+    Staging {
+        /// The staging output's name.
+        name: String,
+        /// Whether the staging dependencies' run exports apply (`inherit: {run_exports: ...}`).
+        run_exports: bool,
+    },
+}
+
+impl Inherit {
+    /// The staging output inherited from, if any.
+    pub fn staging_name(&self) -> Option<&str> {
+        match self {
+            Inherit::TopLevel => None,
+            Inherit::Staging { name, .. } => Some(name),
+        }
+    }
+}
+
+/// A staging output: built once, cached on disk, inherited by package outputs.
+#[derive(Debug, Clone, Serialize)]
+pub struct StagingOutput {
+    /// `staging.name`.
+    pub name: String,
+    /// Sources: the top-level ones, then its own (own only when nested).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub source: Vec<Source>,
+    /// Build and host requirements and `ignore_run_exports`.
+    pub requirements: Requirements,
+    /// The staging script.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub script: Option<Script>,
+    /// Another staging output this one starts from (nested staging).
+    #[serde(skip)]
+    pub inherit: Option<String>,
+    /// Where the staging output is declared.
+    #[serde(skip)]
+    pub span: Span,
 }
 
 /// `package: {name, version}`.
@@ -295,6 +333,9 @@ pub struct Output {
     /// Where this output starts from.
     #[serde(skip)]
     pub inherit: Inherit,
+    /// Where `inherit:` is written (for errors).
+    #[serde(skip)]
+    pub inherit_span: Option<Span>,
     /// Where the output is declared.
     #[serde(skip)]
     pub span: Span,

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# kiln's benchmarks. Prints the numbers that go into BENCHMARKS.md.
+#   benches/run.sh            all benchmarks
+# Needs hyperfine (installed from Debian if missing), zstd and bzip2.
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+command -v hyperfine >/dev/null || { apt-get install -y -qq hyperfine >/dev/null; }
+
+cargo build --release --locked -q
+KILN="$REPO/target/release/kiln"
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+export SOURCE_DATE_EPOCH=1700000000
+
+echo "## machine"
+echo "$(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB RAM, $(uname -sr), $(date -u +%Y-%m-%d)"
+lscpu | sed -n 's/^Model name:\s*//p'
+
+echo
+echo "## full build of examples/hello (2 outputs)"
+hyperfine --warmup 1 --runs 10 --style basic \
+  "$KILN build --recipe examples/hello --output-dir $WORK/hello"
+
+# Packaging time as kiln reports it (file selection, hashing, prefix detection,
+# info/, archive, rename), median of 3 builds; then the same bytes through tar | compressor.
+packaging() {
+  local recipe="$1" fmt="$2" out="$WORK/$(basename "$1")-$2"
+  local times=()
+  for _ in 1 2 3; do
+    rm -rf "$out"
+    local t
+    t=$("$KILN" build --recipe "$recipe" --output-dir "$out" --package-format "$fmt" --keep-build 2>&1 \
+        | sed -n 's/.*packaged in \([0-9.]*\) s.*/\1/p')
+    times+=("$t")
+  done
+  printf '%s\n' "${times[@]}" | sort -n | sed -n 2p | xargs printf "kiln packaging (%s, median of 3): %s s\n" "$fmt"
+  PREFIX_DIR=$(ls -d "$out"/bld/kiln_*/host_env*)
+  du -sb "$PREFIX_DIR" | awk '{printf "prefix bytes: %d\n", $1}'
+  ls -l "$out"/linux-64/*."${fmt#.}" 2>/dev/null | awk '{printf "package bytes: %d\n", $5}' || true
+  if [ "$fmt" = conda ]; then
+    hyperfine --warmup 1 --runs 3 --style basic "tar -C $PREFIX_DIR -cf - . | zstd -15 -T0 -q -c > /dev/null"
+  else
+    hyperfine --warmup 1 --runs 3 --style basic "tar -C $PREFIX_DIR -cf - . | bzip2 -9 -c > /dev/null"
+  fi
+}
+
+echo
+echo "## 10,000 small files"
+packaging benches/recipes/many-files conda
+packaging benches/recipes/many-files tar.bz2
+echo
+echo "## one 500 MB file"
+packaging benches/recipes/big-file conda

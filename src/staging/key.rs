@@ -1,0 +1,164 @@
+//! The staging cache key: a SHA-256 over everything that changes what a
+//! staging build produces, and over nothing that differs between two runs
+//! of an unchanged recipe (no build directories, no timestamps).
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+
+use miette::{IntoDiagnostic, Result};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::build::sources::walk_dir_source;
+use crate::recipe::model::{PathSource, Source};
+use crate::recipe::Recipe;
+
+/// Bumped whenever the layout or meaning of cache entries changes.
+pub const CACHE_FORMAT_VERSION: u32 = 1;
+
+/// The inputs of a staging cache key, stored in `metadata.json` so a miss
+/// can say which one changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyInputs {
+    /// kiln's cache format.
+    pub format: u32,
+    /// The staging output's name.
+    pub name: String,
+    /// The staging script, as it will run.
+    pub script: String,
+    /// `script.env`.
+    pub script_env: BTreeMap<String, String>,
+    /// Names of forwarded secrets (never their values).
+    pub secrets: Vec<String>,
+    /// Build requirements.
+    pub build_requirements: Vec<String>,
+    /// Host requirements.
+    pub host_requirements: Vec<String>,
+    /// `ignore_run_exports`, as JSON.
+    pub ignore_run_exports: serde_json::Value,
+    /// Variant values the staging output uses.
+    pub variant: BTreeMap<String, String>,
+    /// Target platform.
+    pub target_platform: String,
+    /// Host platform.
+    pub host_platform: String,
+    /// Build platform.
+    pub build_platform: String,
+    /// Sources with the hash of their content.
+    pub sources: Vec<SourceKey>,
+    /// Key of the staging output this one restores first (nested staging).
+    pub parent: Option<String>,
+}
+
+/// A source as it enters the key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceKey {
+    /// The source as written in the recipe.
+    pub source: serde_json::Value,
+    /// SHA-256 over the content (files, modes, symlink targets) that lands in the work dir.
+    pub content_sha256: String,
+}
+
+impl KeyInputs {
+    /// The key: hex SHA-256 of the inputs' canonical JSON.
+    pub fn key(&self) -> String {
+        let json = serde_json::to_vec(self).expect("key inputs serialize");
+        hex::encode(Sha256::digest(json))
+    }
+
+    /// Human-readable names of the inputs that differ from `other`.
+    pub fn changed_since(&self, other: &KeyInputs) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        let mut check = |differs: bool, what: &'static str| {
+            if differs {
+                changed.push(what);
+            }
+        };
+        check(self.format != other.format, "kiln's cache format");
+        check(self.script != other.script, "the staging script");
+        check(
+            self.script_env != other.script_env || self.secrets != other.secrets,
+            "the script environment",
+        );
+        check(
+            self.build_requirements != other.build_requirements,
+            "build requirements",
+        );
+        check(self.host_requirements != other.host_requirements, "host requirements");
+        check(
+            self.ignore_run_exports != other.ignore_run_exports,
+            "ignore_run_exports",
+        );
+        check(self.variant != other.variant, "variant values");
+        check(
+            self.target_platform != other.target_platform
+                || self.host_platform != other.host_platform
+                || self.build_platform != other.build_platform,
+            "platforms",
+        );
+        check(self.sources != other.sources, "sources");
+        check(self.parent != other.parent, "the staging output it inherits from");
+        changed
+    }
+}
+
+/// Hash the sources of a staging output as they would land in the work dir.
+pub fn source_keys(recipe: &Recipe, sources: &[Source], output_dir: &Path) -> Result<Vec<SourceKey>> {
+    sources
+        .iter()
+        .map(|s| match s {
+            Source::Path(p) => Ok(SourceKey {
+                source: serde_json::to_value(p).into_diagnostic()?,
+                content_sha256: path_source_hash(recipe, p, output_dir)?,
+            }),
+        })
+        .collect()
+}
+
+fn path_source_hash(recipe: &Recipe, src: &PathSource, output_dir: &Path) -> Result<String> {
+    let from = recipe.dir.join(&src.path);
+    let meta = fs_err::metadata(&from).into_diagnostic()?;
+    if meta.is_file() {
+        return file_sha256(&from);
+    }
+    let entries: Vec<_> = walk_dir_source(&from, src.use_gitignore, output_dir).collect::<Result<_>>()?;
+    // Hash files in parallel, then fold in a fixed order.
+    let parts: Vec<String> = entries
+        .par_iter()
+        .map(|(path, rel, is_dir)| {
+            let rel = rel.to_string_lossy();
+            if *is_dir {
+                return Ok(format!("d {rel}\n"));
+            }
+            let m = fs_err::symlink_metadata(path).into_diagnostic()?;
+            if m.file_type().is_symlink() {
+                let target = fs_err::read_link(path).into_diagnostic()?;
+                return Ok(format!("l {rel} {}\n", target.display()));
+            }
+            use std::os::unix::fs::PermissionsExt;
+            let exec = m.permissions().mode() & 0o111 != 0;
+            Ok(format!("f {rel} {} {}\n", exec, file_sha256(path)?))
+        })
+        .collect::<Result<_>>()?;
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+fn file_sha256(path: &Path) -> Result<String> {
+    let mut f = fs_err::File::open(path).into_diagnostic()?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf).into_diagnostic()?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}

@@ -1,0 +1,250 @@
+//! Staging outputs: build once, cache on disk under a content key, restore
+//! into every package output that inherits them.
+//!
+//! Within one invocation each staging output is built (or found in the
+//! cache) at most once, before the first package that needs it; nested
+//! staging outputs restore their parent first.
+
+pub mod key;
+pub mod store;
+pub mod transfer;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use miette::{miette, IntoDiagnostic, Result};
+
+use crate::build::dirs::{BuildDirs, Workspace};
+use crate::build::env::BuildIdentity;
+use crate::build::{run_script, script, sources, BuildOptions};
+use crate::package::select;
+use crate::recipe::model::StagingOutput;
+use crate::recipe::Recipe;
+use crate::ui;
+use key::{source_keys, KeyInputs, CACHE_FORMAT_VERSION};
+use store::{Entry, Metadata, Store, Timings};
+
+/// Builds and remembers the staging outputs of one recipe.
+pub struct Stager<'a> {
+    recipe: &'a Recipe,
+    opts: &'a BuildOptions,
+    store: Store,
+    done: HashMap<String, Entry>,
+}
+
+impl<'a> Stager<'a> {
+    /// A stager for `recipe`, using the cache in `opts.staging_cache_dir`.
+    pub fn new(recipe: &'a Recipe, opts: &'a BuildOptions) -> Self {
+        Self {
+            recipe,
+            opts,
+            store: Store::new(opts.staging_cache_dir.clone()),
+            done: HashMap::new(),
+        }
+    }
+
+    /// The entries used so far, by staging name.
+    pub fn used(&self) -> &HashMap<String, Entry> {
+        &self.done
+    }
+
+    /// The cache entry for staging output `name`: from this invocation, from
+    /// the cache, or built now.
+    pub fn ensure(&mut self, name: &str, ws: &mut Workspace) -> Result<Entry> {
+        if let Some(e) = self.done.get(name) {
+            return Ok(e.clone());
+        }
+        let staging = self
+            .recipe
+            .staging(name)
+            .ok_or_else(|| miette!("unknown staging output `{name}`"))?;
+        let parent = match &staging.inherit {
+            Some(p) => Some(self.ensure(p, ws)?),
+            None => None,
+        };
+        let inputs = self.key_inputs(staging, parent.as_ref())?;
+        let key = inputs.key();
+        let label = format!("staging {name}");
+
+        let entry = match self.store.lookup(&key) {
+            Some(entry) => {
+                ui::print_line(&format!("✔ {label}: cache hit staging_{key}, script skipped"));
+                entry
+            }
+            None => {
+                let _lock = self.store.lock(&key)?;
+                match self.store.lookup(&key) {
+                    Some(entry) => {
+                        ui::print_line(&format!(
+                            "✔ {label}: cache hit staging_{key} (built by another kiln process)"
+                        ));
+                        entry
+                    }
+                    None => {
+                        self.explain_miss(name, &key, &inputs);
+                        self.build(staging, parent.as_ref(), inputs, &key, ws)?
+                    }
+                }
+            }
+        };
+        self.store.touch(&entry);
+        self.done.insert(name.to_string(), entry.clone());
+        Ok(entry)
+    }
+
+    fn key_inputs(&self, staging: &StagingOutput, parent: Option<&Entry>) -> Result<KeyInputs> {
+        let (script, script_env, secrets) = match &staging.script {
+            Some(s) => (
+                script::resolve_body(self.recipe, s)?,
+                s.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                s.secrets.clone(),
+            ),
+            None => (String::new(), BTreeMap::new(), Vec::new()),
+        };
+        let specs = |deps: &[crate::recipe::model::Dependency]| deps.iter().map(|d| d.spec.clone()).collect();
+        let p = self.opts.platforms;
+        Ok(KeyInputs {
+            format: CACHE_FORMAT_VERSION,
+            name: staging.name.clone(),
+            script,
+            script_env,
+            secrets,
+            build_requirements: specs(&staging.requirements.build),
+            host_requirements: specs(&staging.requirements.host),
+            ignore_run_exports: serde_json::to_value(&staging.requirements.ignore_run_exports).into_diagnostic()?,
+            variant: self.variant(),
+            target_platform: p.target.as_str().to_string(),
+            host_platform: p.host.as_str().to_string(),
+            build_platform: p.build.as_str().to_string(),
+            sources: source_keys(self.recipe, &staging.source, &self.opts.output_dir)?,
+            parent: parent.map(|e| e.meta.key.clone()),
+        })
+    }
+
+    fn variant(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([(
+            "target_platform".to_string(),
+            self.opts.platforms.target.as_str().to_string(),
+        )])
+    }
+
+    fn explain_miss(&self, name: &str, key: &str, inputs: &KeyInputs) {
+        match self.store.newest_for(name) {
+            Some(old) => {
+                let changed = inputs.changed_since(&old.meta.key_inputs);
+                let what = if changed.is_empty() {
+                    "its inputs".to_string()
+                } else {
+                    changed.join(", ")
+                };
+                tracing::info!(
+                    "staging {name}: cache miss (staging_{key}): {what} changed since staging_{}",
+                    old.meta.key
+                );
+            }
+            None => tracing::info!("staging {name}: cache miss (staging_{key}), building"),
+        }
+    }
+
+    fn build(
+        &self,
+        staging: &StagingOutput,
+        parent: Option<&Entry>,
+        inputs: KeyInputs,
+        key: &str,
+        ws: &mut Workspace,
+    ) -> Result<Entry> {
+        let label = format!("staging {}", staging.name);
+        ui::step(&label, "preparing directories");
+        let dirs = ws
+            .dirs(&self.opts.output_dir, &self.recipe.shared_build_name())
+            .into_diagnostic()?;
+        dirs.create().into_diagnostic()?;
+        let before = select::snapshot(&dirs.host_prefix)?;
+        if let Some(parent) = parent {
+            restore_into(parent, &dirs, &label)?;
+        }
+        ui::step(&label, "placing sources");
+        sources::fetch(self.recipe, &staging.source, &dirs.work_dir, &self.opts.output_dir)?;
+        let started = Instant::now();
+        if let Some(s) = &staging.script {
+            let identity = BuildIdentity {
+                name: staging.name.clone(),
+                version: self.recipe.staging_version(),
+                build_number: None,
+                build_string: None,
+                hash: None,
+            };
+            run_script(self.recipe, self.opts, &dirs, s, &identity, &self.variant(), &label)?;
+        }
+        let script_seconds = started.elapsed().as_secs_f64();
+
+        ui::step(&label, "caching");
+        let started = Instant::now();
+        let tmp = self.store.begin(key)?;
+        let files = transfer::capture(&dirs.host_prefix, &before, &dirs.work_dir, &tmp)?;
+        let (size_bytes, work_dir_entries) = tree_size(&tmp)?;
+        let meta = Metadata {
+            format: CACHE_FORMAT_VERSION,
+            kiln_version: env!("CARGO_PKG_VERSION").to_string(),
+            name: staging.name.clone(),
+            key: key.to_string(),
+            sources: inputs.sources.iter().map(|s| s.source.clone()).collect(),
+            key_inputs: inputs,
+            prefix: dirs.host_prefix.clone(),
+            work_dir: dirs.work_dir.clone(),
+            files,
+            work_dir_entries,
+            size_bytes,
+            timings: Timings {
+                script_seconds,
+                capture_seconds: started.elapsed().as_secs_f64(),
+            },
+            created: chrono::Utc::now().timestamp(),
+        };
+        let entry = self.store.commit(&tmp, meta)?;
+        if !self.opts.keep_build {
+            fs_err::remove_dir_all(&dirs.build_dir).into_diagnostic()?;
+        }
+        ui::print_line(&format!(
+            "✔ {label}: cached {} prefix files ({:.1} MB with the work dir) as staging_{key}",
+            entry.meta.files.len(),
+            size_bytes as f64 / 1e6
+        ));
+        Ok(entry)
+    }
+}
+
+/// Restore a cache entry into a build's directories and log how long it took.
+pub fn restore_into(entry: &Entry, dirs: &BuildDirs, label: &str) -> Result<()> {
+    ui::step(label, &format!("restoring staging {}", entry.meta.name));
+    let started = Instant::now();
+    let stats = transfer::restore(entry, &dirs.host_prefix, &dirs.work_dir)?;
+    tracing::info!(
+        "{label}: restored staging {} ({} entries, {:.1} MB, {} reflinked, {} relocated) in {:.2} s",
+        entry.meta.name,
+        stats.entries,
+        stats.bytes as f64 / 1e6,
+        stats.reflinked,
+        stats.relocated,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Bytes of regular files below `dir`, and the number of work-dir entries.
+fn tree_size(dir: &std::path::Path) -> Result<(u64, usize)> {
+    let mut bytes = 0;
+    let mut work_entries = 0;
+    let work = dir.join("work_dir");
+    for e in walkdir::WalkDir::new(dir).follow_links(false) {
+        let e = e.into_diagnostic()?;
+        if e.file_type().is_file() {
+            bytes += e.metadata().into_diagnostic()?.len();
+        }
+        if e.path().starts_with(&work) && e.path() != work {
+            work_entries += 1;
+        }
+    }
+    Ok((bytes, work_entries))
+}
