@@ -52,3 +52,20 @@ packaging benches/recipes/many-files tar.bz2
 echo
 echo "## one 500 MB file"
 packaging benches/recipes/big-file conda
+
+echo
+echo "## staging: 20,000 files (~1 GB) split into three packages"
+OUT="$WORK/staging"
+rm -rf "$OUT"
+/usr/bin/time -f "cold build (staging script + cache + 3 restores + 3 packages): %e s" \
+  "$KILN" build --experimental --recipe benches/recipes/staging-1gb --output-dir "$OUT" 2> "$WORK/cold.log" || { cat "$WORK/cold.log"; exit 1; }
+tail -1 "$WORK/cold.log"
+grep -E "build script finished|restored staging|packaged in" "$WORK/cold.log" | sed 's/^ *INFO //'
+/usr/bin/time -f "warm build (cache hit: 3 restores + 3 packages): %e s" \
+  "$KILN" build --experimental --recipe benches/recipes/staging-1gb --output-dir "$OUT" 2> "$WORK/warm.log"
+tail -1 "$WORK/warm.log"
+grep -E "restored staging" "$WORK/warm.log" | sed 's/^ *INFO //'
+ENTRY=$(ls -d "$OUT"/build_cache/staging_*)
+du -sh "$ENTRY"
+echo "baseline: cp -a of the cached prefix + work dir"
+hyperfine --runs 3 --style basic --prepare "rm -rf $WORK/cp-target" "cp -a $ENTRY $WORK/cp-target"
