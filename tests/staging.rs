@@ -183,18 +183,7 @@ fn symlinks_modes_and_placeholders_survive_the_cache() {
             "lib/relative.txt"
         ]
     );
-    assert_eq!(
-        fs::read_link(d.join("lib/relative.txt")).unwrap(),
-        Path::new("real.txt")
-    );
-    assert_eq!(
-        fs::read_link(d.join("bin/absolute.txt")).unwrap(),
-        Path::new("../lib/real.txt")
-    );
-    assert_eq!(
-        fs::read_link(d.join("lib/broken.txt")).unwrap(),
-        Path::new("does-not-exist.txt")
-    );
+    assert_three_symlinks(d);
     let paths = paths_json(d);
     assert_eq!(paths["lib/broken.txt"]["path_type"], "softlink");
     assert_eq!(paths["lib/config.txt"]["file_mode"], "text");
@@ -529,10 +518,7 @@ fn bad_staging_recipes_fail_with_located_errors() {
                 "staging cache 'missing' not found. Available caches: core, extras",
             ],
         ),
-        (
-            "duplicate",
-            &["duplicate.yaml:7:", "two staging outputs are named `s`"],
-        ),
+        ("duplicate", &["duplicate.yaml:7:", "two staging outputs are named `s`"]),
         (
             "name-clash",
             &[

@@ -2,6 +2,7 @@
 //! `if`/`then`/`else` splicing, with every node still carrying its span so
 //! later stages can point at the line that caused a problem.
 
+use marked_yaml::types::MarkedMappingNode;
 use marked_yaml::{Node, Span};
 use minijinja::value::{Value, ValueKind};
 
@@ -85,36 +86,23 @@ impl Renderer<'_> {
                     value: RValue::Seq(out),
                 }))
             }
-            Node::Mapping(map) => {
-                let mut out = Vec::new();
-                for (k, v) in map.iter() {
-                    if let Some(rv) = self.render(v)? {
-                        out.push((
-                            Key {
-                                name: k.as_str().to_string(),
-                                span: *k.span(),
-                            },
-                            rv,
-                        ));
-                    }
-                }
-                Ok(Some(RNode {
-                    span: *map.span(),
-                    value: RValue::Map(out),
-                }))
-            }
+            Node::Mapping(map) => self.render_map(map, None),
         }
     }
 
     /// Render a mapping node leaving out one key (used for `build.string`,
     /// which is rendered later, once `hash` and `build_number` are known).
     pub fn render_except(&self, node: &Node, skip: &str) -> Result<Option<RNode>, SourceError> {
-        let Some(map) = node.as_mapping() else {
-            return self.render(node);
-        };
+        match node.as_mapping() {
+            Some(map) => self.render_map(map, Some(skip)),
+            None => self.render(node),
+        }
+    }
+
+    fn render_map(&self, map: &MarkedMappingNode, skip: Option<&str>) -> Result<Option<RNode>, SourceError> {
         let mut out = Vec::new();
         for (k, v) in map.iter() {
-            if k.as_str() == skip {
+            if Some(k.as_str()) == skip {
                 continue;
             }
             if let Some(rv) = self.render(v)? {

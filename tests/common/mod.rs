@@ -111,3 +111,24 @@ pub fn paths_json(dir: &Path) -> std::collections::BTreeMap<String, Value> {
 pub fn subdir() -> &'static str {
     rattler_conda_types::Subdir::current().unwrap().as_str()
 }
+
+/// The three symlinks of the `symlinks` recipes: relative kept, absolute
+/// into the prefix made relative, broken kept.
+pub fn assert_three_symlinks(d: &Path) {
+    assert_eq!(
+        std::fs::read_link(d.join("lib/relative.txt")).unwrap(),
+        Path::new("real.txt")
+    );
+    assert_eq!(
+        std::fs::read_link(d.join("bin/absolute.txt")).unwrap(),
+        Path::new("../lib/real.txt")
+    );
+    assert_eq!(
+        std::fs::read_link(d.join("lib/broken.txt")).unwrap(),
+        Path::new("does-not-exist.txt")
+    );
+    let paths = paths_json(d);
+    for link in ["lib/relative.txt", "bin/absolute.txt", "lib/broken.txt"] {
+        assert_eq!(paths[link]["path_type"], "softlink", "{link}");
+    }
+}
