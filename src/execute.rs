@@ -203,6 +203,13 @@ fn account_files(
     opts: &BuildOptions,
 ) -> Result<()> {
     let mut problems = Vec::new();
+    let mut report = |fatal: bool, msg: String| {
+        if fatal {
+            problems.push(msg);
+        } else {
+            tracing::warn!("{msg}");
+        }
+    };
     for (name, entry) in stager.used() {
         let packaged: BTreeSet<&str> = plan
             .iter()
@@ -223,11 +230,7 @@ fn account_files(
                 unused.len(),
                 list_preview(&unused)
             );
-            if opts.error_unused_staging_files {
-                problems.push(msg);
-            } else {
-                tracing::warn!("{msg}");
-            }
+            report(opts.error_unused_staging_files, msg);
         }
     }
     let mut owners: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
@@ -248,11 +251,7 @@ fn account_files(
             overlapping.len(),
             list_preview(&refs)
         );
-        if opts.error_overlapping_files {
-            problems.push(msg);
-        } else {
-            tracing::warn!("{msg}");
-        }
+        report(opts.error_overlapping_files, msg);
     }
     if problems.is_empty() {
         return Ok(());

@@ -31,8 +31,6 @@ pub struct Recipe {
     pub dir: PathBuf,
     /// Evaluated `context` variables, in order.
     pub context: IndexMap<String, serde_json::Value>,
-    /// Whether the recipe has an `outputs` list.
-    pub multi_output: bool,
     /// The packages to build, in declaration order (skipped ones removed).
     pub outputs: Vec<Output>,
     /// Staging outputs (and the legacy `cache:`), in declaration order.
@@ -138,7 +136,6 @@ pub fn load(path: &Path, options: LoadOptions, variant: &BTreeMap<String, String
         file,
         dir,
         context: loaded.context,
-        multi_output: loaded.multi_output,
         outputs: loaded.outputs,
         staging: loaded.staging,
         name: loaded.name,

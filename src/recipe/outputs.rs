@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
+use marked_yaml::types::MarkedMappingNode;
 use marked_yaml::{Node, Span};
 use minijinja::value::Value;
 use rattler_conda_types::VersionWithSource;
@@ -60,8 +61,6 @@ const CACHE_KEYS: &[&str] = &["source", "requirements", "build"];
 pub struct Loaded {
     /// Evaluated context.
     pub context: IndexMap<String, serde_json::Value>,
-    /// Whether the recipe has `outputs`.
-    pub multi_output: bool,
     /// Package outputs (skipped ones removed).
     pub outputs: Vec<Output>,
     /// Staging outputs.
@@ -132,9 +131,7 @@ impl Loader<'_> {
             jinja: &jinja,
         };
         let reader = Reader { file: self.file };
-        let render = |key: &str| -> PResult<Option<RNode>> {
-            map.get_node(key).map(|n| r.render(n)).transpose().map(Option::flatten)
-        };
+        let render = |key: &str| render_key(&r, map, key);
 
         let build = match map
             .get_node("build")
@@ -167,7 +164,6 @@ impl Loader<'_> {
             let output = self.single_output(root, &reader, top, render("package")?, render("requirements")?)?;
             return Ok(Loaded {
                 context,
-                multi_output: false,
                 outputs: output.into_iter().collect(),
                 staging: vec![],
                 name: None,
@@ -232,9 +228,7 @@ impl Loader<'_> {
         mut top: TopLevel,
         context: IndexMap<String, serde_json::Value>,
     ) -> PResult<Loaded> {
-        let render = |key: &str| -> PResult<Option<RNode>> {
-            map.get_node(key).map(|n| r.render(n)).transpose().map(Option::flatten)
-        };
+        let render = |key: &str| render_key(r, map, key);
         let mut name = None;
         if let Some(n) = render("recipe")? {
             let entries = reader.map(&n, "recipe", &["name", "version"])?;
@@ -332,12 +326,26 @@ impl Loader<'_> {
         self.check_names(&packages, &staging)?;
         Ok(Loaded {
             context,
-            multi_output: true,
             outputs: packages,
             staging,
             name,
             version: top.version,
         })
+    }
+
+    /// Reject keys of a raw mapping that are not in `allowed`.
+    fn check_keys(&self, map: &MarkedMappingNode, allowed: &[&str], what: &str) -> PResult<()> {
+        match map.keys().find(|k| !allowed.contains(&k.as_str())) {
+            None => Ok(()),
+            Some(k) => Err(self
+                .file
+                .error(
+                    k.span(),
+                    format!("unknown key `{}` in {what}", k.as_str()),
+                    "not allowed here",
+                )
+                .with_help(format!("allowed keys: {}", allowed.join(", ")))),
+        }
     }
 
     fn require_experimental(&self, span: &Span, what: &str) -> PResult<()> {
@@ -405,21 +413,8 @@ impl Loader<'_> {
         let omap = node
             .as_mapping()
             .ok_or_else(|| self.file.error(node.span(), "expected a mapping", "here"))?;
-        for (k, _) in omap.iter() {
-            if !allowed.contains(&k.as_str()) {
-                return Err(self
-                    .file
-                    .error(
-                        k.span(),
-                        format!("unknown key `{}` in a staging output", k.as_str()),
-                        "not allowed here",
-                    )
-                    .with_help(format!("allowed keys: {}", allowed.join(", "))));
-            }
-        }
-        let render = |key: &str| -> PResult<Option<RNode>> {
-            omap.get_node(key).map(|n| r.render(n)).transpose().map(Option::flatten)
-        };
+        self.check_keys(omap, allowed, "a staging output")?;
+        let render = |key: &str| render_key(r, omap, key);
         let requirements = match render("requirements")? {
             Some(n) => {
                 if let Some(entries) = n.as_map() {
@@ -479,21 +474,8 @@ impl Loader<'_> {
         cache_name: Option<&str>,
     ) -> PResult<Option<Output>> {
         let omap = raw.as_mapping().expect("checked by caller");
-        for (k, _) in omap.iter() {
-            if !OUTPUT_KEYS.contains(&k.as_str()) {
-                return Err(self
-                    .file
-                    .error(
-                        k.span(),
-                        format!("unknown key `{}` in output", k.as_str()),
-                        "not allowed here",
-                    )
-                    .with_help(format!("allowed keys: {}", OUTPUT_KEYS.join(", "))));
-            }
-        }
-        let render = |key: &str| -> PResult<Option<RNode>> {
-            omap.get_node(key).map(|n| r.render(n)).transpose().map(Option::flatten)
-        };
+        self.check_keys(omap, OUTPUT_KEYS, "output")?;
+        let render = |key: &str| render_key(r, omap, key);
         let (inherit, inherit_span) = match (omap.get_node("inherit"), cache_name) {
             (Some(node), _) => {
                 let (i, span) = self.inherit(node, r, reader)?;
@@ -704,6 +686,11 @@ impl Loader<'_> {
         }
         Ok(out)
     }
+}
+
+/// Render `key` of a raw mapping; absent or rendering to nothing is `None`.
+fn render_key(r: &Renderer, map: &MarkedMappingNode, key: &str) -> PResult<Option<RNode>> {
+    map.get_node(key).map(|n| r.render(n)).transpose().map(Option::flatten)
 }
 
 fn raw_build_string(build: Option<&Node>) -> Option<(String, Span)> {
