@@ -121,6 +121,10 @@ pub struct BuildArgs {
     #[arg(long)]
     pub render_only: bool,
 
+    /// With --render-only: solve the build and host environments and show the resolved packages and run requirements.
+    #[arg(long, requires = "render_only")]
+    pub with_solve: bool,
+
     /// Accepted for rattler-build compatibility: kiln's build directories never carry a build id.
     #[arg(long)]
     pub no_build_id: bool,
@@ -129,7 +133,8 @@ pub struct BuildArgs {
     #[arg(long)]
     pub keep_build: bool,
 
-    /// Channels to resolve dependencies from (not used yet: environments are not resolved).
+    /// Channels to resolve build/host requirements from, in priority order: a name (conda-forge), an
+    /// http(s):// or file:// URL, or a directory. Default: conda-forge. The output directory is always searched first.
     #[arg(short = 'c', long = "channel")]
     pub channels: Vec<String>,
 

@@ -46,9 +46,6 @@ fn build(args: BuildArgs) -> Result<()> {
         host,
     };
 
-    if !args.channels.is_empty() {
-        tracing::warn!("--channel is accepted but not used yet: kiln does not resolve build/host environments yet");
-    }
     if !args.variant_configs.is_empty() {
         tracing::warn!("--variant-config is accepted but not used yet: kiln does not expand variants yet");
     }
@@ -78,13 +75,18 @@ fn build(args: BuildArgs) -> Result<()> {
         platforms,
         keep_build: args.keep_build,
         timestamp: build_timestamp(&recipe.dir, &output_dir)?,
+        channels: args.channels.clone(),
     };
 
     if args.render_only {
-        let all: Vec<_> = planned
-            .iter()
-            .map(|p| render::rendered_output(&recipe, &planned, p, &opts, None))
-            .collect();
+        let all = if args.with_solve {
+            render::with_solve(&recipe, &planned, &opts)?
+        } else {
+            planned
+                .iter()
+                .map(|p| render::rendered_output(&recipe, &planned, p, &opts, None, None))
+                .collect()
+        };
         println!("{}", serde_json::to_string_pretty(&all).into_diagnostic()?);
         return Ok(());
     }

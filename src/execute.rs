@@ -14,7 +14,11 @@ use crate::build::env::BuildIdentity;
 pub use crate::build::BuildOptions;
 use crate::build::{run_script, sources};
 use crate::package::{self, metadata::InfoInputs, select};
+use crate::environment::resolve::{self, PackageRef, Resolved};
+use crate::environment::run_exports::Applied;
+use crate::environment::LazyEnvironments;
 use crate::plan::PlannedOutput;
+use crate::recipe::model::{spec_name, Inherit};
 use crate::recipe::Recipe;
 use crate::staging::{restore_into, Stager};
 use crate::{render, ui};
@@ -40,19 +44,26 @@ pub fn build_all(recipe: &Recipe, plan: &[PlannedOutput], opts: &BuildOptions) -
             );
         }
     }
-    let mut ws = Workspace::default();
-    let mut stager = Stager::new(recipe, opts);
-    let mut built = Vec::new();
     let mut subdirs: Vec<Subdir> = Vec::new();
     for p in plan {
-        built.push(build_one(recipe, plan, p, opts, &mut ws, &mut stager)?);
         let subdir: Subdir = p.subdir.parse().map_err(|e| miette!("{e}"))?;
         if !subdirs.contains(&subdir) {
             subdirs.push(subdir);
         }
     }
-    if !subdirs.contains(&opts.platforms.build) {
-        subdirs.push(opts.platforms.build);
+    for s in [opts.platforms.build, opts.platforms.host] {
+        if !subdirs.contains(&s) {
+            subdirs.push(s);
+        }
+    }
+    let envs = LazyEnvironments::new(&opts.channels, &opts.output_dir, subdirs.clone(), false);
+    let mut ws = Workspace::default();
+    let mut stager = Stager::new(recipe, opts, &envs);
+    let mut built = Vec::new();
+    for p in plan {
+        built.push(build_one(recipe, plan, p, opts, &mut ws, &mut stager, &envs)?);
+        let subdir: Subdir = p.subdir.parse().map_err(|e| miette!("{e}"))?;
+        envs.package_added(&[subdir])?;
     }
     ui::step("channel", "indexing");
     crate::channel::index(&opts.output_dir, &subdirs)?;
@@ -71,6 +82,72 @@ fn inherits_transitively(recipe: &Recipe, from: Option<&str>, target: &str) -> b
     false
 }
 
+/// What an output takes from the staging output it inherits.
+pub struct Inherited {
+    /// Run exports of the staging dependencies (after the staging filters).
+    pub run_exports: Applied,
+    /// The staging host environment (for `pin_compatible`).
+    pub host_packages: Vec<PackageRef>,
+}
+
+/// Solve an output's environments (none when it has no build/host requirements).
+pub fn resolve_output(recipe: &Recipe, p: &PlannedOutput, opts: &BuildOptions, envs: &LazyEnvironments) -> Result<Resolved> {
+    let r = &p.output.requirements;
+    if r.build.is_empty() && r.host.is_empty() {
+        return Ok(Resolved::default());
+    }
+    resolve::resolve(
+        envs.get()?,
+        &resolve::Request {
+            label: &p.identifier(),
+            recipe,
+            requirements: r,
+            platforms: opts.platforms,
+            noarch: !p.output.build.noarch.is_none(),
+        },
+    )
+}
+
+/// The final `depends` and `constrains` of an output: its own run
+/// requirements (pins applied), the run exports of its environments, and
+/// those of the staging output it inherits (unless `run_exports: false`),
+/// all after the output's `ignore_run_exports`.
+pub fn finalize_run(
+    recipe: &Recipe,
+    p: &PlannedOutput,
+    resolved: &Resolved,
+    staging: Option<&Inherited>,
+) -> Result<(Vec<String>, Vec<String>, Applied)> {
+    let output = &p.output;
+    let id = p.identifier();
+    let staging_host = staging.map(|e| e.host_packages.clone()).unwrap_or_default();
+    let mut depends = resolve::apply_compatible_pins(recipe, &id, &output.requirements.run, resolved, &staging_host)?;
+    let mut constrains = resolve::apply_compatible_pins(
+        recipe,
+        &id,
+        &output.requirements.run_constraints,
+        resolved,
+        &staging_host,
+    )?;
+    let mut exports = resolved.exports.clone();
+    if let (Some(entry), Inherit::Staging { run_exports: true, .. }) = (staging, &output.inherit) {
+        exports.extend(&entry.run_exports.filtered(&output.requirements.ignore_run_exports));
+    }
+    let me = output.package.name.as_normalized();
+    for (list, extra) in [(&mut depends, &exports.depends), (&mut constrains, &exports.constrains)] {
+        for e in extra {
+            // A package never depends on itself through its own exports.
+            if spec_name(&e.spec).as_deref() == Some(me) {
+                continue;
+            }
+            if !list.contains(&e.spec) {
+                list.push(e.spec.clone());
+            }
+        }
+    }
+    Ok((depends, constrains, exports))
+}
+
 fn build_one(
     recipe: &Recipe,
     plan: &[PlannedOutput],
@@ -78,6 +155,7 @@ fn build_one(
     opts: &BuildOptions,
     ws: &mut Workspace,
     stager: &mut Stager,
+    envs: &LazyEnvironments,
 ) -> Result<Built> {
     let id = p.identifier();
     let output = &p.output;
@@ -85,6 +163,7 @@ fn build_one(
         Some(name) => Some(stager.ensure(name, ws)?),
         None => None,
     };
+    let resolved = resolve_output(recipe, p, opts, envs)?;
     ui::step(&id, "preparing directories");
     // Staging builds and their inheritors share one set of directories, so
     // restored paths stay valid without relocation.
@@ -95,16 +174,14 @@ fn build_one(
     let dirs = ws.dirs(&opts.output_dir, &dir_name).into_diagnostic()?;
     dirs.create().into_diagnostic()?;
 
-    if !output.requirements.build.is_empty() || !output.requirements.host.is_empty() {
-        tracing::warn!(
-            "{id}: build/host requirements are recorded but not installed yet (environment resolution is not implemented)"
-        );
-    }
-
-    // Restored staging files count as new: the snapshot is taken before the restore.
+    // Restored staging files count as new: the snapshot is taken before the
+    // restore. Installed packages' files do not (see `select::new_files`).
     let before = select::snapshot(&dirs.host_prefix)?;
     if let Some(entry) = &staging {
         restore_into(entry, &dirs, &id)?;
+    }
+    if !resolved.build.is_empty() || !resolved.host.is_empty() {
+        resolve::install(envs.get()?, &resolved, &dirs, opts.platforms, &id)?;
     }
     ui::step(&id, "placing sources");
     sources::fetch(recipe, &output.source, &dirs.work_dir, &opts.output_dir)?;
@@ -132,7 +209,7 @@ fn build_one(
 
     ui::step(&id, "collecting files");
     let after = select::snapshot(&dirs.host_prefix)?;
-    let new_files = select::new_files(&before, &after);
+    let new_files = select::new_files(&dirs.host_prefix, &before, &after)?;
     let files = package::select_files(recipe, output, &new_files)?;
     if files.is_empty() {
         tracing::warn!("{id}: the package contains no files");
@@ -140,14 +217,13 @@ fn build_one(
 
     ui::step(&id, "packaging");
     let started = std::time::Instant::now();
-    let rendered = render::rendered_output(recipe, plan, p, opts, Some(&dirs));
-    let depends: Vec<String> = output.requirements.run.iter().map(|d| d.spec.clone()).collect();
-    let constrains: Vec<String> = output
-        .requirements
-        .run_constraints
-        .iter()
-        .map(|d| d.spec.clone())
-        .collect();
+    let inherited = staging.as_ref().map(|e| Inherited {
+        run_exports: e.meta.run_exports.clone(),
+        host_packages: e.meta.key_inputs.host_packages.clone(),
+    });
+    let (depends, constrains, exports) = finalize_run(recipe, p, &resolved, inherited.as_ref())?;
+    let finalized = render::finalized_dependencies(output, &resolved, &depends, &constrains, &exports);
+    let rendered = render::rendered_output(recipe, plan, p, opts, Some(&dirs), Some(finalized));
     let variant_json = serde_json::to_value(&p.variant).into_diagnostic()?;
     let hash_input = crate::hash::hash_input(&p.variant);
     let info = InfoInputs {

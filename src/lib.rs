@@ -12,6 +12,7 @@ pub mod channel;
 pub mod cli;
 pub mod commands;
 pub mod diagnostics;
+pub mod environment;
 pub mod execute;
 pub mod hash;
 pub mod package;

@@ -4,6 +4,11 @@
 use serde_json::{json, Map, Value};
 
 use crate::build::dirs::BuildDirs;
+use crate::environment::resolve::{self, PackageRef, Resolved};
+use crate::environment::LazyEnvironments;
+use crate::execute;
+use crate::environment::run_exports::Applied;
+use crate::recipe::model::Output;
 use crate::execute::BuildOptions;
 use crate::plan::PlannedOutput;
 use crate::recipe::Recipe;
@@ -15,6 +20,7 @@ pub fn rendered_output(
     p: &PlannedOutput,
     opts: &BuildOptions,
     dirs: Option<&BuildDirs>,
+    finalized: Option<Value>,
 ) -> Value {
     let mut rec = match serde_json::to_value(&p.output) {
         Ok(Value::Object(m)) => m,
@@ -65,7 +71,7 @@ pub fn rendered_output(
         "build_platform": {"platform": opts.platforms.build.as_str()},
         "variant": p.variant,
         "hash": p.hash,
-        "channels": [],
+        "channels": opts.channels.clone(),
         "timestamp": opts.timestamp,
         "subpackages": subpackages,
         "packaging_settings": {"archive_type": match opts.format {
@@ -84,8 +90,75 @@ pub fn rendered_output(
     json!({
         "recipe": Value::Object(recipe_obj),
         "build_configuration": config,
-        "finalized_dependencies": null,
+        "finalized_dependencies": finalized.unwrap_or(Value::Null),
         "finalized_sources": null,
         "system_tools": {"kiln": env!("CARGO_PKG_VERSION")},
     })
+}
+
+/// `finalized_dependencies`: what was asked for and resolved in each
+/// environment, and the final run requirements with their provenance.
+pub fn finalized_dependencies(
+    output: &Output,
+    resolved: &Resolved,
+    depends: &[String],
+    constrains: &[String],
+    exports: &Applied,
+) -> Value {
+    let env = |specs: Vec<String>, records: Vec<PackageRef>| {
+        json!({
+            "specs": specs,
+            "resolved": records
+                .iter()
+                .map(|r| json!({"name": r.name, "version": r.version, "build": r.build, "subdir": r.subdir}))
+                .collect::<Vec<_>>(),
+        })
+    };
+    let mut out = Map::new();
+    if !resolved.build.is_empty() {
+        let specs = output.requirements.build.iter().map(|d| d.spec.clone()).collect();
+        out.insert("build".into(), env(specs, resolved.build_refs()));
+    }
+    if !resolved.host.is_empty() {
+        out.insert("host".into(), env(resolved.host_specs.clone(), resolved.host_refs()));
+    }
+    out.insert(
+        "run".into(),
+        json!({"depends": depends, "constraints": constrains, "run_exports": exports}),
+    );
+    Value::Object(out)
+}
+
+/// `--render-only --with-solve`: every planned output with its environments
+/// solved (nothing is installed or written).
+pub fn with_solve(recipe: &Recipe, plan: &[PlannedOutput], opts: &BuildOptions) -> miette::Result<Vec<Value>> {
+    let envs = LazyEnvironments::new(&opts.channels, &opts.output_dir, Vec::new(), true);
+    let mut out = Vec::new();
+    for p in plan {
+        let resolved = execute::resolve_output(recipe, p, opts, &envs)?;
+        let inherited = match p.output.inherit.staging_name().and_then(|n| recipe.staging(n)) {
+            Some(s) if !(s.requirements.build.is_empty() && s.requirements.host.is_empty()) => {
+                let label = format!("staging {}", s.name);
+                let r = resolve::resolve(
+                    envs.get()?,
+                    &resolve::Request {
+                        label: &label,
+                        recipe,
+                        requirements: &s.requirements,
+                        platforms: opts.platforms,
+                        noarch: false,
+                    },
+                )?;
+                Some(execute::Inherited {
+                    host_packages: r.host_refs(),
+                    run_exports: r.exports,
+                })
+            }
+            _ => None,
+        };
+        let (depends, constrains, exports) = execute::finalize_run(recipe, p, &resolved, inherited.as_ref())?;
+        let finalized = finalized_dependencies(&p.output, &resolved, &depends, &constrains, &exports);
+        out.push(rendered_output(recipe, plan, p, opts, None, Some(finalized)));
+    }
+    Ok(out)
 }

@@ -138,14 +138,9 @@ pub fn build_env(i: &EnvInputs) -> BTreeMap<String, String> {
         set("BUILD", format!("{arch}-conda_{cos}-linux-gnu"));
     }
     let system_path = std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into());
-    set(
-        "PATH",
-        format!(
-            "{}:{}:{system_path}",
-            s(&d.build_prefix.join("bin")),
-            s(&d.host_prefix.join("bin"))
-        ),
-    );
+    // Activation (see `environment::activation`) puts the host, then the
+    // build prefix in front of this.
+    set("PATH", system_path);
     for (k, v) in i.variant {
         let key = k.replace(['-', '.'], "_");
         if !NOT_EXPORTED.contains(&key.as_str()) {

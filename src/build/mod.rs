@@ -37,6 +37,8 @@ pub struct BuildOptions {
     pub error_unused_staging_files: bool,
     /// Fail when two outputs package the same file.
     pub error_overlapping_files: bool,
+    /// `-c` arguments, in priority order (the output directory comes first).
+    pub channels: Vec<String>,
 }
 
 /// Run a recipe's script in `dirs` with the build environment for `identity`.
@@ -61,6 +63,12 @@ pub fn run_script(
         timestamp: opts.timestamp,
         script_env: &script.env,
     });
+    let activation = crate::environment::activation::script(
+        &dirs.host_prefix,
+        opts.platforms.host,
+        &dirs.build_prefix,
+        opts.platforms.build,
+    )?;
     ui::step(label, "running build script");
     let started = std::time::Instant::now();
     let run = script::ScriptRun {
@@ -69,6 +77,7 @@ pub fn run_script(
         work_dir: &dirs.work_dir,
         env: &env,
         secrets: &secrets,
+        activation: &activation,
     };
     if let Err(failed) = script::run(&run)? {
         return Err(script::failure_report(recipe, script, label, failed));

@@ -1,5 +1,6 @@
 //! Which files of a prefix go into a package: the files the build added
-//! (prefix after minus prefix before), minus junk, filtered by `build.files`.
+//! (prefix after minus prefix before), minus files of installed packages
+//! (`conda-meta/*.json`) and junk, filtered by `build.files`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -25,13 +26,33 @@ pub fn snapshot(prefix: &Path) -> Result<Snapshot> {
     Ok(out)
 }
 
-/// Paths in `after` that are not in `before` and are not junk.
-pub fn new_files(before: &Snapshot, after: &Snapshot) -> Vec<PathBuf> {
-    after
+/// Paths in `after` that are not in `before`, not owned by a package
+/// installed in `prefix`, and not junk.
+pub fn new_files(prefix: &Path, before: &Snapshot, after: &Snapshot) -> Result<Vec<PathBuf>> {
+    let owned = installed_files(prefix)?;
+    Ok(after
         .iter()
-        .filter(|p| !before.contains(*p) && !is_junk(p))
+        .filter(|p| !before.contains(*p) && !owned.contains(*p) && !is_junk(p))
         .cloned()
-        .collect()
+        .collect())
+}
+
+/// Files that belong to packages installed in `prefix`.
+pub fn installed_files(prefix: &Path) -> Result<BTreeSet<PathBuf>> {
+    let mut owned = BTreeSet::new();
+    let meta = prefix.join("conda-meta");
+    if !meta.is_dir() {
+        return Ok(owned);
+    }
+    for entry in fs_err::read_dir(&meta).into_diagnostic()? {
+        let path = entry.into_diagnostic()?.path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let record = rattler_conda_types::PrefixRecord::from_path(&path)
+                .map_err(|e| miette::miette!("cannot read {}: {e}", path.display()))?;
+            owned.extend(record.files);
+        }
+    }
+    Ok(owned)
 }
 
 /// Files conda packages never carry.

@@ -10,6 +10,8 @@ use minijinja::value::{from_args, Kwargs, Object, Value};
 use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior};
 use rattler_conda_types::Subdir;
 
+use super::model::{Pin, PinKind};
+
 /// Platforms a recipe is rendered for.
 #[derive(Debug, Clone, Copy)]
 pub struct Platforms {
@@ -92,14 +94,12 @@ impl Jinja {
                 format!("{spec} {rest}")
             }
         });
-        for f in ["pin_subpackage", "pin_compatible"] {
-            env.add_function(f, move |_args: minijinja::value::Rest<Value>| -> Result<Value, Error> {
-                Err(Error::new(
-                    ErrorKind::InvalidOperation,
-                    format!("{f}() is not supported yet: it needs resolved environments (planned with the environments work)"),
-                ))
-            });
-        }
+        env.add_function("pin_subpackage", |name: String, kwargs: Kwargs| {
+            pin_call(PinKind::PinSubpackage, name, kwargs)
+        });
+        env.add_function("pin_compatible", |name: String, kwargs: Kwargs| {
+            pin_call(PinKind::PinCompatible, name, kwargs)
+        });
         for (name, pred) in [
             ("is_linux", Subdir::is_linux as fn(Subdir) -> bool),
             ("is_osx", Subdir::is_osx),
@@ -316,6 +316,48 @@ fn insert_platform_vars(vars: &mut BTreeMap<String, Value>, p: Platforms) {
         ".so"
     };
     vars.insert("SHLIB_EXT".into(), Value::from(shlib));
+}
+
+/// `pin_subpackage(...)` / `pin_compatible(...)`: checks the arguments and
+/// returns the pin as JSON text, which requirement lists turn into a
+/// [`Pin`] (applied once the pinned version is known).
+fn pin_call(kind: PinKind, name: String, kwargs: Kwargs) -> Result<String, Error> {
+    let invalid = |msg: String| Error::new(ErrorKind::InvalidOperation, msg);
+    for (old, new) in [("min_pin", "lower_bound"), ("max_pin", "upper_bound")] {
+        if kwargs.has(old) {
+            return Err(invalid(format!("`{old}` is not supported; use `{new}` instead")));
+        }
+    }
+    let bound = |key: &str, default: &str| -> Result<Option<String>, Error> {
+        if !kwargs.has(key) {
+            return Ok(Some(default.to_string()));
+        }
+        let v: Value = kwargs.get(key)?;
+        if v.is_none() || v.is_undefined() {
+            Ok(None)
+        } else {
+            Ok(Some(v.to_string()))
+        }
+    };
+    let exact: bool = kwargs.get::<Option<bool>>("exact")?.unwrap_or(false);
+    if exact && ["lower_bound", "upper_bound", "build"].iter().any(|k| kwargs.has(k)) {
+        return Err(invalid(
+            "`exact=True` cannot be combined with `lower_bound`, `upper_bound` or `build`".into(),
+        ));
+    }
+    let pin = Pin {
+        kind,
+        name: name.trim().to_lowercase(),
+        lower_bound: bound("lower_bound", "x.x.x.x.x.x")?,
+        upper_bound: bound("upper_bound", "x")?,
+        exact,
+        build: kwargs.get::<Option<String>>("build")?,
+    };
+    kwargs.assert_all_used()?;
+    if let Some(b) = pin.lower_bound.iter().chain(&pin.upper_bound).find(|b| b.trim().is_empty()) {
+        return Err(invalid(format!("pin bound `{b}` is empty; pass None to drop a bound")));
+    }
+    serde_json::to_string(&pin).map_err(|e| invalid(e.to_string()))
 }
 
 /// The `env` object: `env.get(NAME, default=...)` and `env.exists(NAME)`.

@@ -9,15 +9,136 @@ use marked_yaml::Span;
 use rattler_conda_types::{NoArchType, PackageName, VersionWithSource};
 use serde::Serialize;
 
-/// A match spec as written in the recipe, already validated.
-#[derive(Debug, Clone, Serialize)]
-#[serde(transparent)]
+/// A match spec as written in the recipe, already validated, or a pin
+/// (`pin_subpackage`/`pin_compatible`) that becomes a spec once the pinned
+/// package's version is known.
+#[derive(Debug, Clone)]
 pub struct Dependency {
-    /// The spec text.
+    /// The spec text (for a pin not yet applied: the pinned name).
     pub spec: String,
+    /// The pin, until it is applied.
+    pub pin: Option<Pin>,
     /// Where it is written.
-    #[serde(skip)]
     pub span: Span,
+}
+
+impl Dependency {
+    /// The package name the dependency is about (`None` for a spec that names no package).
+    pub fn name(&self) -> Option<String> {
+        if let Some(pin) = &self.pin {
+            return Some(pin.name.clone());
+        }
+        spec_name(&self.spec)
+    }
+}
+
+/// The normalized package name of a match spec text.
+pub fn spec_name(spec: &str) -> Option<String> {
+    rattler_conda_types::MatchSpec::from_str(spec, rattler_conda_types::ParseStrictness::Lenient)
+        .ok()?
+        .name
+        .as_exact()
+        .map(|n| n.as_normalized().to_string())
+}
+
+impl Serialize for Dependency {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.pin {
+            Some(pin) => pin.serialize(s),
+            None => self.spec.serialize(s),
+        }
+    }
+}
+
+/// Which pin function produced a [`Pin`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PinKind {
+    /// `pin_subpackage`: another output of the same recipe.
+    PinSubpackage,
+    /// `pin_compatible`: the version resolved in the host (or build) environment.
+    PinCompatible,
+}
+
+/// A `pin_subpackage(...)` or `pin_compatible(...)` call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Pin {
+    /// Which function.
+    pub kind: PinKind,
+    /// The pinned package.
+    pub name: String,
+    /// Lower bound: an `x.x` expression or a literal version; `None` for no bound.
+    pub lower_bound: Option<String>,
+    /// Upper bound: an `x.x` expression or a literal version; `None` for no bound.
+    pub upper_bound: Option<String>,
+    /// `name ==version build`.
+    pub exact: bool,
+    /// A build string pattern to add.
+    pub build: Option<String>,
+}
+
+impl Pin {
+    /// The spec this pin gives for a package at `version` with build string `build`.
+    pub fn apply(&self, version: &str, build: &str) -> Result<String, String> {
+        if self.exact {
+            return Ok(format!("{} =={version} {build}", self.name));
+        }
+        let mut bounds = Vec::new();
+        if let Some(lower) = &self.lower_bound {
+            bounds.push(format!(">={}", pin_bound(lower, version, false)?));
+        }
+        if let Some(upper) = &self.upper_bound {
+            bounds.push(format!("<{}", pin_bound(upper, version, true)?));
+        }
+        let mut spec = self.name.clone();
+        if !bounds.is_empty() {
+            spec.push(' ');
+            spec.push_str(&bounds.join(","));
+        }
+        if let Some(b) = &self.build {
+            if bounds.is_empty() {
+                spec.push_str(" *");
+            }
+            spec.push(' ');
+            spec.push_str(b);
+        }
+        Ok(spec)
+    }
+}
+
+/// One bound of a pin: `x.x`-style expressions take (and for an upper bound,
+/// bump) that many segments of `version`; anything else is a literal version.
+fn pin_bound(expr: &str, version: &str, upper: bool) -> Result<String, String> {
+    let expr = expr.trim();
+    if expr.is_empty() {
+        return Err("a pin bound may not be empty (use None to drop it)".into());
+    }
+    if !expr.chars().all(|c| c == 'x' || c == 'X' || c == '.') {
+        return Ok(expr.to_string());
+    }
+    let n = expr.split('.').filter(|p| !p.is_empty()).count();
+    if n == 0 || expr.split('.').any(|p| !p.eq_ignore_ascii_case("x")) {
+        return Err(format!("invalid pin bound `{expr}`: use `x`, `x.x`, ... or a version"));
+    }
+    // Epoch and local version parts do not take part in pinning.
+    let base = version.split('+').next().unwrap_or(version);
+    let base = base.split_once('!').map_or(base, |(_, v)| v);
+    let mut segments: Vec<String> = base.split(['.', '_']).map(str::to_string).collect();
+    if !upper {
+        segments.truncate(n);
+        return Ok(segments.join("."));
+    }
+    while segments.len() < n {
+        segments.push("0".into());
+    }
+    segments.truncate(n);
+    let last = segments.last_mut().expect("n >= 1");
+    let digits: String = last.chars().take_while(char::is_ascii_digit).collect();
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("cannot bump segment `{last}` of version `{version}` for upper bound `{expr}`"))?;
+    *last = (number + 1).to_string();
+    Ok(format!("{}.0a0", segments.join(".")))
 }
 
 /// The `requirements` section.

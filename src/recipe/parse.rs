@@ -162,6 +162,16 @@ impl<'a> Reader<'a> {
             .iter()
             .map(|item| {
                 let spec = self.string(item, what)?;
+                if spec.starts_with('{') {
+                    // The JSON a pin function rendered to.
+                    if let Ok(pin) = serde_json::from_str::<Pin>(&spec) {
+                        return Ok(Dependency {
+                            spec: pin.name.clone(),
+                            pin: Some(pin),
+                            span: item.span,
+                        });
+                    }
+                }
                 MatchSpec::from_str(&spec, ParseStrictness::Strict).map_err(|e| {
                     self.file
                         .error(
@@ -171,7 +181,11 @@ impl<'a> Reader<'a> {
                         )
                         .with_help("a match spec looks like `name`, `name >=1.2,<2` or `name 1.2.* build_string`")
                 })?;
-                Ok(Dependency { spec, span: item.span })
+                Ok(Dependency {
+                    spec,
+                    pin: None,
+                    span: item.span,
+                })
             })
             .collect()
     }

@@ -12,11 +12,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::build::sources::walk_dir_source;
+use crate::environment::resolve::PackageRef;
 use crate::recipe::model::{PathSource, Source};
 use crate::recipe::Recipe;
 
 /// Bumped whenever the layout or meaning of cache entries changes.
-pub const CACHE_FORMAT_VERSION: u32 = 1;
+pub const CACHE_FORMAT_VERSION: u32 = 2;
 
 /// The inputs of a staging cache key, stored in `metadata.json` so a miss
 /// can say which one changed.
@@ -36,6 +37,10 @@ pub struct KeyInputs {
     pub build_requirements: Vec<String>,
     /// Host requirements.
     pub host_requirements: Vec<String>,
+    /// The resolved build environment (name, version, build, SHA-256).
+    pub build_packages: Vec<PackageRef>,
+    /// The resolved host environment (name, version, build, SHA-256).
+    pub host_packages: Vec<PackageRef>,
     /// `ignore_run_exports`, as JSON.
     pub ignore_run_exports: serde_json::Value,
     /// Variant values the staging output uses.
@@ -87,6 +92,14 @@ impl KeyInputs {
             "build requirements",
         );
         check(self.host_requirements != other.host_requirements, "host requirements");
+        check(
+            self.build_packages != other.build_packages,
+            "the resolved build environment",
+        );
+        check(
+            self.host_packages != other.host_packages,
+            "the resolved host environment",
+        );
         check(
             self.ignore_run_exports != other.ignore_run_exports,
             "ignore_run_exports",

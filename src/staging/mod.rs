@@ -17,6 +17,8 @@ use miette::{miette, IntoDiagnostic, Result};
 use crate::build::dirs::{BuildDirs, Workspace};
 use crate::build::env::BuildIdentity;
 use crate::build::{run_script, script, sources, BuildOptions};
+use crate::environment::resolve::{self, Resolved};
+use crate::environment::LazyEnvironments;
 use crate::package::select;
 use crate::recipe::model::StagingOutput;
 use crate::recipe::Recipe;
@@ -28,16 +30,18 @@ use store::{Entry, Metadata, Store, Timings};
 pub struct Stager<'a> {
     recipe: &'a Recipe,
     opts: &'a BuildOptions,
+    envs: &'a LazyEnvironments,
     store: Store,
     done: HashMap<String, Entry>,
 }
 
 impl<'a> Stager<'a> {
     /// A stager for `recipe`, using the cache in `opts.staging_cache_dir`.
-    pub fn new(recipe: &'a Recipe, opts: &'a BuildOptions) -> Self {
+    pub fn new(recipe: &'a Recipe, opts: &'a BuildOptions, envs: &'a LazyEnvironments) -> Self {
         Self {
             recipe,
             opts,
+            envs,
             store: Store::new(opts.staging_cache_dir.clone()),
             done: HashMap::new(),
         }
@@ -62,9 +66,10 @@ impl<'a> Stager<'a> {
             Some(p) => Some(self.ensure(p, ws)?),
             None => None,
         };
-        let inputs = self.key_inputs(staging, parent.as_ref())?;
-        let key = inputs.key();
         let label = format!("staging {name}");
+        let resolved = self.resolve(staging, &label)?;
+        let inputs = self.key_inputs(staging, parent.as_ref(), &resolved)?;
+        let key = inputs.key();
 
         let entry = match self.store.lookup(&key) {
             Some(entry) => {
@@ -82,7 +87,7 @@ impl<'a> Stager<'a> {
                     }
                     None => {
                         self.explain_miss(name, &key, &inputs);
-                        self.build(staging, parent.as_ref(), inputs, &key, ws)?
+                        self.build(staging, parent.as_ref(), &resolved, inputs, &key, ws)?
                     }
                 }
             }
@@ -92,7 +97,26 @@ impl<'a> Stager<'a> {
         Ok(entry)
     }
 
-    fn key_inputs(&self, staging: &StagingOutput, parent: Option<&Entry>) -> Result<KeyInputs> {
+    /// Solve the staging environments (needed for the key even on a hit;
+    /// repodata is cached, so this is cheap when nothing changed).
+    fn resolve(&self, staging: &StagingOutput, label: &str) -> Result<Resolved> {
+        let r = &staging.requirements;
+        if r.build.is_empty() && r.host.is_empty() {
+            return Ok(Resolved::default());
+        }
+        resolve::resolve(
+            self.envs.get()?,
+            &resolve::Request {
+                label,
+                recipe: self.recipe,
+                requirements: r,
+                platforms: self.opts.platforms,
+                noarch: false,
+            },
+        )
+    }
+
+    fn key_inputs(&self, staging: &StagingOutput, parent: Option<&Entry>, resolved: &Resolved) -> Result<KeyInputs> {
         let (script, script_env, secrets) = match &staging.script {
             Some(s) => (
                 script::resolve_body(self.recipe, s)?,
@@ -111,6 +135,8 @@ impl<'a> Stager<'a> {
             secrets,
             build_requirements: specs(&staging.requirements.build),
             host_requirements: specs(&staging.requirements.host),
+            build_packages: resolved.build_refs(),
+            host_packages: resolved.host_refs(),
             ignore_run_exports: serde_json::to_value(&staging.requirements.ignore_run_exports).into_diagnostic()?,
             variant: self.variant(),
             target_platform: p.target.as_str().to_string(),
@@ -150,6 +176,7 @@ impl<'a> Stager<'a> {
         &self,
         staging: &StagingOutput,
         parent: Option<&Entry>,
+        resolved: &Resolved,
         inputs: KeyInputs,
         key: &str,
         ws: &mut Workspace,
@@ -160,6 +187,10 @@ impl<'a> Stager<'a> {
             .dirs(&self.opts.output_dir, &self.recipe.shared_build_name())
             .into_diagnostic()?;
         dirs.create().into_diagnostic()?;
+        if !resolved.build.is_empty() || !resolved.host.is_empty() {
+            resolve::install(self.envs.get()?, resolved, &dirs, self.opts.platforms, &label)?;
+        }
+        // Files of installed packages are not the staging build's output.
         let before = select::snapshot(&dirs.host_prefix)?;
         if let Some(parent) = parent {
             restore_into(parent, &dirs, &label)?;
@@ -184,7 +215,14 @@ impl<'a> Stager<'a> {
         let tmp = self.store.begin(key)?;
         let files = transfer::capture(&dirs.host_prefix, &before, &dirs.work_dir, &tmp)?;
         let (size_bytes, work_dir_entries) = tree_size(&tmp)?;
+        // What this staging output passes on to inheritors: its own run
+        // exports, plus those of the staging output it inherits from.
+        let mut run_exports = resolved.exports.clone();
+        if let Some(parent) = parent {
+            run_exports.extend(&parent.meta.run_exports.filtered(&staging.requirements.ignore_run_exports));
+        }
         let meta = Metadata {
+            run_exports,
             format: CACHE_FORMAT_VERSION,
             kiln_version: env!("CARGO_PKG_VERSION").to_string(),
             name: staging.name.clone(),

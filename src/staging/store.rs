@@ -30,6 +30,9 @@ pub struct Metadata {
     pub prefix: PathBuf,
     /// Work directory of that build.
     pub work_dir: PathBuf,
+    /// Run exports of the staging build and host dependencies, after the
+    /// staging output's `ignore_run_exports` (so a hit needs no package reads).
+    pub run_exports: crate::environment::run_exports::Applied,
     /// Files the staging script added to `$PREFIX`.
     pub files: Vec<CachedFile>,
     /// Number of entries captured from the work directory.

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::sync::OnceLock;
 
 use serde_json::Value;
 
@@ -12,13 +13,100 @@ pub fn recipe(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/recipes").join(rel)
 }
 
-/// A `kiln` command with a clean, deterministic environment.
+/// A `kiln` command with a clean, deterministic environment. Repodata and
+/// packages are cached in a directory private to this test process.
 pub fn kiln() -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"));
     cmd.env_remove("SOURCE_DATE_EPOCH")
         .env_remove("CONDA_BLD_PATH")
+        .env_remove("KILN_NETWORK_TIMEOUT")
+        .env("KILN_CACHE_DIR", cache_dir())
         .env("NO_COLOR", "1");
     cmd
+}
+
+/// The repodata and package cache of this test process.
+pub fn cache_dir() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
+
+/// A channel of stand-in packages (compilers, make, cmake, zlib, python),
+/// built by kiln itself from `tests/fixtures/channel/*` once per test process.
+pub fn fixture_channel() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/channel");
+        let mut recipes: Vec<PathBuf> = std::fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.join("recipe.yaml").is_file())
+            .collect();
+        recipes.sort();
+        for r in recipes {
+            let o = kiln()
+                .env("SOURCE_DATE_EPOCH", "1700000000")
+                .args(["build", "--recipe"])
+                .arg(&r)
+                .arg("--output-dir")
+                .arg(dir.path())
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "building fixture {}:\n{}", r.display(), stderr(&o));
+        }
+        dir
+    })
+    .path()
+}
+
+/// `file://` URL of the fixture channel.
+pub fn fixture_channel_url() -> String {
+    url::Url::from_directory_path(fixture_channel()).unwrap().to_string()
+}
+
+/// Serve `dir` over HTTP on 127.0.0.1 for the rest of the test process;
+/// returns the base URL. Missing files are 404 (as for a channel without
+/// `repodata.json.zst` or shards).
+pub fn serve_http(dir: &Path) -> String {
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let port = server.server_addr().to_ip().unwrap().port();
+    let root = dir.to_path_buf();
+    std::thread::spawn(move || {
+        for request in server.incoming_requests() {
+            let rel = request.url().trim_start_matches('/').split('?').next().unwrap_or("").to_string();
+            let path = root.join(&rel);
+            let response = if !rel.contains("..") && path.is_file() {
+                let file = std::fs::File::open(&path).unwrap();
+                tiny_http::Response::from_file(file).boxed()
+            } else {
+                tiny_http::Response::empty(404).boxed()
+            };
+            let _ = request.respond(response);
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+/// A server on 127.0.0.1 that accepts connections and never answers.
+pub fn silent_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            held.push(conn);
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+/// A port on 127.0.0.1 nothing listens on.
+pub fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}/nothing-here")
 }
 
 /// Run `kiln build --recipe <recipe> --output-dir <out> <extra>`.

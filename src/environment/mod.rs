@@ -1,0 +1,309 @@
+//! Build and host environments: channels and their repodata (cached on
+//! disk), solving with resolvo, installing with rattler into a shared
+//! package cache, activation, and run exports.
+//!
+//! One [`Environments`] serves a whole invocation. Nothing here touches the
+//! network until an output actually has requirements to solve.
+
+pub mod activation;
+pub mod channels;
+pub mod resolve;
+pub mod run_exports;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use miette::{miette, Result};
+use rattler::install::Installer;
+use rattler_cache::package_cache::PackageCache;
+use rattler_conda_types::{Channel, GenericVirtualPackage, MatchSpec, ParseStrictness, RepoDataRecord, Subdir};
+use rattler_repodata_gateway::{CacheClearMode, Gateway, SubdirSelection};
+use rattler_solve::{resolvo, ChannelPriority, SolverImpl, SolverTask};
+use rattler_virtual_packages::{VirtualPackageOverrides, VirtualPackages};
+use reqwest_middleware::ClientWithMiddleware;
+
+/// Seconds a connection may stay silent before kiln gives up (`KILN_NETWORK_TIMEOUT`).
+const DEFAULT_NETWORK_TIMEOUT: u64 = 20;
+
+/// Channels, repodata, package cache and solver settings for one invocation.
+pub struct Environments {
+    rt: tokio::runtime::Runtime,
+    gateway: Gateway,
+    client: ClientWithMiddleware,
+    package_cache: PackageCache,
+    /// Channels in priority order; the first is the output directory.
+    pub channels: Vec<Channel>,
+    /// Where repodata and packages are cached.
+    pub cache_dir: PathBuf,
+    timeout: Duration,
+    virtual_packages: Mutex<HashMap<Subdir, Vec<GenericVirtualPackage>>>,
+}
+
+/// Why a solve failed.
+#[derive(Debug)]
+pub enum SolveError {
+    /// A channel could not be read (named in the report).
+    Channel(miette::Report),
+    /// The solver's explanation of why the request cannot be satisfied.
+    Unsolvable(String),
+}
+
+impl Environments {
+    /// Set up channels (the output directory first, when given, then
+    /// `channel_args`), the repodata and package caches and the HTTP client.
+    pub fn new(channel_args: &[String], output_dir: Option<&Path>) -> Result<Self> {
+        let channels = channels::resolve(channel_args, output_dir)?;
+        let cache_dir = cache_dir()?;
+        let timeout = network_timeout()?;
+        let client = http_client(timeout)?;
+        let package_cache = PackageCache::new(cache_dir.join("pkgs"));
+        let gateway = Gateway::builder()
+            .with_client(client.clone())
+            .with_cache_dir(cache_dir.join("repodata"))
+            .with_package_cache(package_cache.clone())
+            .with_max_concurrent_requests(16)
+            .finish();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| miette!("cannot start the async runtime: {e}"))?;
+        Ok(Self {
+            rt,
+            gateway,
+            client,
+            package_cache,
+            channels,
+            cache_dir,
+            timeout,
+            virtual_packages: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The channel URLs, in priority order (for messages and render output).
+    pub fn channel_urls(&self) -> Vec<String> {
+        self.channels.iter().map(channels::display).collect()
+    }
+
+    /// Forget what was read of the output directory, after it was re-indexed.
+    pub fn refresh_output_channel(&self) {
+        if let Some(out) = self.channels.first().filter(|c| c.base_url.url().scheme() == "file") {
+            let _ = self
+                .gateway
+                .clear_repodata_cache(out, SubdirSelection::All, CacheClearMode::InMemoryOnly);
+        }
+    }
+
+    /// Solve `specs` for `platform` against the channels, with the
+    /// machine's virtual packages (overridable with `CONDA_OVERRIDE_*`).
+    pub fn solve(&self, platform: Subdir, specs: &[String]) -> std::result::Result<Vec<RepoDataRecord>, SolveError> {
+        let specs: Vec<MatchSpec> = specs
+            .iter()
+            .map(|s| {
+                MatchSpec::from_str(s, ParseStrictness::Lenient)
+                    .map_err(|e| SolveError::Channel(miette!("invalid match spec `{s}`: {e}")))
+            })
+            .collect::<std::result::Result<_, _>>()?;
+        let started = Instant::now();
+        let query = self
+            .gateway
+            .query(self.channels.clone(), [platform, Subdir::NoArch], specs.clone())
+            .recursive(true)
+            .execute();
+        // Stalled connections are bounded by the client's timeouts; this is a
+        // last resort for servers that trickle bytes forever.
+        let overall = self.timeout * 15;
+        let repodata = match self.rt.block_on(async { tokio::time::timeout(overall, query).await }) {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return Err(SolveError::Channel(self.channel_error(&error_chain(&e)))),
+            Err(_) => {
+                return Err(SolveError::Channel(
+                    self.channel_error(&format!("no answer within {} s", overall.as_secs())),
+                ))
+            }
+        };
+        tracing::debug!(
+            "read repodata for {platform} ({} records) in {:.2} s",
+            repodata.iter().map(|r| r.len()).sum::<usize>(),
+            started.elapsed().as_secs_f64()
+        );
+        let virtual_packages = self.virtual_packages(platform).map_err(SolveError::Channel)?;
+        let task = SolverTask {
+            specs,
+            virtual_packages,
+            channel_priority: ChannelPriority::Strict,
+            ..SolverTask::from_iter(repodata.iter())
+        };
+        let started = Instant::now();
+        let result = resolvo::Solver.solve(task).map_err(|e| match e {
+            rattler_solve::SolveError::Unsolvable(lines) => SolveError::Unsolvable(lines.join("\n")),
+            other => SolveError::Unsolvable(other.to_string()),
+        })?;
+        tracing::debug!("solved {platform} in {:.3} s", started.elapsed().as_secs_f64());
+        let mut records = result.records;
+        records.sort_by(|a, b| a.package_record.name.cmp(&b.package_record.name));
+        Ok(records)
+    }
+
+    /// Install `records` into `prefix` (packages come from the shared cache).
+    pub fn install(&self, prefix: &Path, platform: Subdir, records: &[RepoDataRecord]) -> Result<()> {
+        let installer = Installer::new()
+            .with_package_cache(self.package_cache.clone())
+            .with_download_client(self.client.clone())
+            .with_target_platform(platform)
+            .with_execute_link_scripts(false);
+        self.rt
+            .block_on(installer.install(prefix, records.to_vec()))
+            .map_err(|e| miette!("installing into {} failed: {}", prefix.display(), error_chain(&e)))?;
+        Ok(())
+    }
+
+    /// Make sure every record carries its run exports (from the channel's
+    /// `run_exports.json` or the package itself).
+    pub fn fill_run_exports(&self, records: &mut [RepoDataRecord]) -> Result<()> {
+        self.rt
+            .block_on(self.gateway.ensure_run_exports(records.iter_mut(), None))
+            .map_err(|e| miette!("reading run exports failed: {}", error_chain(&e)))
+    }
+
+    fn virtual_packages(&self, platform: Subdir) -> Result<Vec<GenericVirtualPackage>> {
+        let mut cache = self.virtual_packages.lock().expect("not poisoned");
+        if let Some(v) = cache.get(&platform) {
+            return Ok(v.clone());
+        }
+        let detected = VirtualPackages::detect_for_platform(platform, &VirtualPackageOverrides::from_env(), None)
+            .map_err(|e| miette!("cannot detect the virtual packages of {platform}: {e}"))?;
+        let list: Vec<GenericVirtualPackage> = detected.into_generic_virtual_packages().collect();
+        tracing::debug!(
+            "virtual packages for {platform}: {}",
+            list.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
+        );
+        cache.insert(platform, list.clone());
+        Ok(list)
+    }
+
+    /// A channel read failure, naming the channel(s) the error is about.
+    fn channel_error(&self, detail: &str) -> miette::Report {
+        let named: Vec<String> = self
+            .channels
+            .iter()
+            .map(channels::display)
+            .filter(|url| detail.contains(url.as_str()))
+            .collect();
+        let which = if named.is_empty() {
+            format!("one of the channels {}", self.channel_urls().join(", "))
+        } else {
+            format!("channel {}", named.join(", "))
+        };
+        miette!(
+            help = format!(
+                "check that the channel exists and is reachable (a channel needs at least noarch/repodata.json); \
+                 connections give up after {} s of silence (KILN_NETWORK_TIMEOUT)",
+                self.timeout.as_secs()
+            ),
+            "cannot read repodata from {which}: {detail}"
+        )
+    }
+}
+
+/// [`Environments`] created on first use, after indexing the output
+/// directory so it can serve as the first channel. Builds without
+/// requirements never create it (and never touch the network).
+pub struct LazyEnvironments {
+    channel_args: Vec<String>,
+    output_dir: PathBuf,
+    subdirs: Vec<Subdir>,
+    read_only: bool,
+    cell: std::sync::OnceLock<Environments>,
+}
+
+impl LazyEnvironments {
+    /// Environments for `channel_args`, with `output_dir` (indexed for
+    /// `subdirs` and noarch) as the first channel. `read_only` (for
+    /// `--render-only`) writes nothing: the output directory is used only
+    /// if it already is a channel.
+    pub fn new(channel_args: &[String], output_dir: &Path, subdirs: Vec<Subdir>, read_only: bool) -> Self {
+        Self {
+            channel_args: channel_args.to_vec(),
+            output_dir: output_dir.to_path_buf(),
+            subdirs,
+            read_only,
+            cell: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The environments, set up now if needed.
+    pub fn get(&self) -> Result<&Environments> {
+        if let Some(e) = self.cell.get() {
+            return Ok(e);
+        }
+        if !self.read_only {
+            crate::channel::index(&self.output_dir, &self.subdirs)?;
+        }
+        let is_channel = self.output_dir.join("noarch/repodata.json").is_file();
+        let envs = Environments::new(&self.channel_args, is_channel.then_some(self.output_dir.as_path()))?;
+        Ok(self.cell.get_or_init(|| envs))
+    }
+
+    /// Re-index the output directory after a package landed in it, if the
+    /// environments are in use (otherwise the final index is enough).
+    pub fn package_added(&self, subdirs: &[Subdir]) -> Result<()> {
+        if let Some(e) = self.cell.get() {
+            crate::channel::index(&self.output_dir, subdirs)?;
+            e.refresh_output_channel();
+        }
+        Ok(())
+    }
+}
+
+/// `KILN_CACHE_DIR`, else rattler's shared cache directory (shared with
+/// pixi and rattler-build, so packages are downloaded once per machine).
+fn cache_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("KILN_CACHE_DIR").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    rattler_cache::default_cache_dir()
+        .map_err(|e| miette!(help = "set KILN_CACHE_DIR", "cannot find a cache directory: {e}"))
+}
+
+fn network_timeout() -> Result<Duration> {
+    match std::env::var("KILN_NETWORK_TIMEOUT") {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs)
+            .ok_or_else(|| miette!("KILN_NETWORK_TIMEOUT must be a positive number of seconds, got `{v}`")),
+        _ => Ok(Duration::from_secs(DEFAULT_NETWORK_TIMEOUT)),
+    }
+}
+
+fn http_client(timeout: Duration) -> Result<ClientWithMiddleware> {
+    let client = reqwest::Client::builder()
+        .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .read_timeout(timeout)
+        .build()
+        .map_err(|e| miette!("cannot create the HTTP client: {e}"))?;
+    let auth = rattler_networking::AuthenticationMiddleware::from_env_and_defaults()
+        .map_err(|e| miette!("cannot read channel credentials: {e}"))?;
+    Ok(reqwest_middleware::ClientBuilder::new(client)
+        .with_arc(Arc::new(auth))
+        .build())
+}
+
+/// An error and its causes on one line.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
