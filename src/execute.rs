@@ -13,10 +13,10 @@ use crate::build::dirs::Workspace;
 use crate::build::env::BuildIdentity;
 pub use crate::build::BuildOptions;
 use crate::build::{run_script, sources};
-use crate::package::{self, metadata::InfoInputs, select};
 use crate::environment::resolve::{self, PackageRef, Resolved};
 use crate::environment::run_exports::Applied;
 use crate::environment::LazyEnvironments;
+use crate::package::{self, metadata::InfoInputs, select};
 use crate::plan::PlannedOutput;
 use crate::recipe::model::{spec_name, Inherit};
 use crate::recipe::Recipe;
@@ -91,7 +91,12 @@ pub struct Inherited {
 }
 
 /// Solve an output's environments (none when it has no build/host requirements).
-pub fn resolve_output(recipe: &Recipe, p: &PlannedOutput, opts: &BuildOptions, envs: &LazyEnvironments) -> Result<Resolved> {
+pub fn resolve_output(
+    recipe: &Recipe,
+    p: &PlannedOutput,
+    opts: &BuildOptions,
+    envs: &LazyEnvironments,
+) -> Result<Resolved> {
     let r = &p.output.requirements;
     if r.build.is_empty() && r.host.is_empty() {
         return Ok(Resolved::default());

@@ -201,11 +201,17 @@ fn apply_subpackage_pins(
                 if me.is_some() {
                     // Not planned yet: a sibling later in build order is an
                     // ordering bug, an unknown name a user error.
-                    let known = recipe.outputs.iter().any(|o| o.package.name.as_normalized() == pin.name);
+                    let known = recipe
+                        .outputs
+                        .iter()
+                        .any(|o| o.package.name.as_normalized() == pin.name);
                     let msg = if known {
                         format!("pin_subpackage('{}') refers to an output that is built later", pin.name)
                     } else {
-                        format!("pin_subpackage('{}'): missing output `{}` in this recipe", pin.name, pin.name)
+                        format!(
+                            "pin_subpackage('{}'): missing output `{}` in this recipe",
+                            pin.name, pin.name
+                        )
                     };
                     return Err(recipe
                         .file
@@ -246,7 +252,10 @@ fn plan_output(
         let Some(pin) = d.pin.as_ref().filter(|p| p.exact && p.kind == PinKind::PinSubpackage) else {
             continue;
         };
-        if let Some(t) = planned.iter().find(|p| p.output.package.name.as_normalized() == pin.name) {
+        if let Some(t) = planned
+            .iter()
+            .find(|p| p.output.package.name.as_normalized() == pin.name)
+        {
             variant.insert(
                 pin.name.replace(['-', '.'], "_"),
                 json!(format!("{} {}", t.output.package.version.as_str(), t.build_string)),

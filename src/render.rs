@@ -5,12 +5,12 @@ use serde_json::{json, Map, Value};
 
 use crate::build::dirs::BuildDirs;
 use crate::environment::resolve::{self, PackageRef, Resolved};
+use crate::environment::run_exports::Applied;
 use crate::environment::LazyEnvironments;
 use crate::execute;
-use crate::environment::run_exports::Applied;
-use crate::recipe::model::Output;
 use crate::execute::BuildOptions;
 use crate::plan::PlannedOutput;
+use crate::recipe::model::Output;
 use crate::recipe::Recipe;
 
 /// The JSON object describing one planned output.

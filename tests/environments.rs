@@ -121,11 +121,20 @@ fn staging_run_exports_are_filtered_at_staging_and_output_level() {
         vec!["zlib >=1.3,<1.4.0a0", "zlib >=1.3,<2.0a0"]
     );
     // by_name: [zlib] on top of the staging filter.
-    assert_eq!(strings(&index_of(out.path(), "no-zlib")["depends"]), Vec::<String>::new());
+    assert_eq!(
+        strings(&index_of(out.path(), "no-zlib")["depends"]),
+        Vec::<String>::new()
+    );
     // inherit: {run_exports: false}.
-    assert_eq!(strings(&index_of(out.path(), "no-exports")["depends"]), Vec::<String>::new());
+    assert_eq!(
+        strings(&index_of(out.path(), "no-exports")["depends"]),
+        Vec::<String>::new()
+    );
     // An output's own host environment with both kinds of filter.
-    assert_eq!(strings(&index_of(out.path(), "own-host")["depends"]), Vec::<String>::new());
+    assert_eq!(
+        strings(&index_of(out.path(), "own-host")["depends"]),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
@@ -145,7 +154,11 @@ fn an_output_depending_on_a_sibling_is_built_after_it() {
         .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("app-"))
         .unwrap();
     let d = extract(&pkg);
-    assert_eq!(content_files(d.path()), vec!["share/app/app.txt"], "libdep's files stay in libdep");
+    assert_eq!(
+        content_files(d.path()),
+        vec!["share/app/app.txt"],
+        "libdep's files stay in libdep"
+    );
 
     // The render output lists outputs in build order, with resolved packages.
     let o = kiln()
@@ -234,7 +247,11 @@ fn an_unreachable_channel_fails_quickly_and_names_the_channel() {
             .args(["-c", &url])
             .output()
             .unwrap();
-        assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "took {:?}",
+            started.elapsed()
+        );
         assert!(!o.status.success());
         let log = stderr(&o);
         assert!(log.contains("cannot read repodata from channel"), "{log}");
@@ -251,5 +268,9 @@ fn a_missing_local_channel_is_a_clear_error() {
         &["-c", "./no/such/channel"],
     );
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("channel `./no/such/channel` is not a directory"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("channel `./no/such/channel` is not a directory"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -23,7 +23,8 @@ pub fn resolve(args: &[String], output_dir: Option<&Path>) -> Result<Vec<Channel
             let path = cwd.join(arg);
             if !path.is_dir() {
                 miette::bail!(
-                    help = "pass a channel name (conda-forge), a URL (https://..., file://...) or an existing directory",
+                    help =
+                        "pass a channel name (conda-forge), a URL (https://..., file://...) or an existing directory",
                     "channel `{arg}` is not a directory ({} does not exist)",
                     path.display()
                 );

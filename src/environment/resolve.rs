@@ -95,7 +95,9 @@ fn specs(recipe: &Recipe, label: &str, deps: &[Dependency], section: &str) -> Re
                     format!("{label}: pin_compatible('{}') cannot be used in `{section}`", pin.name),
                     "here",
                 )
-                .with_help("pin_compatible pins a run requirement to the version resolved in host; use a plain spec here")
+                .with_help(
+                    "pin_compatible pins a run requirement to the version resolved in host; use a plain spec here",
+                )
                 .into()),
             _ => Ok(d.spec.clone()),
         })
@@ -192,7 +194,12 @@ fn solve(
                 envs.channel_urls().join(", ")
             );
             match located_at.first() {
-                Some(d) => Err(req.recipe.file.error(&d.span, msg, "requested here").with_help(help).into()),
+                Some(d) => Err(req
+                    .recipe
+                    .file
+                    .error(&d.span, msg, "requested here")
+                    .with_help(help)
+                    .into()),
                 None => Err(miette::miette!(help = help, "{msg}")),
             }
         }
@@ -200,7 +207,13 @@ fn solve(
 }
 
 /// Install both environments into the build's prefixes.
-pub fn install(envs: &Environments, resolved: &Resolved, dirs: &BuildDirs, platforms: Platforms, label: &str) -> Result<()> {
+pub fn install(
+    envs: &Environments,
+    resolved: &Resolved,
+    dirs: &BuildDirs,
+    platforms: Platforms,
+    label: &str,
+) -> Result<()> {
     for (records, prefix, platform, which) in [
         (&resolved.build, &dirs.build_prefix, platforms.build, "build"),
         (&resolved.host, &dirs.host_prefix, platforms.host, "host"),

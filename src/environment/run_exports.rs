@@ -160,7 +160,10 @@ mod tests {
     #[test]
     fn filters_by_package_and_by_name() {
         let a = Applied {
-            depends: vec![exported("libzlib >=1.3,<2.0a0", "zlib"), exported("python_abi 3.12.*", "python")],
+            depends: vec![
+                exported("libzlib >=1.3,<2.0a0", "zlib"),
+                exported("python_abi 3.12.*", "python"),
+            ],
             constrains: vec![exported("zlib-ng <3", "zlib")],
         };
         let by_package = a.filtered(&IgnoreRunExports {

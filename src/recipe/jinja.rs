@@ -354,7 +354,12 @@ fn pin_call(kind: PinKind, name: String, kwargs: Kwargs) -> Result<String, Error
         build: kwargs.get::<Option<String>>("build")?,
     };
     kwargs.assert_all_used()?;
-    if let Some(b) = pin.lower_bound.iter().chain(&pin.upper_bound).find(|b| b.trim().is_empty()) {
+    if let Some(b) = pin
+        .lower_bound
+        .iter()
+        .chain(&pin.upper_bound)
+        .find(|b| b.trim().is_empty())
+    {
         return Err(invalid(format!("pin bound `{b}` is empty; pass None to drop a bound")));
     }
     serde_json::to_string(&pin).map_err(|e| invalid(e.to_string()))

@@ -219,7 +219,12 @@ impl<'a> Stager<'a> {
         // exports, plus those of the staging output it inherits from.
         let mut run_exports = resolved.exports.clone();
         if let Some(parent) = parent {
-            run_exports.extend(&parent.meta.run_exports.filtered(&staging.requirements.ignore_run_exports));
+            run_exports.extend(
+                &parent
+                    .meta
+                    .run_exports
+                    .filtered(&staging.requirements.ignore_run_exports),
+            );
         }
         let meta = Metadata {
             run_exports,

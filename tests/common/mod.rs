@@ -74,7 +74,13 @@ pub fn serve_http(dir: &Path) -> String {
     let root = dir.to_path_buf();
     std::thread::spawn(move || {
         for request in server.incoming_requests() {
-            let rel = request.url().trim_start_matches('/').split('?').next().unwrap_or("").to_string();
+            let rel = request
+                .url()
+                .trim_start_matches('/')
+                .split('?')
+                .next()
+                .unwrap_or("")
+                .to_string();
             let path = root.join(&rel);
             let response = if !rel.contains("..") && path.is_file() {
                 let file = std::fs::File::open(&path).unwrap();
