@@ -419,6 +419,21 @@ fn bad_input_fails_with_located_errors() {
             &["bad-number.yaml:5:11", "must be a non-negative integer"],
         ),
         (
+            "pin-min-pin",
+            &["pin-min-pin.yaml:7:7", "`min_pin` is not supported; use `lower_bound` instead"],
+        ),
+        (
+            "pin-missing-output",
+            &["pin-missing-output.yaml:7:7", "missing output `not-an-output`"],
+        ),
+        (
+            "pin-compatible-not-in-host",
+            &[
+                "pin-compatible-not-in-host.yaml:7:7",
+                "pin_compatible('zlib') needs `zlib` in the host (or build) environment",
+            ],
+        ),
+        (
             "multi-top-requirements",
             &[
                 "multi-top-requirements.yaml:4:1",

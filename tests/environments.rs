@@ -274,3 +274,27 @@ fn a_missing_local_channel_is_a_clear_error() {
         stderr(&o)
     );
 }
+
+#[test]
+fn virtual_packages_come_from_the_machine_and_can_be_overridden() {
+    let channel = fixture_channel_url();
+    let out = tempfile::tempdir().unwrap();
+    let o = build(&env_recipe("virtual"), out.path(), &["-c", &channel]);
+    assert!(!o.status.success(), "no machine has glibc 99");
+    assert!(stderr(&o).contains("__glibc >=99"), "{}", stderr(&o));
+
+    let o = kiln()
+        .env("CONDA_OVERRIDE_GLIBC", "100")
+        .args(["build", "--recipe"])
+        .arg(env_recipe("virtual"))
+        .arg("--output-dir")
+        .arg(out.path())
+        .args(["-c", &channel])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        strings(&index_of(out.path(), "needs-new-glibc")["depends"]),
+        vec!["zlib >=1.3,<2.0a0"]
+    );
+}

@@ -461,3 +461,42 @@ pub struct Output {
     #[serde(skip)]
     pub span: Span,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pin(lower: Option<&str>, upper: Option<&str>) -> Pin {
+        Pin {
+            kind: PinKind::PinSubpackage,
+            name: "a".into(),
+            lower_bound: lower.map(str::to_string),
+            upper_bound: upper.map(str::to_string),
+            exact: false,
+            build: None,
+        }
+    }
+
+    #[test]
+    fn pins_follow_conda_build_bounds() {
+        let default = pin(Some("x.x.x.x.x.x"), Some("x"));
+        assert_eq!(default.apply("1.2.3", "h0_0").unwrap(), "a >=1.2.3,<2.0a0");
+        assert_eq!(
+            pin(Some("x.x.x.x.x.x"), Some("x.x")).apply("1.2.3", "h0_0").unwrap(),
+            "a >=1.2.3,<1.3.0a0"
+        );
+        assert_eq!(pin(Some("x.x"), None).apply("1.2.3", "h0_0").unwrap(), "a >=1.2");
+        assert_eq!(pin(None, Some("x.x.x")).apply("1.2", "h0_0").unwrap(), "a <1.2.1.0a0");
+        assert_eq!(pin(Some("1.0"), Some("3")).apply("1.2.3", "h0_0").unwrap(), "a >=1.0,<3");
+        assert_eq!(pin(None, None).apply("1.2.3", "h0_0").unwrap(), "a");
+        let exact = Pin { exact: true, ..default.clone() };
+        assert_eq!(exact.apply("1.2.3", "h1234567_0").unwrap(), "a ==1.2.3 h1234567_0");
+        let with_build = Pin {
+            build: Some("py*".into()),
+            ..default
+        };
+        assert_eq!(with_build.apply("1.2.3", "x").unwrap(), "a >=1.2.3,<2.0a0 py*");
+        assert!(pin(Some("x.y"), None).apply("1.2.3", "x").is_ok(), "a literal version");
+        assert!(pin(None, Some("x.x")).apply("1.rc", "x").is_err());
+    }
+}
