@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # kiln's benchmarks. Prints the numbers that go into BENCHMARKS.md.
 #   benches/run.sh            all benchmarks
+#   benches/run.sh env        only the environment (solve + install) benchmark
 # Needs hyperfine (installed from Debian if missing), zstd and bzip2.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,6 +17,28 @@ export SOURCE_DATE_EPOCH=1700000000
 echo "## machine"
 echo "$(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB RAM, $(uname -sr), $(date -u +%Y-%m-%d)"
 lscpu | sed -n 's/^Model name:\s*//p'
+
+env_bench() {
+  echo
+  echo "## environments: solve + install a 30-package host environment from a local channel"
+  local chan="$WORK/env30-channel" out="$WORK/env30-out" cache="$WORK/env30-cache"
+  KILN_CACHE_DIR="$cache" "$KILN" build --recipe benches/recipes/env-30/channel --output-dir "$chan" 2>/dev/null
+  echo "channel: $(ls "$chan"/linux-64/*.conda | wc -l) packages, $(du -sh "$chan" | cut -f1)"
+  local build="$KILN build --recipe benches/recipes/env-30/consumer --output-dir $out -c $chan"
+  echo "solve only (--render-only --with-solve, repodata read from the local channel):"
+  KILN_CACHE_DIR="$cache" hyperfine --warmup 1 --runs 10 --style basic "$build --render-only --with-solve"
+  echo "full build, cold package cache (30 packages extracted + installed):"
+  KILN_CACHE_DIR="$cache" hyperfine --runs 5 --style basic --prepare "rm -rf $out $cache" "$build"
+  echo "full build, warm package cache (30 packages linked from the cache):"
+  KILN_CACHE_DIR="$cache" hyperfine --warmup 1 --runs 10 --style basic --prepare "rm -rf $out" "$build"
+  echo "kiln's own timings (warm):"
+  rm -rf "$out"
+  KILN_CACHE_DIR="$cache" $build 2>&1 | grep -E "solved in|installed .* in" | sed 's/^ *INFO //'
+}
+if [ "${1:-all}" = env ]; then
+  env_bench
+  exit 0
+fi
 
 echo
 echo "## full build of examples/hello (2 outputs)"
@@ -69,3 +92,5 @@ ENTRY=$(ls -d "$OUT"/build_cache/staging_*)
 du -sh "$ENTRY"
 echo "baseline: cp -a of the cached prefix + work dir"
 hyperfine --runs 3 --style basic --prepare "rm -rf $WORK/cp-target" "cp -a $ENTRY $WORK/cp-target"
+
+env_bench

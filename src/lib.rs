@@ -2,8 +2,9 @@
 //!
 //! Data flows one way through the modules:
 //! [`recipe`] (text → typed outputs) → [`plan`] (outputs → variants, hashes,
-//! build strings) → [`execute`] using [`build`] (directories, sources,
-//! scripts) and [`staging`] (build once, cache, restore) → [`package`]
+//! build strings, build order) → [`execute`] using [`build`] (directories,
+//! sources, scripts), [`environment`] (channels, solving, installing,
+//! activation, run exports) and [`staging`] (build once, cache, restore) → [`package`]
 //! (prefix → `.conda`/`.tar.bz2`) → [`channel`] (indexed output directory).
 //! [`cli`] and [`commands`] sit on top.
 
