@@ -420,7 +420,10 @@ fn bad_input_fails_with_located_errors() {
         ),
         (
             "pin-min-pin",
-            &["pin-min-pin.yaml:7:7", "`min_pin` is not supported; use `lower_bound` instead"],
+            &[
+                "pin-min-pin.yaml:7:7",
+                "`min_pin` is not supported; use `lower_bound` instead",
+            ],
         ),
         (
             "pin-missing-output",

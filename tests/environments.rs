@@ -231,8 +231,14 @@ fn an_unsatisfiable_requirement_explains_who_asked() {
 }
 
 #[test]
-fn an_unreachable_channel_fails_quickly_and_names_the_channel() {
-    for (url, timeout) in [(closed_port_url(), None), (silent_server(), Some("2"))] {
+fn an_unreachable_or_missing_channel_fails_quickly_and_names_it() {
+    let empty = tempfile::tempdir().unwrap();
+    let not_a_channel = serve_http(empty.path());
+    for (url, timeout) in [
+        (closed_port_url(), None),
+        (silent_server(), Some("2")),
+        (not_a_channel, None),
+    ] {
         let out = tempfile::tempdir().unwrap();
         let started = Instant::now();
         let mut cmd = kiln();

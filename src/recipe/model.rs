@@ -487,9 +487,15 @@ mod tests {
         );
         assert_eq!(pin(Some("x.x"), None).apply("1.2.3", "h0_0").unwrap(), "a >=1.2");
         assert_eq!(pin(None, Some("x.x.x")).apply("1.2", "h0_0").unwrap(), "a <1.2.1.0a0");
-        assert_eq!(pin(Some("1.0"), Some("3")).apply("1.2.3", "h0_0").unwrap(), "a >=1.0,<3");
+        assert_eq!(
+            pin(Some("1.0"), Some("3")).apply("1.2.3", "h0_0").unwrap(),
+            "a >=1.0,<3"
+        );
         assert_eq!(pin(None, None).apply("1.2.3", "h0_0").unwrap(), "a");
-        let exact = Pin { exact: true, ..default.clone() };
+        let exact = Pin {
+            exact: true,
+            ..default.clone()
+        };
         assert_eq!(exact.apply("1.2.3", "h1234567_0").unwrap(), "a ==1.2.3 h1234567_0");
         let with_build = Pin {
             build: Some("py*".into()),
