@@ -58,6 +58,8 @@ fn c_library_compiled_in_staging_and_split_into_library_and_headers() {
     assert!(depends.contains(&"zlib >=1.3,<2.0a0".to_string()), "{depends:?}");
     assert!(depends.contains(&"libgcc >=12".to_string()), "{depends:?}");
     assert!(!depends.iter().any(|d| d.starts_with("make")), "{depends:?}");
+    // Constraint exports flow through staging the same way.
+    assert_eq!(strings(&index["constrains"]), vec!["libgcc-ng >=12"]);
 
     let headers = packages(out.path())
         .into_iter()
