@@ -71,7 +71,7 @@ pub fn rendered_output(
         "build_platform": {"platform": opts.platforms.build.as_str()},
         "variant": p.variant,
         "hash": p.hash,
-        "channels": opts.channels.clone(),
+        "channels": channel_urls(opts),
         "timestamp": opts.timestamp,
         "subpackages": subpackages,
         "packaging_settings": {"archive_type": match opts.format {
@@ -161,4 +161,12 @@ pub fn with_solve(recipe: &Recipe, plan: &[PlannedOutput], opts: &BuildOptions) 
         out.push(rendered_output(recipe, plan, p, opts, None, Some(finalized)));
     }
     Ok(out)
+}
+
+/// The channels as URLs, in priority order (the output directory is implied).
+fn channel_urls(opts: &BuildOptions) -> Vec<String> {
+    match crate::environment::channels::resolve(&opts.channels, None) {
+        Ok(channels) => channels.iter().map(crate::environment::channels::display).collect(),
+        Err(_) => opts.channels.clone(),
+    }
 }
