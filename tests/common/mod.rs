@@ -117,7 +117,13 @@ pub fn closed_port_url() -> String {
 
 /// Run `kiln build --recipe <recipe> --output-dir <out> <extra>`.
 pub fn build(recipe: &Path, out: &Path, extra: &[&str]) -> Output {
+    build_with_env(recipe, out, extra, &[])
+}
+
+/// [`build`] with extra environment variables.
+pub fn build_with_env(recipe: &Path, out: &Path, extra: &[&str], env: &[(&str, &str)]) -> Output {
     kiln()
+        .envs(env.iter().copied())
         .arg("build")
         .arg("--recipe")
         .arg(recipe)
@@ -126,6 +132,18 @@ pub fn build(recipe: &Path, out: &Path, extra: &[&str]) -> Output {
         .args(extra)
         .output()
         .expect("kiln runs")
+}
+
+/// Assert that a run failed without panicking, left no package in `out`,
+/// and said each of `needles` on stderr.
+pub fn assert_failed_with(o: &Output, out: &Path, needles: &[&str]) {
+    let log = stderr(o);
+    assert!(!o.status.success(), "expected a failure:\n{log}");
+    assert!(!log.contains("panicked"), "kiln panicked:\n{log}");
+    for n in needles {
+        assert!(log.contains(n), "expected `{n}` in:\n{log}");
+    }
+    assert!(packages(out).is_empty(), "no package may be left behind");
 }
 
 /// Like [`build`], but panics with kiln's stderr when the build fails.
