@@ -15,9 +15,9 @@ fn env_recipe(rel: &str) -> std::path::PathBuf {
     recipe(&format!("envs/{rel}"))
 }
 
-/// `info/index.json` of the one package in `out` whose name starts with `name-`.
-fn index_of(out: &Path, name: &str) -> Value {
-    let pkg = packages(out)
+/// The one package in `out` named `name` (`name-<version>-<build>.*`).
+fn package_named(out: &Path, name: &str) -> std::path::PathBuf {
+    packages(out)
         .into_iter()
         .find(|p| {
             let f = p.file_name().unwrap().to_string_lossy();
@@ -25,8 +25,12 @@ fn index_of(out: &Path, name: &str) -> Value {
                 .and_then(|rest| rest.strip_prefix('-'))
                 .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
         })
-        .unwrap_or_else(|| panic!("no package {name} in {:?}", package_names(out)));
-    let d = extract(&pkg);
+        .unwrap_or_else(|| panic!("no package {name} in {:?}", package_names(out)))
+}
+
+/// `info/index.json` of the package called `name` in `out`.
+fn index_of(out: &Path, name: &str) -> Value {
+    let d = extract(&package_named(out, name));
     json(&d.path().join("info/index.json"))
 }
 
@@ -43,10 +47,7 @@ fn c_library_compiled_in_staging_and_split_into_library_and_headers() {
     let args = ["--experimental", "-c", &channel];
     build_ok(&env_recipe("clib"), out.path(), &args);
 
-    let lib = packages(out.path())
-        .into_iter()
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("libclib-1.0.0"))
-        .unwrap();
+    let lib = package_named(out.path(), "libclib");
     let d = extract(&lib);
     assert_eq!(content_files(d.path()), vec!["lib/libclib.so"]);
     let so = std::fs::read(d.path().join("lib/libclib.so")).unwrap();
@@ -61,10 +62,7 @@ fn c_library_compiled_in_staging_and_split_into_library_and_headers() {
     // Constraint exports flow through staging the same way.
     assert_eq!(strings(&index["constrains"]), vec!["libgcc-ng >=12"]);
 
-    let headers = packages(out.path())
-        .into_iter()
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("libclib-headers"))
-        .unwrap();
+    let headers = package_named(out.path(), "libclib-headers");
     let h = extract(&headers);
     // Only what the staging script installed: zlib's header came from the
     // host environment and is not part of any package.
@@ -151,10 +149,7 @@ fn an_output_depending_on_a_sibling_is_built_after_it() {
 
     let app = index_of(out.path(), "app");
     assert_eq!(strings(&app["depends"]), vec!["libdep >=1.2.3,<1.3.0a0"]);
-    let pkg = packages(out.path())
-        .into_iter()
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("app-"))
-        .unwrap();
+    let pkg = package_named(out.path(), "app");
     let d = extract(&pkg);
     assert_eq!(
         content_files(d.path()),
