@@ -97,16 +97,12 @@ pub fn resolve_output(
     opts: &BuildOptions,
     envs: &LazyEnvironments,
 ) -> Result<Resolved> {
-    let r = &p.output.requirements;
-    if r.build.is_empty() && r.host.is_empty() {
-        return Ok(Resolved::default());
-    }
     resolve::resolve(
-        envs.get()?,
+        envs,
         &resolve::Request {
             label: &p.identifier(),
             recipe,
-            requirements: r,
+            requirements: &p.output.requirements,
             platforms: opts.platforms,
             noarch: !p.output.build.noarch.is_none(),
         },
@@ -185,9 +181,7 @@ fn build_one(
     if let Some(entry) = &staging {
         restore_into(entry, &dirs, &id)?;
     }
-    if !resolved.build.is_empty() || !resolved.host.is_empty() {
-        resolve::install(envs.get()?, &resolved, &dirs, opts.platforms, &id)?;
-    }
+    resolve::install(envs, &resolved, &dirs, opts.platforms, &id)?;
     ui::step(&id, "placing sources");
     sources::fetch(recipe, &output.source, &dirs.work_dir, &opts.output_dir)?;
 

@@ -137,10 +137,10 @@ pub fn with_solve(recipe: &Recipe, plan: &[PlannedOutput], opts: &BuildOptions) 
     for p in plan {
         let resolved = execute::resolve_output(recipe, p, opts, &envs)?;
         let inherited = match p.output.inherit.staging_name().and_then(|n| recipe.staging(n)) {
-            Some(s) if !(s.requirements.build.is_empty() && s.requirements.host.is_empty()) => {
+            Some(s) => {
                 let label = format!("staging {}", s.name);
                 let r = resolve::resolve(
-                    envs.get()?,
+                    &envs,
                     &resolve::Request {
                         label: &label,
                         recipe,
@@ -154,7 +154,7 @@ pub fn with_solve(recipe: &Recipe, plan: &[PlannedOutput], opts: &BuildOptions) 
                     run_exports: r.exports,
                 })
             }
-            _ => None,
+            None => None,
         };
         let (depends, constrains, exports) = execute::finalize_run(recipe, p, &resolved, inherited.as_ref())?;
         let finalized = finalized_dependencies(&p.output, &resolved, &depends, &constrains, &exports);

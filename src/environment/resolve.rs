@@ -10,7 +10,7 @@ use rattler_conda_types::RepoDataRecord;
 use serde::{Deserialize, Serialize};
 
 use super::run_exports::{self, Applied};
-use super::{Environments, SolveError};
+use super::{Environments, LazyEnvironments, SolveError};
 use crate::build::dirs::BuildDirs;
 use crate::recipe::jinja::Platforms;
 use crate::recipe::model::{Dependency, PinKind, Requirements};
@@ -113,30 +113,38 @@ fn names(specs: &[String]) -> Vec<String> {
 
 /// Solve the build and host environments of a request and collect the run
 /// exports that apply (downloading packages only to read their exports).
-pub fn resolve(envs: &Environments, req: &Request) -> Result<Resolved> {
+/// A request without build/host requirements resolves to nothing without
+/// setting up channels.
+pub fn resolve(envs: &LazyEnvironments, req: &Request) -> Result<Resolved> {
     let r = req.requirements;
+    if r.build.is_empty() && r.host.is_empty() {
+        return Ok(Resolved::default());
+    }
+    let envs = envs.get()?;
     let build_specs = specs(req.recipe, req.label, &r.build, "requirements.build")?;
+    let build_names = names(&build_specs);
     let mut resolved = Resolved::default();
     if !build_specs.is_empty() {
         let mut build = solve(envs, req, "build", &build_specs, req.platforms.build, &r.build)?;
-        fill_direct(envs, &mut build, &names(&build_specs))?;
+        fill_direct(envs, &mut build, &build_names)?;
         resolved.build = build;
     }
     let mut host_specs = specs(req.recipe, req.label, &r.host, "requirements.host")?;
-    for extra in run_exports::host_additions(&resolved.build, &names(&build_specs), &r.ignore_run_exports) {
+    for extra in run_exports::host_additions(&resolved.build, &build_names, &r.ignore_run_exports) {
         if !host_specs.contains(&extra) {
             host_specs.push(extra);
         }
     }
+    let host_names = names(&host_specs);
     if !host_specs.is_empty() {
         let at = if r.host.is_empty() { &r.build } else { &r.host };
         let mut host = solve(envs, req, "host", &host_specs, req.platforms.host, at)?;
-        fill_direct(envs, &mut host, &names(&host_specs))?;
+        fill_direct(envs, &mut host, &host_names)?;
         resolved.host = host;
     }
     resolved.exports = run_exports::collect(
-        (&resolved.build, &names(&build_specs)),
-        (&resolved.host, &names(&host_specs)),
+        (&resolved.build, &build_names),
+        (&resolved.host, &host_names),
         req.noarch,
         &r.ignore_run_exports,
     );
@@ -208,12 +216,16 @@ fn solve(
 
 /// Install both environments into the build's prefixes.
 pub fn install(
-    envs: &Environments,
+    envs: &LazyEnvironments,
     resolved: &Resolved,
     dirs: &BuildDirs,
     platforms: Platforms,
     label: &str,
 ) -> Result<()> {
+    if resolved.build.is_empty() && resolved.host.is_empty() {
+        return Ok(());
+    }
+    let envs = envs.get()?;
     for (records, prefix, platform, which) in [
         (&resolved.build, &dirs.build_prefix, platforms.build, "build"),
         (&resolved.host, &dirs.host_prefix, platforms.host, "host"),

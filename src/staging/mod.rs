@@ -100,16 +100,12 @@ impl<'a> Stager<'a> {
     /// Solve the staging environments (needed for the key even on a hit;
     /// repodata is cached, so this is cheap when nothing changed).
     fn resolve(&self, staging: &StagingOutput, label: &str) -> Result<Resolved> {
-        let r = &staging.requirements;
-        if r.build.is_empty() && r.host.is_empty() {
-            return Ok(Resolved::default());
-        }
         resolve::resolve(
-            self.envs.get()?,
+            self.envs,
             &resolve::Request {
                 label,
                 recipe: self.recipe,
-                requirements: r,
+                requirements: &staging.requirements,
                 platforms: self.opts.platforms,
                 noarch: false,
             },
@@ -187,9 +183,7 @@ impl<'a> Stager<'a> {
             .dirs(&self.opts.output_dir, &self.recipe.shared_build_name())
             .into_diagnostic()?;
         dirs.create().into_diagnostic()?;
-        if !resolved.build.is_empty() || !resolved.host.is_empty() {
-            resolve::install(self.envs.get()?, resolved, &dirs, self.opts.platforms, &label)?;
-        }
+        resolve::install(self.envs, resolved, &dirs, self.opts.platforms, &label)?;
         // Files of installed packages are not the staging build's output.
         let before = select::snapshot(&dirs.host_prefix)?;
         if let Some(parent) = parent {
