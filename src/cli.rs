@@ -138,9 +138,14 @@ pub struct BuildArgs {
     #[arg(short = 'c', long = "channel")]
     pub channels: Vec<String>,
 
-    /// Variant configuration files (not used yet: variants are not expanded).
+    /// Variant configuration files (variants.yaml or conda_build_config.yaml format), applied after the
+    /// recipe's own `variants.yaml`; later files replace keys of earlier ones. Repeatable.
     #[arg(short = 'm', long = "variant-config")]
     pub variant_configs: Vec<PathBuf>,
+
+    /// Do not read `variants.yaml` / `conda_build_config.yaml` next to the recipe.
+    #[arg(long)]
+    pub ignore_recipe_variants: bool,
 
     /// Keep the staging cache here instead of `<output-dir>/build_cache` (so it is not uploaded with the channel).
     #[arg(long, env = "KILN_STAGING_CACHE_DIR")]

@@ -8,7 +8,7 @@ use rattler_conda_types::Subdir;
 use crate::cli::{BuildArgs, CacheCommand, Cli, Command};
 use crate::execute::{build_all, BuildOptions};
 use crate::recipe::jinja::Platforms;
-use crate::{plan, recipe, render, ui};
+use crate::{plan, recipe, render, ui, variants};
 
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
@@ -46,20 +46,31 @@ fn build(args: BuildArgs) -> Result<()> {
         host,
     };
 
-    if !args.variant_configs.is_empty() {
-        tracing::warn!("--variant-config is accepted but not used yet: kiln does not expand variants yet");
-    }
     if args.experimental {
         tracing::debug!("experimental features enabled");
     }
 
-    let recipe_path = recipe::resolve_path(&args.recipe)?;
+    let source = recipe::RecipeSource::read(&args.recipe)?;
+    let config = variants::load(
+        source.dir(),
+        &args.variant_configs,
+        platforms,
+        args.ignore_recipe_variants,
+    )?;
+    let channels = match config.channel_sources() {
+        Some(_) if !args.channels.is_empty() => miette::bail!(
+            help = "remove `channel_sources` from the variant config, or drop the `-c` flags",
+            "channel_sources and channels cannot both be set at the same time"
+        ),
+        Some(sources) => sources,
+        None => args.channels.clone(),
+    };
     let options = recipe::LoadOptions {
         platforms,
         experimental: args.experimental,
     };
-    let recipe = recipe::load(&recipe_path, options, &Default::default())?;
-    let planned = plan::plan(&recipe, platforms)?;
+    let planned = plan::plan(&source, options, &config)?;
+    let recipe = &planned.recipe;
 
     let output_dir = absolute(&args.output_dir, !args.render_only)?;
     let staging_cache_dir = match &args.staging_cache_dir {
@@ -75,29 +86,30 @@ fn build(args: BuildArgs) -> Result<()> {
         platforms,
         keep_build: args.keep_build,
         timestamp: build_timestamp(&recipe.dir, &output_dir)?,
-        channels: args.channels.clone(),
+        channels,
     };
 
     if args.render_only {
         let all = if args.with_solve {
-            render::with_solve(&recipe, &planned, &opts)?
+            render::with_solve(&planned, &opts)?
         } else {
             planned
+                .outputs
                 .iter()
-                .map(|p| render::rendered_output(&recipe, &planned, p, &opts, None, None))
+                .map(|p| render::rendered_output(p, &opts, None, None))
                 .collect()
         };
         println!("{}", serde_json::to_string_pretty(&all).into_diagnostic()?);
         return Ok(());
     }
-    if planned.is_empty() {
+    if planned.outputs.is_empty() {
         tracing::warn!(
             "every output of {} is skipped; nothing to build",
             recipe.file.path.display()
         );
         return Ok(());
     }
-    let written = build_all(&recipe, &planned, &opts)?;
+    let written = build_all(&planned, &opts)?;
     ui::finish();
     eprintln!("kiln built {} package(s) into {}", written.len(), output_dir.display());
     Ok(())

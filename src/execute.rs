@@ -17,7 +17,8 @@ use crate::environment::resolve::{self, PackageRef, Resolved};
 use crate::environment::run_exports::Applied;
 use crate::environment::LazyEnvironments;
 use crate::package::{self, metadata::InfoInputs, select};
-use crate::plan::PlannedOutput;
+use crate::plan::{Plan, PlannedOutput};
+use crate::recipe::jinja::variant_text;
 use crate::recipe::model::{spec_name, Inherit};
 use crate::recipe::Recipe;
 use crate::staging::{restore_into, Stager};
@@ -28,10 +29,14 @@ struct Built {
     path: PathBuf,
     name: String,
     files: Vec<String>,
+    /// Keys of the staging cache entries restored into it (innermost first).
+    staging_keys: Vec<String>,
 }
 
 /// Build every planned output in order and index the channel.
-pub fn build_all(recipe: &Recipe, plan: &[PlannedOutput], opts: &BuildOptions) -> Result<Vec<PathBuf>> {
+pub fn build_all(plan: &Plan, opts: &BuildOptions) -> Result<Vec<PathBuf>> {
+    let recipe = &*plan.recipe;
+    let plan = &plan.outputs;
     for s in &recipe.staging {
         if !plan
             .iter()
@@ -58,16 +63,16 @@ pub fn build_all(recipe: &Recipe, plan: &[PlannedOutput], opts: &BuildOptions) -
     }
     let envs = LazyEnvironments::new(&opts.channels, &opts.output_dir, subdirs.clone(), false);
     let mut ws = Workspace::default();
-    let mut stager = Stager::new(recipe, opts, &envs);
+    let mut stager = Stager::new(opts, &envs);
     let mut built = Vec::new();
     for p in plan {
-        built.push(build_one(recipe, plan, p, opts, &mut ws, &mut stager, &envs)?);
+        built.push(build_one(p, opts, &mut ws, &mut stager, &envs)?);
         let subdir: Subdir = p.subdir.parse().map_err(|e| miette!("{e}"))?;
         envs.package_added(&[subdir])?;
     }
     ui::step("channel", "indexing");
     crate::channel::index(&opts.output_dir, &subdirs)?;
-    account_files(recipe, plan, &built, &stager, opts)?;
+    account_files(&built, &stager, opts)?;
     Ok(built.into_iter().map(|b| b.path).collect())
 }
 
@@ -91,17 +96,12 @@ pub struct Inherited {
 }
 
 /// Solve an output's environments (none when it has no build/host requirements).
-pub fn resolve_output(
-    recipe: &Recipe,
-    p: &PlannedOutput,
-    opts: &BuildOptions,
-    envs: &LazyEnvironments,
-) -> Result<Resolved> {
+pub fn resolve_output(p: &PlannedOutput, opts: &BuildOptions, envs: &LazyEnvironments) -> Result<Resolved> {
     resolve::resolve(
         envs,
         &resolve::Request {
             label: &p.identifier(),
-            recipe,
+            recipe: &p.recipe,
             requirements: &p.output.requirements,
             platforms: opts.platforms,
             noarch: !p.output.build.noarch.is_none(),
@@ -114,11 +114,11 @@ pub fn resolve_output(
 /// those of the staging output it inherits (unless `run_exports: false`),
 /// all after the output's `ignore_run_exports`.
 pub fn finalize_run(
-    recipe: &Recipe,
     p: &PlannedOutput,
     resolved: &Resolved,
     staging: Option<&Inherited>,
 ) -> Result<(Vec<String>, Vec<String>, Applied)> {
+    let recipe = &*p.recipe;
     let output = &p.output;
     let id = p.identifier();
     let staging_host = staging.map(|e| e.host_packages.clone()).unwrap_or_default();
@@ -150,21 +150,21 @@ pub fn finalize_run(
 }
 
 fn build_one(
-    recipe: &Recipe,
-    plan: &[PlannedOutput],
     p: &PlannedOutput,
     opts: &BuildOptions,
     ws: &mut Workspace,
     stager: &mut Stager,
     envs: &LazyEnvironments,
 ) -> Result<Built> {
+    let recipe = &*p.recipe;
     let id = p.identifier();
     let output = &p.output;
     let staging = match output.inherit.staging_name() {
-        Some(name) => Some(stager.ensure(name, ws)?),
+        Some(name) => Some(stager.ensure(recipe, name, ws)?),
         None => None,
     };
-    let resolved = resolve_output(recipe, p, opts, envs)?;
+    let staging_keys = staging.as_ref().map(|e| stager.chain(e)).unwrap_or_default();
+    let resolved = resolve_output(p, opts, envs)?;
     ui::step(&id, "preparing directories");
     // Staging builds and their inheritors share one set of directories, so
     // restored paths stay valid without relocation.
@@ -186,16 +186,7 @@ fn build_one(
     sources::fetch(recipe, &output.source, &dirs.work_dir, &opts.output_dir)?;
 
     if let Some(s) = &output.build.script {
-        let variant: BTreeMap<String, String> = p
-            .variant
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()),
-                )
-            })
-            .collect();
+        let variant: BTreeMap<String, String> = p.variant.iter().map(|(k, v)| (k.clone(), variant_text(v))).collect();
         let identity = BuildIdentity {
             name: output.package.name.as_normalized().to_string(),
             version: output.package.version.as_str().to_string(),
@@ -220,9 +211,9 @@ fn build_one(
         run_exports: e.meta.run_exports.clone(),
         host_packages: e.meta.key_inputs.host_packages.clone(),
     });
-    let (depends, constrains, exports) = finalize_run(recipe, p, &resolved, inherited.as_ref())?;
+    let (depends, constrains, exports) = finalize_run(p, &resolved, inherited.as_ref())?;
     let finalized = render::finalized_dependencies(output, &resolved, &depends, &constrains, &exports);
-    let rendered = render::rendered_output(recipe, plan, p, opts, Some(&dirs), Some(finalized));
+    let rendered = render::rendered_output(p, opts, Some(&dirs), Some(finalized));
     let variant_json = serde_json::to_value(&p.variant).into_diagnostic()?;
     let hash_input = crate::hash::hash_input(&p.variant);
     let info = InfoInputs {
@@ -265,18 +256,13 @@ fn build_one(
         path,
         name: output.package.name.as_normalized().to_string(),
         files: files.iter().map(|f| f.to_string_lossy().into_owned()).collect(),
+        staging_keys,
     })
 }
 
 /// Warn (or fail) about staging files no inheriting output packaged, and
 /// about files that more than one output packaged.
-fn account_files(
-    recipe: &Recipe,
-    plan: &[PlannedOutput],
-    built: &[Built],
-    stager: &Stager,
-    opts: &BuildOptions,
-) -> Result<()> {
+fn account_files(built: &[Built], stager: &Stager, opts: &BuildOptions) -> Result<()> {
     let mut problems = Vec::new();
     let mut report = |fatal: bool, msg: String| {
         if fatal {
@@ -285,12 +271,12 @@ fn account_files(
             tracing::warn!("{msg}");
         }
     };
-    for (name, entry) in stager.used() {
-        let packaged: BTreeSet<&str> = plan
+    for entry in stager.used() {
+        let name = &entry.meta.name;
+        let packaged: BTreeSet<&str> = built
             .iter()
-            .zip(built)
-            .filter(|(p, _)| inherits_transitively(recipe, p.output.inherit.staging_name(), name))
-            .flat_map(|(_, b)| b.files.iter().map(String::as_str))
+            .filter(|b| b.staging_keys.contains(&entry.meta.key))
+            .flat_map(|b| b.files.iter().map(String::as_str))
             .collect();
         let unused: Vec<&str> = entry
             .meta

@@ -1,8 +1,9 @@
 //! kiln: build conda packages from v1 recipes.
 //!
 //! Data flows one way through the modules:
-//! [`recipe`] (text → typed outputs) → [`plan`] (outputs → variants, hashes,
-//! build strings, build order) → [`execute`] using [`build`] (directories,
+//! [`variants`] (variant files → configuration) and [`recipe`] (text → typed
+//! outputs, once per variant combination) → [`plan`] (the matrix → used
+//! variants, hashes, build strings, build order) → [`execute`] using [`build`] (directories,
 //! sources, scripts), [`environment`] (channels, solving, installing,
 //! activation, run exports) and [`staging`] (build once, cache, restore) → [`package`]
 //! (prefix → `.conda`/`.tar.bz2`) → [`channel`] (indexed output directory).
@@ -22,3 +23,4 @@ pub mod recipe;
 pub mod render;
 pub mod staging;
 pub mod ui;
+pub mod variants;

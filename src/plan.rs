@@ -1,22 +1,56 @@
-//! Rendered outputs → build plan: for each output, the variant it uses, its
-//! hash and build string, and its subdir, in the order they are built
-//! (dependencies between outputs first), with `pin_subpackage` applied.
+//! The variant matrix → build plan: the recipe rendered once per
+//! combination of the variant keys it uses, and for each distinct output
+//! the variant it uses, its hash and build string, and its subdir, in the
+//! order they are built (dependencies between outputs first), with
+//! `pin_subpackage` applied against the sibling of the same combination.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use miette::Result;
 use rattler_conda_types::Subdir;
+use serde::Serialize;
 use serde_json::json;
 
 use crate::hash::{self, HashInfo, Variant};
 use crate::recipe::jinja::{Jinja, Platforms};
 use crate::recipe::model::{Dependency, Output, PinKind, Requirements};
 use crate::recipe::node::Renderer;
-use crate::recipe::Recipe;
+use crate::recipe::{LoadOptions, Recipe, RecipeSource};
+use crate::variants::VariantConfig;
+
+/// Rounds of matrix expansion: rendering a combination can reveal more used
+/// keys (a branch taken only for some values), which expands it again.
+const MAX_EXPANSION_ROUNDS: usize = 10;
+
+/// Everything to build, in order.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The recipe rendered with the first combination (for recipe-wide
+    /// facts: its file, directory and staging outputs).
+    pub recipe: Arc<Recipe>,
+    /// The distinct outputs over all combinations, in build order.
+    pub outputs: Vec<PlannedOutput>,
+}
+
+/// A sibling output of the same combination (`subpackages` in the render).
+#[derive(Debug, Clone, Serialize)]
+pub struct Sibling {
+    /// Package name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Build string.
+    pub build_string: String,
+}
 
 /// One package to build.
 #[derive(Debug, Clone)]
 pub struct PlannedOutput {
+    /// The recipe rendered with this output's combination.
+    pub recipe: Arc<Recipe>,
+    /// The outputs of the same combination.
+    pub siblings: Vec<Sibling>,
     /// The merged output.
     pub output: Output,
     /// Variant values this output uses (the hash input).
@@ -41,8 +75,63 @@ impl PlannedOutput {
     }
 }
 
-/// Plan every output of a rendered recipe, in build order.
-pub fn plan(recipe: &Recipe, platforms: Platforms) -> Result<Vec<PlannedOutput>> {
+/// Render the recipe for every combination of the variant keys it uses and
+/// plan the distinct outputs, in build order.
+pub fn plan(source: &RecipeSource, options: LoadOptions, config: &VariantConfig) -> Result<Plan> {
+    let recipes = expand(source, options, config)?;
+    let mut all: Vec<PlannedOutput> = Vec::new();
+    for recipe in &recipes {
+        for p in plan_recipe(recipe, options.platforms)? {
+            // Outputs that use none of the keys that differ are the same
+            // package in several combinations: keep the first.
+            let same = |q: &PlannedOutput| q.subdir == p.subdir && q.identifier() == p.identifier();
+            if !all.iter().any(same) {
+                all.push(p);
+            }
+        }
+    }
+    let outputs = order_across_combinations(all)?;
+    Ok(Plan {
+        recipe: recipes[0].clone(),
+        outputs,
+    })
+}
+
+/// The rendered recipe per combination of used keys. Starts from the first
+/// value of every key, and widens the set of used keys until rendering
+/// reveals no new one.
+fn expand(source: &RecipeSource, options: LoadOptions, config: &VariantConfig) -> Result<Vec<Arc<Recipe>>> {
+    let mut used = config.always_used();
+    let mut rounds = 0;
+    loop {
+        let mut recipes = Vec::new();
+        let mut seen = used.clone();
+        for combination in config.combinations(&used) {
+            let recipe = source.render(options, &combination)?;
+            for o in &recipe.outputs {
+                seen.extend(o.used_variant.keys().cloned());
+            }
+            for s in &recipe.staging {
+                seen.extend(s.used_variant.keys().cloned());
+            }
+            recipes.push(Arc::new(recipe));
+        }
+        rounds += 1;
+        if seen == used || rounds == MAX_EXPANSION_ROUNDS {
+            tracing::debug!(
+                "variant keys used by {}: {:?} ({} combination(s))",
+                source.file().path.display(),
+                used,
+                recipes.len()
+            );
+            return Ok(recipes);
+        }
+        used = seen;
+    }
+}
+
+/// Plan every output of one rendered recipe, in build order.
+fn plan_recipe(recipe: &Arc<Recipe>, platforms: Platforms) -> Result<Vec<PlannedOutput>> {
     let order = build_order(recipe)?;
     let mut planned: Vec<PlannedOutput> = Vec::new();
     for i in order {
@@ -52,7 +141,67 @@ pub fn plan(recipe: &Recipe, platforms: Platforms) -> Result<Vec<PlannedOutput>>
         apply_subpackage_pins(recipe, &mut p.output, &planned, Some(&me))?;
         planned.push(p);
     }
+    let siblings: Vec<Sibling> = planned
+        .iter()
+        .map(|p| Sibling {
+            name: p.output.package.name.as_normalized().to_string(),
+            version: p.output.package.version.as_str().to_string(),
+            build_string: p.build_string.clone(),
+        })
+        .collect();
+    for p in &mut planned {
+        p.siblings = siblings.clone();
+    }
     Ok(planned)
+}
+
+/// Order the outputs of all combinations: by output, dependencies first
+/// (the union of every combination's edges), then by combination.
+fn order_across_combinations(all: Vec<PlannedOutput>) -> Result<Vec<PlannedOutput>> {
+    let mut names: Vec<String> = Vec::new();
+    for p in &all {
+        let name = p.output.package.name.as_normalized().to_string();
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    let mut deps: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); names.len()];
+    for p in &all {
+        let i = names
+            .iter()
+            .position(|n| n == p.output.package.name.as_normalized())
+            .expect("collected above");
+        for d in dependency_names(&p.recipe, &p.output) {
+            if let Some(j) = names.iter().position(|n| *n == d).filter(|&j| j != i) {
+                deps[i].insert(j);
+            }
+        }
+    }
+    let mut rank = Vec::new();
+    while rank.len() < names.len() {
+        let Some(next) = (0..names.len()).find(|&i| !rank.contains(&i) && deps[i].iter().all(|j| rank.contains(j)))
+        else {
+            let stuck: Vec<&str> = (0..names.len())
+                .filter(|i| !rank.contains(i))
+                .map(|i| names[i].as_str())
+                .collect();
+            miette::bail!(
+                help = "outputs depend on each other differently in different variants; remove one of the dependencies",
+                "cycle detected in recipe outputs across variants: {}",
+                stuck.join(", ")
+            );
+        };
+        rank.push(next);
+    }
+    let mut all = all;
+    all.sort_by_key(|p| {
+        let i = names
+            .iter()
+            .position(|n| n == p.output.package.name.as_normalized())
+            .expect("collected above");
+        rank.iter().position(|&r| r == i)
+    });
+    Ok(all)
 }
 
 /// Names an output depends on within the recipe: its build, host and run
@@ -231,8 +380,30 @@ fn apply_subpackage_pins(
     Ok(())
 }
 
+/// The hash input of an output: its used variant, `target_platform` (its
+/// subdir), the always-used keys, `python` dropped for noarch python, and an
+/// entry per virtual-package run requirement (as rattler-build does).
+fn output_variant(recipe: &Recipe, output: &Output, subdir: &str) -> Variant {
+    let mut variant = output.used_variant.clone();
+    for k in crate::variants::ALWAYS_USED {
+        if let Some(v) = recipe.variant.get(*k) {
+            variant.insert(k.to_string(), v.clone());
+        }
+    }
+    if output.build.noarch.is_python() {
+        variant.remove("python");
+    }
+    variant.insert("target_platform".into(), json!(subdir));
+    for d in &output.requirements.run {
+        if let Some(name) = d.name().filter(|n| n.starts_with("__")) {
+            variant.insert(name, json!(d.spec.trim()));
+        }
+    }
+    variant
+}
+
 fn plan_output(
-    recipe: &Recipe,
+    recipe: &Arc<Recipe>,
     output: &Output,
     platforms: Platforms,
     planned: &[PlannedOutput],
@@ -244,8 +415,7 @@ fn plan_output(
     } else {
         Subdir::NoArch.as_str().to_string()
     };
-    let mut variant: Variant = BTreeMap::new();
-    variant.insert("target_platform".into(), json!(subdir));
+    let mut variant = output_variant(recipe, &output, &subdir);
     // An exact pin on a sibling makes the sibling's build part of this
     // output's identity (as in rattler-build).
     for d in all_dependencies(&output.requirements) {
@@ -267,7 +437,7 @@ fn plan_output(
     let build_string = match &output.build.string {
         None => format!("{hash}_{}", output.build.number),
         Some(template) => {
-            let mut jinja = Jinja::new(platforms, &BTreeMap::new());
+            let mut jinja = Jinja::new(platforms, &recipe.variant);
             for (k, v) in &recipe.context {
                 jinja.set_var(k, minijinja::Value::from_serialize(v));
             }
@@ -296,6 +466,8 @@ fn plan_output(
         }
     };
     Ok(PlannedOutput {
+        recipe: recipe.clone(),
+        siblings: Vec::new(),
         output,
         variant,
         hash,

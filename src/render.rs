@@ -9,19 +9,17 @@ use crate::environment::run_exports::Applied;
 use crate::environment::LazyEnvironments;
 use crate::execute;
 use crate::execute::BuildOptions;
-use crate::plan::PlannedOutput;
+use crate::plan::{Plan, PlannedOutput};
 use crate::recipe::model::Output;
-use crate::recipe::Recipe;
 
 /// The JSON object describing one planned output.
 pub fn rendered_output(
-    recipe: &Recipe,
-    plan: &[PlannedOutput],
     p: &PlannedOutput,
     opts: &BuildOptions,
     dirs: Option<&BuildDirs>,
     finalized: Option<Value>,
 ) -> Value {
+    let recipe = &*p.recipe;
     let mut rec = match serde_json::to_value(&p.output) {
         Ok(Value::Object(m)) => m,
         _ => Map::new(),
@@ -55,16 +53,7 @@ pub fn rendered_output(
     recipe_obj.insert("context".into(), json!(recipe.context));
     recipe_obj.extend(rec);
 
-    let subpackages: Map<String, Value> = plan
-        .iter()
-        .map(|o| {
-            let name = o.output.package.name.as_normalized().to_string();
-            (
-                name.clone(),
-                json!({"name": name, "version": o.output.package.version.as_str(), "build_string": o.build_string}),
-            )
-        })
-        .collect();
+    let subpackages: Map<String, Value> = p.siblings.iter().map(|s| (s.name.clone(), json!(s))).collect();
     let mut config = json!({
         "target_platform": p.subdir,
         "host_platform": {"platform": opts.platforms.host.as_str()},
@@ -131,11 +120,12 @@ pub fn finalized_dependencies(
 
 /// `--render-only --with-solve`: every planned output with its environments
 /// solved (nothing is installed or written).
-pub fn with_solve(recipe: &Recipe, plan: &[PlannedOutput], opts: &BuildOptions) -> miette::Result<Vec<Value>> {
+pub fn with_solve(plan: &Plan, opts: &BuildOptions) -> miette::Result<Vec<Value>> {
     let envs = LazyEnvironments::new(&opts.channels, &opts.output_dir, Vec::new(), true);
     let mut out = Vec::new();
-    for p in plan {
-        let resolved = execute::resolve_output(recipe, p, opts, &envs)?;
+    for p in &plan.outputs {
+        let recipe = &*p.recipe;
+        let resolved = execute::resolve_output(p, opts, &envs)?;
         let inherited = match p.output.inherit.staging_name().and_then(|n| recipe.staging(n)) {
             Some(s) => {
                 let label = format!("staging {}", s.name);
@@ -156,9 +146,9 @@ pub fn with_solve(recipe: &Recipe, plan: &[PlannedOutput], opts: &BuildOptions) 
             }
             None => None,
         };
-        let (depends, constrains, exports) = execute::finalize_run(recipe, p, &resolved, inherited.as_ref())?;
+        let (depends, constrains, exports) = execute::finalize_run(p, &resolved, inherited.as_ref())?;
         let finalized = finalized_dependencies(&p.output, &resolved, &depends, &constrains, &exports);
-        out.push(rendered_output(recipe, plan, p, opts, None, Some(finalized)));
+        out.push(rendered_output(p, opts, None, Some(finalized)));
     }
     Ok(out)
 }

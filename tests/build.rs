@@ -381,14 +381,6 @@ fn render_only_prints_json_and_writes_nothing() {
     assert!(!missing.exists(), "--render-only must not create the output directory");
 }
 
-#[test]
-fn unimplemented_flags_are_reported() {
-    let out = tempfile::tempdir().unwrap();
-    let o = build_ok(&recipe("symlinks"), out.path(), &["-m", "variants.yaml"]);
-    let log = stderr(&o);
-    assert!(log.contains("--variant-config is accepted but not used yet"), "{log}");
-}
-
 /// Each bad recipe fails with a message naming the file and line, and
 /// leaves no package behind.
 #[test]

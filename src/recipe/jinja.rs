@@ -1,9 +1,13 @@
 //! The `${{ }}` expression language: a minijinja environment configured like
 //! rattler-build's (custom delimiters, strict undefined), the platform
 //! variables, and the conda-specific functions and filters.
+//!
+//! The evaluator records which variables each evaluation reads (including
+//! the variant keys `compiler()`, `stdlib()` and `cdt()` consult), so the
+//! loader can tell which variant keys an output uses.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 use minijinja::syntax::SyntaxConfig;
 use minijinja::value::{from_args, Kwargs, Object, Value};
@@ -23,15 +27,30 @@ pub struct Platforms {
     pub host: Subdir,
 }
 
+/// Variant values by normalized key, as typed in the variant config.
+pub type Variant = BTreeMap<String, serde_json::Value>;
+
+/// Names read by evaluations, shared between the evaluator and its functions.
+type Accessed = Arc<Mutex<BTreeSet<String>>>;
+
 /// A configured expression evaluator with its variables.
 pub struct Jinja {
     env: Environment<'static>,
-    vars: BTreeMap<String, Value>,
+    vars: Arc<BTreeMap<String, Value>>,
+    accessed: Accessed,
+}
+
+/// A variant value as text (`3.10`, `1`, `true`), as functions and scripts see it.
+pub fn variant_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
 }
 
 impl Jinja {
     /// A new evaluator for `platforms` with the given variant values.
-    pub fn new(platforms: Platforms, variant: &BTreeMap<String, String>) -> Self {
+    pub fn new(platforms: Platforms, variant: &Variant) -> Self {
         let mut env = Environment::new();
         env.set_syntax(
             SyntaxConfig::builder()
@@ -48,44 +67,53 @@ impl Jinja {
         env.add_filter("version_to_buildstring", version_to_buildstring);
 
         let target = platforms.target;
-        let variant_for_fns = Arc::new(variant.clone());
-        let v = variant_for_fns.clone();
+        let accessed: Accessed = Arc::default();
+        // Functions read variant keys through this view, which records each read.
+        let lookup = {
+            let text: BTreeMap<String, String> = variant
+                .iter()
+                .map(|(k, v)| (k.replace(['-', '.'], "_"), variant_text(v)))
+                .collect();
+            let accessed = accessed.clone();
+            Arc::new(move |key: &str| -> Option<String> {
+                let v = text.get(key).cloned();
+                if v.is_some() {
+                    accessed.lock().expect("not poisoned").insert(key.to_string());
+                }
+                v
+            })
+        };
+        let v = lookup.clone();
         env.add_function("compiler", move |lang: String| -> Result<String, Error> {
             Ok(toolchain_spec(
-                &v,
+                &*v,
                 target,
                 &lang,
                 "compiler",
                 Some(default_compiler(&lang, target)),
             ))
         });
-        let v = variant_for_fns.clone();
+        let v = lookup.clone();
         env.add_function("stdlib", move |lang: String| -> Result<String, Error> {
-            match v.get(&format!("{lang}_stdlib")) {
-                Some(_) => Ok(toolchain_spec(&v, target, &lang, "stdlib", None)),
+            match v(&format!("{lang}_stdlib")) {
+                Some(_) => Ok(toolchain_spec(&*v, target, &lang, "stdlib", None)),
                 None => Err(Error::new(
                     ErrorKind::InvalidOperation,
                     format!("stdlib('{lang}') needs `{lang}_stdlib` in the variant config"),
                 )),
             }
         });
-        let v = variant_for_fns.clone();
+        let v = lookup.clone();
         env.add_function("cdt", move |name: String| -> String {
-            let cdt_name = v
-                .get("cdt_name")
-                .cloned()
-                .unwrap_or_else(|| match target.arch().map(|a| a.as_str()) {
-                    Some("aarch64" | "ppc64le" | "ppc64" | "s390x") => "cos7".into(),
-                    _ => "cos6".into(),
-                });
-            let arch = v
-                .get("cdt_arch")
-                .cloned()
-                .unwrap_or_else(|| match target.arch().map(|a| a.as_str()) {
-                    Some("x86") => "i686".into(),
-                    Some(a) => a.to_string(),
-                    None => "noarch".into(),
-                });
+            let cdt_name = v("cdt_name").unwrap_or_else(|| match target.arch().map(|a| a.as_str()) {
+                Some("aarch64" | "ppc64le" | "ppc64" | "s390x") => "cos7".into(),
+                _ => "cos6".into(),
+            });
+            let arch = v("cdt_arch").unwrap_or_else(|| match target.arch().map(|a| a.as_str()) {
+                Some("x86") => "i686".into(),
+                Some(a) => a.to_string(),
+                None => "noarch".into(),
+            });
             let (pkg, rest) = name.split_once(' ').map_or((name.as_str(), ""), |(a, b)| (a, b));
             let spec = format!("{pkg}-{cdt_name}-{arch}");
             if rest.is_empty() {
@@ -115,19 +143,32 @@ impl Jinja {
         let mut vars = BTreeMap::new();
         insert_platform_vars(&mut vars, platforms);
         for (k, val) in variant {
-            vars.insert(k.replace(['-', '.'], "_"), Value::from(val.clone()));
+            vars.insert(k.replace(['-', '.'], "_"), Value::from_serialize(val));
         }
-        Self { env, vars }
+        Self {
+            env,
+            vars: Arc::new(vars),
+            accessed,
+        }
     }
 
     /// Add or replace a variable (used for `context` entries).
     pub fn set_var(&mut self, name: &str, value: Value) {
-        self.vars.insert(name.to_string(), value);
+        Arc::make_mut(&mut self.vars).insert(name.to_string(), value);
     }
 
-    /// The current variables, as a template context.
+    /// The names read since the last call (variables, and variant keys
+    /// consulted by functions), clearing the record.
+    pub fn take_accessed(&self) -> BTreeSet<String> {
+        std::mem::take(&mut *self.accessed.lock().expect("not poisoned"))
+    }
+
+    /// The current variables, as a template context that records reads.
     pub fn context(&self) -> Value {
-        Value::from_iter(self.vars.iter().map(|(k, v)| (k.clone(), v.clone())))
+        Value::from_object(TrackedVars {
+            vars: self.vars.clone(),
+            accessed: self.accessed.clone(),
+        })
     }
 
     /// Render a template string to text.
@@ -237,19 +278,17 @@ fn default_compiler(lang: &str, target: Subdir) -> String {
 
 /// `<name>_<target_platform>` plus a version from `<lang>_<kind>_version`.
 fn toolchain_spec(
-    variant: &BTreeMap<String, String>,
+    variant: &dyn Fn(&str) -> Option<String>,
     target: Subdir,
     lang: &str,
     kind: &str,
     default: Option<String>,
 ) -> String {
-    let name = variant
-        .get(&format!("{lang}_{kind}"))
-        .cloned()
+    let name = variant(&format!("{lang}_{kind}"))
         .or(default)
         .unwrap_or_else(|| lang.to_string());
     let mut spec = format!("{name}_{}", target.as_str());
-    if let Some(version) = variant.get(&format!("{lang}_{kind}_version")) {
+    if let Some(version) = variant(&format!("{lang}_{kind}_version")) {
         if version.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') {
             spec.push_str(&format!(" ={version}"));
         } else {
@@ -363,6 +402,28 @@ fn pin_call(kind: PinKind, name: String, kwargs: Kwargs) -> Result<String, Error
         return Err(invalid(format!("pin bound `{b}` is empty; pass None to drop a bound")));
     }
     serde_json::to_string(&pin).map_err(|e| invalid(e.to_string()))
+}
+
+/// The template context: the variables, recording every name read.
+#[derive(Debug)]
+struct TrackedVars {
+    vars: Arc<BTreeMap<String, Value>>,
+    accessed: Accessed,
+}
+
+impl Object for TrackedVars {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let name = key.as_str()?;
+        let v = self.vars.get(name).cloned();
+        if v.is_some() {
+            self.accessed.lock().expect("not poisoned").insert(name.to_string());
+        }
+        v
+    }
+
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Values(self.vars.keys().map(|k| Value::from(k.as_str())).collect())
+    }
 }
 
 /// The `env` object: `env.get(NAME, default=...)` and `env.exists(NAME)`.

@@ -11,14 +11,13 @@ pub mod node;
 pub mod outputs;
 pub mod parse;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 use marked_yaml::{loader::LoaderOptions, LoadError, Node, Span};
 
 use crate::diagnostics::SourceFile;
-use jinja::Platforms;
+use jinja::{Platforms, Variant};
 use model::{Output, StagingOutput};
 use parse::PResult;
 
@@ -39,6 +38,8 @@ pub struct Recipe {
     pub name: Option<String>,
     /// `recipe.version` of a multi-output recipe.
     pub version: Option<rattler_conda_types::VersionWithSource>,
+    /// The variant values it was rendered with (every config key).
+    pub variant: Variant,
 }
 
 impl Recipe {
@@ -93,15 +94,20 @@ pub fn resolve_path(path: &Path) -> miette::Result<PathBuf> {
     miette::bail!("recipe {} does not exist", path.display())
 }
 
-/// Parse YAML text into a marked node tree.
+/// Parse recipe text into a marked node tree.
 pub fn parse_yaml(file: &SourceFile) -> PResult<Node> {
+    parse_yaml_mapping(file, "the recipe")
+}
+
+/// Parse YAML text that must be a mapping (`what` names the document in errors).
+pub fn parse_yaml_mapping(file: &SourceFile, what: &str) -> PResult<Node> {
     let options = LoaderOptions::default().error_on_duplicate_keys(true);
     marked_yaml::parse_yaml_with_options(0, file.text.as_str(), options).map_err(|e| {
         let (marker, msg) = match &e {
-            LoadError::TopLevelMustBeMapping(m) => (Some(*m), "the recipe must be a YAML mapping".to_string()),
-            LoadError::UnexpectedAnchor(m) => (Some(*m), "YAML anchors are not supported in recipes".to_string()),
+            LoadError::TopLevelMustBeMapping(m) => (Some(*m), format!("{what} must be a YAML mapping")),
+            LoadError::UnexpectedAnchor(m) => (Some(*m), "YAML anchors are not supported here".to_string()),
             LoadError::MappingKeyMustBeScalar(m) => (Some(*m), "mapping keys must be plain strings".to_string()),
-            LoadError::UnexpectedTag(m) => (Some(*m), "YAML tags are not supported in recipes".to_string()),
+            LoadError::UnexpectedTag(m) => (Some(*m), "YAML tags are not supported here".to_string()),
             LoadError::ScanError(m, se) => (Some(*m), format!("invalid YAML: {se}")),
             LoadError::DuplicateKey(inner) => (
                 inner.key.span().start().copied(),
@@ -114,31 +120,61 @@ pub fn parse_yaml(file: &SourceFile) -> PResult<Node> {
     })
 }
 
-/// Load and render a recipe for the given platforms and variant values.
-pub fn load(path: &Path, options: LoadOptions, variant: &BTreeMap<String, String>) -> miette::Result<Recipe> {
-    let path = resolve_path(path)?;
-    let file = SourceFile::read(&path)?;
-    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let dir = if dir.as_os_str().is_empty() {
-        PathBuf::from(".")
-    } else {
-        dir
-    };
-    let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
-    let root = parse_yaml(&file)?;
-    let loaded = outputs::Loader {
-        file: &file,
-        dir: &dir,
-        options,
+/// A recipe file, read and parsed once, to be rendered for many variants.
+pub struct RecipeSource {
+    file: SourceFile,
+    dir: PathBuf,
+    root: Node,
+}
+
+impl RecipeSource {
+    /// Read and parse the recipe at `path` (a file, or a directory with `recipe.yaml`).
+    pub fn read(path: &Path) -> miette::Result<Self> {
+        let path = resolve_path(path)?;
+        let file = SourceFile::read(&path)?;
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let dir = if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir
+        };
+        let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+        let root = parse_yaml(&file)?;
+        Ok(Self { file, dir, root })
     }
-    .load(&root, variant)?;
-    Ok(Recipe {
-        file,
-        dir,
-        context: loaded.context,
-        outputs: loaded.outputs,
-        staging: loaded.staging,
-        name: loaded.name,
-        version: loaded.version,
-    })
+
+    /// The recipe file.
+    pub fn file(&self) -> &SourceFile {
+        &self.file
+    }
+
+    /// The directory holding the recipe.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Render the recipe for `options` and one value of every variant key.
+    pub fn render(&self, options: LoadOptions, variant: &Variant) -> miette::Result<Recipe> {
+        let loaded = outputs::Loader {
+            file: &self.file,
+            dir: &self.dir,
+            options,
+        }
+        .load(&self.root, variant)?;
+        Ok(Recipe {
+            file: self.file.clone(),
+            dir: self.dir.clone(),
+            context: loaded.context,
+            outputs: loaded.outputs,
+            staging: loaded.staging,
+            name: loaded.name,
+            version: loaded.version,
+            variant: variant.clone(),
+        })
+    }
+}
+
+/// Load and render a recipe for the given platforms and variant values.
+pub fn load(path: &Path, options: LoadOptions, variant: &Variant) -> miette::Result<Recipe> {
+    RecipeSource::read(path)?.render(options, variant)
 }

@@ -9,6 +9,8 @@ use marked_yaml::Span;
 use rattler_conda_types::{NoArchType, PackageName, VersionWithSource};
 use serde::Serialize;
 
+pub use super::jinja::Variant;
+
 /// A match spec as written in the recipe, already validated, or a pin
 /// (`pin_subpackage`/`pin_compatible`) that becomes a spec once the pinned
 /// package's version is known.
@@ -321,6 +323,32 @@ pub struct BuildSection {
     pub skip: bool,
     /// `build.always_include_files`.
     pub always_include_files: Vec<Glob>,
+    /// `build.variant`.
+    pub variant: Option<VariantKeys>,
+}
+
+/// `build.variant`: how an output's used variant keys are adjusted.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VariantKeys {
+    /// Keys the output uses even if nothing references them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub use_keys: Vec<String>,
+    /// Keys removed from the output's variant (and hash).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignore_keys: Vec<String>,
+    /// `down_prioritize_variant`: this many `track_features` lower the package's priority.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub down_prioritize_variant: Option<u64>,
+    /// Where each `use_keys` entry is written.
+    #[serde(skip)]
+    pub use_key_spans: Vec<Span>,
+}
+
+impl VariantKeys {
+    /// True when nothing is configured.
+    pub fn is_empty(&self) -> bool {
+        self.use_keys.is_empty() && self.ignore_keys.is_empty() && self.down_prioritize_variant.is_none()
+    }
 }
 
 /// The effective build settings of one output.
@@ -343,6 +371,9 @@ pub struct Build {
     /// Globs of files to include even when not new.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub always_include_files: Vec<Glob>,
+    /// `build.variant`.
+    #[serde(skip_serializing_if = "VariantKeys::is_empty")]
+    pub variant: VariantKeys,
     /// Span of the `string` template.
     #[serde(skip)]
     pub string_span: Option<Span>,
@@ -417,6 +448,10 @@ pub struct StagingOutput {
     /// Another staging output this one starts from (nested staging).
     #[serde(skip)]
     pub inherit: Option<String>,
+    /// The variant values this staging output uses (its own and those of
+    /// the staging output it inherits): part of its cache key.
+    #[serde(skip)]
+    pub used_variant: Variant,
     /// Where the staging output is declared.
     #[serde(skip)]
     pub span: Span,
@@ -457,6 +492,11 @@ pub struct Output {
     /// Where `inherit:` is written (for errors).
     #[serde(skip)]
     pub inherit_span: Option<Span>,
+    /// The variant values this output uses: keys read by its expressions,
+    /// bare build/host names that are variant keys, `use_keys` minus
+    /// `ignore_keys`, and those of the staging output it inherits.
+    #[serde(skip)]
+    pub used_variant: Variant,
     /// Where the output is declared.
     #[serde(skip)]
     pub span: Span,

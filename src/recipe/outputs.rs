@@ -3,7 +3,7 @@
 //! outputs (`staging:`, gated behind `--experimental`) and the legacy
 //! top-level `cache:`, which is one staging output every package inherits.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
@@ -57,6 +57,32 @@ const OUTPUT_KEYS: &[&str] = &[
 const STAGING_KEYS: &[&str] = &["staging", "inherit", "source", "requirements", "build"];
 const CACHE_KEYS: &[&str] = &["source", "requirements", "build"];
 
+/// Which variant keys expressions read: directly, or through `context`
+/// variables (whose own reads are recorded when they are evaluated).
+#[derive(Default)]
+struct Usage {
+    /// Variant keys in play (every key of the variant config).
+    keys: BTreeSet<String>,
+    /// For each context variable, the variant keys its value depends on.
+    context: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Usage {
+    /// The variant keys behind the names an evaluation read.
+    fn resolve(&self, accessed: BTreeSet<String>) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for name in accessed {
+            // Context variables shadow variant keys of the same name.
+            if let Some(deps) = self.context.get(&name) {
+                out.extend(deps.iter().cloned());
+            } else if self.keys.contains(&name) {
+                out.insert(name);
+            }
+        }
+        out
+    }
+}
+
 /// What [`Loader::load`] produces.
 pub struct Loaded {
     /// Evaluated context.
@@ -92,8 +118,9 @@ struct TopLevel {
 }
 
 impl Loader<'_> {
-    /// Render and check the whole recipe.
-    pub fn load(&self, root: &Node, variant: &BTreeMap<String, String>) -> PResult<Loaded> {
+    /// Render and check the whole recipe with the given variant values
+    /// (every key of the variant config, one value each).
+    pub fn load(&self, root: &Node, variant: &Variant) -> PResult<Loaded> {
         let map = root.as_mapping().expect("the YAML loader enforces a top-level mapping");
         let multi = map.get_node("outputs").is_some();
         let allowed = if multi { MULTI_KEYS } else { SINGLE_KEYS };
@@ -125,7 +152,11 @@ impl Loader<'_> {
         }
 
         let mut jinja = Jinja::new(self.options.platforms, variant);
-        let context = self.context(map.get_node("context"), &mut jinja)?;
+        let mut usage = Usage {
+            keys: variant.keys().cloned().collect(),
+            context: BTreeMap::new(),
+        };
+        let context = self.context(map.get_node("context"), &mut jinja, &mut usage)?;
         let r = Renderer {
             file: self.file,
             jinja: &jinja,
@@ -161,7 +192,13 @@ impl Loader<'_> {
         };
 
         if !multi {
-            let output = self.single_output(root, &reader, top, render("package")?, render("requirements")?)?;
+            let package = render("package")?;
+            let requirements = render("requirements")?;
+            let used = usage.resolve(jinja.take_accessed());
+            let output = self.single_output(root, &reader, top, package, requirements)?;
+            let output = output
+                .map(|o| self.with_used_variant(o, used, variant, &[]))
+                .transpose()?;
             return Ok(Loaded {
                 context,
                 outputs: output.into_iter().collect(),
@@ -170,7 +207,53 @@ impl Loader<'_> {
                 version: None,
             });
         }
-        self.multi_output(map, &r, &reader, top, context)
+        let top_used = usage.resolve(jinja.take_accessed());
+        self.multi_output(map, &r, &reader, top, context, &usage, top_used, variant)
+    }
+
+    /// Fill `used_variant`: `used` (keys read by the output's expressions),
+    /// bare build/host names that are variant keys (substituted with their
+    /// value), `use_keys` minus `ignore_keys`, then the keys of the staging
+    /// outputs it inherits.
+    fn with_used_variant(
+        &self,
+        mut output: Output,
+        mut used: BTreeSet<String>,
+        variant: &Variant,
+        staging: &[StagingOutput],
+    ) -> PResult<Output> {
+        used.extend(substitute_variant(&mut output.requirements, variant));
+        let keys = &output.build.variant;
+        for (key, span) in keys.use_keys.iter().zip(&keys.use_key_spans) {
+            if !variant.contains_key(key) {
+                return Err(self
+                    .file
+                    .error(
+                        span,
+                        format!("`use_keys` names `{key}`, which is not in the variant config"),
+                        "unknown variant key",
+                    )
+                    .with_help(format!(
+                        "add `{key}: [...]` to variants.yaml next to the recipe or to a `-m` file"
+                    )));
+            }
+            used.insert(key.clone());
+        }
+        for key in &keys.ignore_keys {
+            used.remove(key);
+        }
+        output.used_variant = used
+            .into_iter()
+            .filter_map(|k| variant.get(&k).map(|v| (k, v.clone())))
+            .collect();
+        if let Some(name) = output.inherit.staging_name() {
+            if let Some(s) = staging.iter().find(|s| s.name == name) {
+                for (k, v) in &s.used_variant {
+                    output.used_variant.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+        }
+        Ok(output)
     }
 
     fn single_output(
@@ -216,10 +299,12 @@ impl Loader<'_> {
             extra: top.extra,
             inherit: Inherit::TopLevel,
             inherit_span: None,
+            used_variant: Variant::new(),
             span: pkg_node.span,
         }))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn multi_output(
         &self,
         map: &marked_yaml::types::MarkedMappingNode,
@@ -227,6 +312,9 @@ impl Loader<'_> {
         reader: &Reader,
         mut top: TopLevel,
         context: IndexMap<String, serde_json::Value>,
+        usage: &Usage,
+        mut top_used: BTreeSet<String>,
+        variant: &Variant,
     ) -> PResult<Loaded> {
         let render = |key: &str| render_key(r, map, key);
         let mut name = None;
@@ -243,6 +331,7 @@ impl Loader<'_> {
         if let Some(v) = render("version")? {
             top.version = Some(reader.version(&v)?);
         }
+        top_used.extend(usage.resolve(r.jinja.take_accessed()));
 
         let mut staging = Vec::new();
         // The legacy top-level `cache:` is one staging output that every package output inherits.
@@ -251,7 +340,9 @@ impl Loader<'_> {
                 let key = map.keys().find(|k| k.as_str() == "cache").expect("present");
                 self.require_experimental(key.span(), "the top-level `cache:` section")?;
                 let cache_name = format!("{}-build", name.as_deref().unwrap_or("cache"));
-                staging.push(self.staging_output(cache, cache_name.clone(), None, r, reader, &top, CACHE_KEYS)?);
+                let mut s = self.staging_output(cache, cache_name.clone(), None, r, reader, &top, CACHE_KEYS)?;
+                set_staging_variant(&mut s, usage.resolve(r.jinja.take_accessed()), variant);
+                staging.push(s);
                 Some(cache_name)
             }
             None => None,
@@ -272,6 +363,7 @@ impl Loader<'_> {
         for item in list.iter() {
             self.expand_output_conditionals(item, r, &mut raw_outputs)?;
         }
+        top_used.extend(usage.resolve(r.jinja.take_accessed()));
 
         let mut packages = Vec::new();
         for raw in raw_outputs {
@@ -316,14 +408,26 @@ impl Loader<'_> {
                     },
                     None => None,
                 };
-                staging.push(self.staging_output(raw, staging_name, parent, r, reader, &top, STAGING_KEYS)?);
+                let mut s = self.staging_output(raw, staging_name, parent, r, reader, &top, STAGING_KEYS)?;
+                set_staging_variant(&mut s, usage.resolve(r.jinja.take_accessed()), variant);
+                staging.push(s);
                 continue;
             }
-            if let Some(out) = self.package_output(raw, r, reader, &top, cache_name.as_deref())? {
-                packages.push(out);
+            let out = self.package_output(raw, r, reader, &top, cache_name.as_deref())?;
+            let mut used = usage.resolve(r.jinja.take_accessed());
+            used.extend(top_used.iter().cloned());
+            if let Some(out) = out {
+                packages.push((out, used));
             }
         }
+        let (packages, used): (Vec<Output>, Vec<BTreeSet<String>>) = packages.into_iter().unzip();
         self.check_names(&packages, &staging)?;
+        inherit_staging_variants(&mut staging);
+        let packages = packages
+            .into_iter()
+            .zip(used)
+            .map(|(o, used)| self.with_used_variant(o, used, variant, &staging))
+            .collect::<PResult<Vec<_>>>()?;
         Ok(Loaded {
             context,
             outputs: packages,
@@ -461,6 +565,7 @@ impl Loader<'_> {
             requirements,
             script,
             inherit: parent.map(|(n, _)| n),
+            used_variant: Variant::new(),
             span: *node.span(),
         })
     }
@@ -540,6 +645,7 @@ impl Loader<'_> {
             extra: top.extra.clone(),
             inherit,
             inherit_span,
+            used_variant: Variant::new(),
             span: *raw.span(),
         }))
     }
@@ -650,7 +756,12 @@ impl Loader<'_> {
         Ok(())
     }
 
-    fn context(&self, node: Option<&Node>, jinja: &mut Jinja) -> PResult<IndexMap<String, serde_json::Value>> {
+    fn context(
+        &self,
+        node: Option<&Node>,
+        jinja: &mut Jinja,
+        usage: &mut Usage,
+    ) -> PResult<IndexMap<String, serde_json::Value>> {
         let mut out = IndexMap::new();
         let Some(node) = node else { return Ok(out) };
         let Some(map) = node.as_mapping() else {
@@ -671,6 +782,7 @@ impl Loader<'_> {
                     )
                     .with_help(format!("use `{}`", k.as_str().replace('-', "_"))));
             }
+            jinja.take_accessed();
             let value = match (Renderer { file: self.file, jinja }).render(v)? {
                 Some(n) => match n.as_scalar() {
                     Some(s) => s.clone(),
@@ -682,10 +794,74 @@ impl Loader<'_> {
                 k.as_str().to_string(),
                 serde_json::to_value(&value).unwrap_or(serde_json::Value::Null),
             );
+            let deps = usage.resolve(jinja.take_accessed());
+            usage.context.insert(k.as_str().to_string(), deps);
             jinja.set_var(k.as_str(), value);
         }
         Ok(out)
     }
+}
+
+/// Set a staging output's own used variant: the keys its expressions read
+/// and its bare build/host names that are variant keys (substituted).
+fn set_staging_variant(s: &mut StagingOutput, mut used: BTreeSet<String>, variant: &Variant) {
+    used.extend(substitute_variant(&mut s.requirements, variant));
+    s.used_variant = used
+        .into_iter()
+        .filter_map(|k| variant.get(&k).map(|v| (k, v.clone())))
+        .collect();
+}
+
+/// A nested staging output also uses the keys of the one it inherits.
+fn inherit_staging_variants(staging: &mut [StagingOutput]) {
+    for i in 0..staging.len() {
+        let mut extra = Variant::new();
+        let mut parent = staging[i].inherit.clone();
+        let mut seen = BTreeSet::new();
+        while let Some(name) = parent.filter(|n| seen.insert(n.clone())) {
+            let Some(p) = staging.iter().find(|s| s.name == name) else {
+                break;
+            };
+            for (k, v) in &p.used_variant {
+                extra.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+            parent = p.inherit.clone();
+        }
+        for (k, v) in extra {
+            staging[i].used_variant.entry(k).or_insert(v);
+        }
+    }
+}
+
+/// Variant substitution (as rattler-build does it): a build or host
+/// requirement that is a bare package name which is also a variant key
+/// becomes `name =<value>` (or `name <value>` when the value is a full
+/// spec such as `3.11.* *_cpython`). Returns the keys substituted.
+fn substitute_variant(r: &mut Requirements, variant: &Variant) -> BTreeSet<String> {
+    let mut used = BTreeSet::new();
+    for d in r.build.iter_mut().chain(r.host.iter_mut()) {
+        if d.pin.is_some() {
+            continue;
+        }
+        let name = d.spec.trim();
+        let bare = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !bare {
+            continue;
+        }
+        let key = name.to_lowercase().replace(['-', '.'], "_");
+        let Some(value) = variant.get(&key) else { continue };
+        let value = super::jinja::variant_text(value);
+        d.spec = if value.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') {
+            format!("{name} ={value}")
+        } else {
+            format!("{name} {value}")
+        };
+        used.insert(key);
+    }
+    used
 }
 
 /// Render `key` of a raw mapping; absent or rendering to nothing is `None`.
@@ -733,5 +909,6 @@ fn finish_build(own: BuildSection, top: BuildSection) -> Build {
         } else {
             own.always_include_files
         },
+        variant: own.variant.or(top.variant).unwrap_or_default(),
     }
 }

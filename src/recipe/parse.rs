@@ -383,6 +383,7 @@ impl<'a> Reader<'a> {
                     }
                 }
                 "always_include_files" => b.always_include_files = self.globs(v, "always_include_files")?,
+                "variant" => b.variant = Some(self.variant_keys(v)?),
                 other => {
                     return Err(self
                         .file
@@ -396,6 +397,36 @@ impl<'a> Reader<'a> {
             }
         }
         Ok(b)
+    }
+
+    /// `build.variant: {use_keys, ignore_keys, down_prioritize_variant}`.
+    fn variant_keys(&self, node: &RNode) -> PResult<VariantKeys> {
+        let mut keys = VariantKeys::default();
+        for (k, v) in self.map(
+            node,
+            "build.variant",
+            &["use_keys", "ignore_keys", "down_prioritize_variant"],
+        )? {
+            match k.name.as_str() {
+                "use_keys" => {
+                    for (key, span) in self.string_list(v, "build.variant.use_keys")? {
+                        keys.use_keys.push(key.replace(['-', '.'], "_"));
+                        keys.use_key_spans.push(span);
+                    }
+                }
+                "ignore_keys" => {
+                    keys.ignore_keys = self
+                        .string_list(v, "build.variant.ignore_keys")?
+                        .into_iter()
+                        .map(|(key, _)| key.replace(['-', '.'], "_"))
+                        .collect();
+                }
+                _ => {
+                    keys.down_prioritize_variant = Some(self.u64(v, "build.variant.down_prioritize_variant")?);
+                }
+            }
+        }
+        Ok(keys)
     }
 
     fn file_filter(&self, node: &RNode) -> PResult<FileFilter> {

@@ -2,8 +2,9 @@
 //! into every package output that inherits them.
 //!
 //! Within one invocation each staging output is built (or found in the
-//! cache) at most once, before the first package that needs it; nested
-//! staging outputs restore their parent first.
+//! cache) at most once per combination of the variant values it uses,
+//! before the first package that needs it; nested staging outputs restore
+//! their parent first.
 
 pub mod key;
 pub mod store;
@@ -20,26 +21,26 @@ use crate::build::{run_script, script, sources, BuildOptions};
 use crate::environment::resolve::{self, Resolved};
 use crate::environment::LazyEnvironments;
 use crate::package::select;
+use crate::recipe::jinja::variant_text;
 use crate::recipe::model::StagingOutput;
 use crate::recipe::Recipe;
 use crate::ui;
 use key::{source_keys, KeyInputs, CACHE_FORMAT_VERSION};
 use store::{Entry, Metadata, Store, Timings};
 
-/// Builds and remembers the staging outputs of one recipe.
+/// Builds and remembers the staging outputs of a recipe's variants.
 pub struct Stager<'a> {
-    recipe: &'a Recipe,
     opts: &'a BuildOptions,
     envs: &'a LazyEnvironments,
     store: Store,
-    done: HashMap<String, Entry>,
+    /// Entries used so far, by staging name and used variant.
+    done: HashMap<(String, String), Entry>,
 }
 
 impl<'a> Stager<'a> {
-    /// A stager for `recipe`, using the cache in `opts.staging_cache_dir`.
-    pub fn new(recipe: &'a Recipe, opts: &'a BuildOptions, envs: &'a LazyEnvironments) -> Self {
+    /// A stager using the cache in `opts.staging_cache_dir`.
+    pub fn new(opts: &'a BuildOptions, envs: &'a LazyEnvironments) -> Self {
         Self {
-            recipe,
             opts,
             envs,
             store: Store::new(opts.staging_cache_dir.clone()),
@@ -47,28 +48,53 @@ impl<'a> Stager<'a> {
         }
     }
 
-    /// The entries used so far, by staging name.
-    pub fn used(&self) -> &HashMap<String, Entry> {
-        &self.done
+    /// The entries used so far.
+    pub fn used(&self) -> impl Iterator<Item = &Entry> {
+        self.done.values()
     }
 
-    /// The cache entry for staging output `name`: from this invocation, from
-    /// the cache, or built now.
-    pub fn ensure(&mut self, name: &str, ws: &mut Workspace) -> Result<Entry> {
-        if let Some(e) = self.done.get(name) {
-            return Ok(e.clone());
+    /// The keys of `entry` and of the entries it was restored on top of.
+    pub fn chain(&self, entry: &Entry) -> Vec<String> {
+        let mut keys = vec![entry.meta.key.clone()];
+        let mut parent = entry.meta.key_inputs.parent.clone();
+        while let Some(key) = parent {
+            keys.push(key.clone());
+            parent = self
+                .done
+                .values()
+                .find(|e| e.meta.key == key)
+                .and_then(|e| e.meta.key_inputs.parent.clone());
         }
-        let staging = self
-            .recipe
+        keys
+    }
+
+    /// The cache entry for staging output `name` of `recipe` (rendered for
+    /// one variant combination): from this invocation, from the cache, or
+    /// built now.
+    pub fn ensure(&mut self, recipe: &Recipe, name: &str, ws: &mut Workspace) -> Result<Entry> {
+        let staging = recipe
             .staging(name)
             .ok_or_else(|| miette!("unknown staging output `{name}`"))?;
+        let id = (name.to_string(), crate::hash::hash_input(&staging.used_variant));
+        if let Some(e) = self.done.get(&id) {
+            return Ok(e.clone());
+        }
         let parent = match &staging.inherit {
-            Some(p) => Some(self.ensure(p, ws)?),
+            Some(p) => Some(self.ensure(recipe, p, ws)?),
             None => None,
         };
-        let label = format!("staging {name}");
-        let resolved = self.resolve(staging, &label)?;
-        let inputs = self.key_inputs(staging, parent.as_ref(), &resolved)?;
+        let label = if staging.used_variant.is_empty() {
+            format!("staging {name}")
+        } else {
+            let values: Vec<String> = staging
+                .used_variant
+                .iter()
+                .map(|(k, v)| format!("{k}={}", variant_text(v)))
+                .collect();
+            format!("staging {name} ({})", values.join(", "))
+        };
+        let resolved = self.resolve(recipe, staging, &label)?;
+        let inputs = self.key_inputs(recipe, staging, parent.as_ref(), &resolved)?;
         let key = inputs.key();
 
         let entry = match self.store.lookup(&key) {
@@ -86,25 +112,25 @@ impl<'a> Stager<'a> {
                         entry
                     }
                     None => {
-                        self.explain_miss(name, &key, &inputs);
-                        self.build(staging, parent.as_ref(), &resolved, inputs, &key, ws)?
+                        self.explain_miss(&label, name, &key, &inputs);
+                        self.build(recipe, staging, &label, parent.as_ref(), &resolved, inputs, &key, ws)?
                     }
                 }
             }
         };
         self.store.touch(&entry);
-        self.done.insert(name.to_string(), entry.clone());
+        self.done.insert(id, entry.clone());
         Ok(entry)
     }
 
     /// Solve the staging environments (needed for the key even on a hit;
     /// repodata is cached, so this is cheap when nothing changed).
-    fn resolve(&self, staging: &StagingOutput, label: &str) -> Result<Resolved> {
+    fn resolve(&self, recipe: &Recipe, staging: &StagingOutput, label: &str) -> Result<Resolved> {
         resolve::resolve(
             self.envs,
             &resolve::Request {
                 label,
-                recipe: self.recipe,
+                recipe,
                 requirements: &staging.requirements,
                 platforms: self.opts.platforms,
                 noarch: false,
@@ -112,10 +138,16 @@ impl<'a> Stager<'a> {
         )
     }
 
-    fn key_inputs(&self, staging: &StagingOutput, parent: Option<&Entry>, resolved: &Resolved) -> Result<KeyInputs> {
+    fn key_inputs(
+        &self,
+        recipe: &Recipe,
+        staging: &StagingOutput,
+        parent: Option<&Entry>,
+        resolved: &Resolved,
+    ) -> Result<KeyInputs> {
         let (script, script_env, secrets) = match &staging.script {
             Some(s) => (
-                script::resolve_body(self.recipe, s)?,
+                script::resolve_body(recipe, s)?,
                 s.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                 s.secrets.clone(),
             ),
@@ -134,24 +166,32 @@ impl<'a> Stager<'a> {
             build_packages: resolved.build_refs(),
             host_packages: resolved.host_refs(),
             ignore_run_exports: serde_json::to_value(&staging.requirements.ignore_run_exports).into_diagnostic()?,
-            variant: self.variant(),
+            variant: self.variant(staging),
             target_platform: p.target.as_str().to_string(),
             host_platform: p.host.as_str().to_string(),
             build_platform: p.build.as_str().to_string(),
-            sources: source_keys(self.recipe, &staging.source, &self.opts.output_dir)?,
+            sources: source_keys(recipe, &staging.source, &self.opts.output_dir)?,
             parent: parent.map(|e| e.meta.key.clone()),
         })
     }
 
-    fn variant(&self) -> BTreeMap<String, String> {
-        BTreeMap::from([(
+    /// The variant values of a staging output: the keys it uses, and the
+    /// target platform. Its script sees exactly these.
+    fn variant(&self, staging: &StagingOutput) -> BTreeMap<String, String> {
+        let mut v: BTreeMap<String, String> = staging
+            .used_variant
+            .iter()
+            .map(|(k, v)| (k.clone(), variant_text(v)))
+            .collect();
+        v.insert(
             "target_platform".to_string(),
             self.opts.platforms.target.as_str().to_string(),
-        )])
+        );
+        v
     }
 
-    fn explain_miss(&self, name: &str, key: &str, inputs: &KeyInputs) {
-        match self.store.newest_for(name) {
+    fn explain_miss(&self, label: &str, name: &str, key: &str, inputs: &KeyInputs) {
+        match self.store.newest_for(name, &inputs.variant) {
             Some(old) => {
                 let changed = inputs.changed_since(&old.meta.key_inputs);
                 let what = if changed.is_empty() {
@@ -160,27 +200,30 @@ impl<'a> Stager<'a> {
                     changed.join(", ")
                 };
                 tracing::info!(
-                    "staging {name}: cache miss (staging_{key}): {what} changed since staging_{}",
+                    "{label}: cache miss (staging_{key}): {what} changed since staging_{}",
                     old.meta.key
                 );
             }
-            None => tracing::info!("staging {name}: cache miss (staging_{key}), building"),
+            None => tracing::info!("{label}: cache miss (staging_{key}), building"),
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn build(
         &self,
+        recipe: &Recipe,
         staging: &StagingOutput,
+        label: &str,
         parent: Option<&Entry>,
         resolved: &Resolved,
         inputs: KeyInputs,
         key: &str,
         ws: &mut Workspace,
     ) -> Result<Entry> {
-        let label = format!("staging {}", staging.name);
+        let label = label.to_string();
         ui::step(&label, "preparing directories");
         let dirs = ws
-            .dirs(&self.opts.output_dir, &self.recipe.shared_build_name())
+            .dirs(&self.opts.output_dir, &recipe.shared_build_name())
             .into_diagnostic()?;
         dirs.create().into_diagnostic()?;
         resolve::install(self.envs, resolved, &dirs, self.opts.platforms, &label)?;
@@ -190,17 +233,17 @@ impl<'a> Stager<'a> {
             restore_into(parent, &dirs, &label)?;
         }
         ui::step(&label, "placing sources");
-        sources::fetch(self.recipe, &staging.source, &dirs.work_dir, &self.opts.output_dir)?;
+        sources::fetch(recipe, &staging.source, &dirs.work_dir, &self.opts.output_dir)?;
         let started = Instant::now();
         if let Some(s) = &staging.script {
             let identity = BuildIdentity {
                 name: staging.name.clone(),
-                version: self.recipe.staging_version(),
+                version: recipe.staging_version(),
                 build_number: None,
                 build_string: None,
                 hash: None,
             };
-            run_script(self.recipe, self.opts, &dirs, s, &identity, &self.variant(), &label)?;
+            run_script(recipe, self.opts, &dirs, s, &identity, &self.variant(staging), &label)?;
         }
         let script_seconds = started.elapsed().as_secs_f64();
 

@@ -6,6 +6,7 @@
 //! kill never leaves a directory that a later run trusts; an entry is
 //! trusted only if its `metadata.json` parses and names its own key.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use miette::{miette, IntoDiagnostic, Result};
@@ -203,12 +204,13 @@ impl Store {
         out
     }
 
-    /// The newest entry for staging output `name`, if any.
-    pub fn newest_for(&self, name: &str) -> Option<Entry> {
+    /// The newest entry for staging output `name`, preferring those built
+    /// with the same variant values (the closest earlier build).
+    pub fn newest_for(&self, name: &str, variant: &BTreeMap<String, String>) -> Option<Entry> {
         self.entries()
             .into_iter()
             .filter(|e| e.meta.name == name)
-            .max_by_key(|e| e.meta.created)
+            .max_by_key(|e| (e.meta.key_inputs.variant == *variant, e.meta.created))
     }
 }
 
