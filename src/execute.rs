@@ -294,16 +294,18 @@ fn account_files(built: &[Built], stager: &Stager, opts: &BuildOptions) -> Resul
             report(opts.error_unused_staging_files, msg);
         }
     }
-    let mut owners: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    // Variants of one output carry the same files by design; only distinct
+    // outputs overlap.
+    let mut owners: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for b in built {
         for f in &b.files {
-            owners.entry(f.as_str()).or_default().push(b.name.as_str());
+            owners.entry(f.as_str()).or_default().insert(b.name.as_str());
         }
     }
     let overlapping: Vec<String> = owners
         .iter()
         .filter(|(_, o)| o.len() > 1)
-        .map(|(f, o)| format!("{f} ({})", o.join(", ")))
+        .map(|(f, o)| format!("{f} ({})", o.iter().copied().collect::<Vec<_>>().join(", ")))
         .collect();
     if !overlapping.is_empty() {
         let refs: Vec<&str> = overlapping.iter().map(String::as_str).collect();

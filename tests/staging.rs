@@ -23,20 +23,6 @@ fn build_staging(recipe: &Path, out: &Path, extra: &[&str]) -> std::process::Out
     build_ok(recipe, out, &args)
 }
 
-/// The trusted cache entries (`staging_<64 hex>` directories).
-fn cache_entries(cache: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = fs::read_dir(cache)
-        .map(|r| r.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    v.retain(|p| {
-        let n = p.file_name().unwrap().to_string_lossy().into_owned();
-        n.strip_prefix("staging_")
-            .is_some_and(|k| k.len() == 64 && k.chars().all(|c| c.is_ascii_hexdigit()))
-    });
-    v.sort();
-    v
-}
-
 fn extracted(out: &Path, subdir_and_name: &str) -> tempfile::TempDir {
     extract(&out.join(subdir_and_name))
 }

@@ -187,7 +187,9 @@ impl Renderer<'_> {
             .file
             .error_at(self.file.source_span(span, text.len().max(1)), e.message.clone(), label);
         if e.undefined {
-            err = err.with_help("define it under `context:`, or check the spelling");
+            err = err.with_help(
+                "define it under `context:`, add it to the variant config (variants.yaml next to the recipe, or a `-m` file), or check the spelling",
+            );
         }
         err
     }

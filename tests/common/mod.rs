@@ -244,3 +244,17 @@ pub fn assert_three_symlinks(d: &Path) {
         assert_eq!(paths[link]["path_type"], "softlink", "{link}");
     }
 }
+
+/// The trusted cache entries (`staging_<64 hex>` directories).
+pub fn cache_entries(cache: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(cache)
+        .map(|r| r.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    v.retain(|p| {
+        let n = p.file_name().unwrap().to_string_lossy().into_owned();
+        n.strip_prefix("staging_")
+            .is_some_and(|k| k.len() == 64 && k.chars().all(|c| c.is_ascii_hexdigit()))
+    });
+    v.sort();
+    v
+}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import rattler
@@ -61,6 +62,31 @@ EXPECTED_PACKAGES = {
 RECIPES = ["hello", "multi"]
 
 BUILD_TIMEOUT_S = 600
+
+
+FIXTURE_RECIPES = REPO_ROOT / "tests" / "fixtures" / "channel"
+
+
+def run_kiln(kiln: Path, *args: str, cache: Path) -> None:
+    """`kiln build ARGS` with a private cache; fails the test on error."""
+    import pytest
+
+    cmd = [str(kiln), "build", *args]
+    proc = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT_S,
+        env={"PATH": "/usr/bin:/bin", "KILN_CACHE_DIR": str(cache), "NO_COLOR": "1"},
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"{' '.join(cmd)} failed:\n{proc.stderr}", pytrace=False)
+
+
+def build_fixture_channel(kiln: Path, out: Path, cache: Path) -> None:
+    """Build the stand-in channel (tests/fixtures/channel) into `out`."""
+    for recipe in sorted(p for p in FIXTURE_RECIPES.iterdir() if (p / "recipe.yaml").is_file()):
+        run_kiln(kiln, "--recipe", str(recipe), "--output-dir", str(out), cache=cache)
 
 
 def kiln_bin() -> Path:

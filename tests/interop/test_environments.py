@@ -10,30 +10,15 @@ into ``depends`` must pull zlib and libgcc in.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from pathlib import Path
 
 import pytest
 import rattler
 from rattler import Gateway
 
-from interop_common import BUILD_TIMEOUT_S, NATIVE_SUBDIR, REPO_ROOT, load_json
+from interop_common import NATIVE_SUBDIR, REPO_ROOT, build_fixture_channel, load_json, run_kiln
 
-FIXTURES = REPO_ROOT / "tests" / "fixtures" / "channel"
 CLIB = REPO_ROOT / "tests" / "recipes" / "envs" / "clib"
-
-
-def _kiln(kiln: Path, *args: str, cache: Path) -> None:
-    cmd = [str(kiln), "build", *args]
-    proc = subprocess.run(
-        cmd,
-        capture_output=True,
-        text=True,
-        timeout=BUILD_TIMEOUT_S,
-        env={"PATH": "/usr/bin:/bin", "KILN_CACHE_DIR": str(cache), "NO_COLOR": "1"},
-    )
-    if proc.returncode != 0:
-        pytest.fail(f"{' '.join(cmd)} failed:\n{proc.stderr}", pytrace=False)
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +27,8 @@ def built(kiln: Path, tmp_path_factory) -> tuple[Path, Path]:
     fixtures = tmp_path_factory.mktemp("fixture-channel")
     out = tmp_path_factory.mktemp("clib-channel")
     cache = tmp_path_factory.mktemp("kiln-cache")
-    for recipe in sorted(p for p in FIXTURES.iterdir() if (p / "recipe.yaml").is_file()):
-        _kiln(kiln, "--recipe", str(recipe), "--output-dir", str(fixtures), cache=cache)
-    _kiln(
+    build_fixture_channel(kiln, fixtures, cache)
+    run_kiln(
         kiln,
         "--recipe",
         str(CLIB),
