@@ -143,6 +143,11 @@ pub struct BuildArgs {
     #[arg(short = 'm', long = "variant-config")]
     pub variant_configs: Vec<PathBuf>,
 
+    /// Set a variant key from the command line, e.g. `--variant python=3.11,3.12` (values are strings;
+    /// applied after every variant file). Repeatable.
+    #[arg(long = "variant", value_name = "KEY=VALUES")]
+    pub variant_overrides: Vec<String>,
+
     /// Do not read `variants.yaml` / `conda_build_config.yaml` next to the recipe.
     #[arg(long)]
     pub ignore_recipe_variants: bool,

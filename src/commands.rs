@@ -53,9 +53,12 @@ fn build(args: BuildArgs) -> Result<()> {
     let source = recipe::RecipeSource::read(&args.recipe)?;
     let config = variants::load(
         source.dir(),
-        &args.variant_configs,
+        &variants::Sources {
+            files: args.variant_configs.clone(),
+            overrides: args.variant_overrides.clone(),
+            ignore_recipe_variants: args.ignore_recipe_variants,
+        },
         platforms,
-        args.ignore_recipe_variants,
     )?;
     let channels = match config.channel_sources() {
         Some(_) if !args.channels.is_empty() => miette::bail!(
@@ -166,18 +169,26 @@ fn cache(cmd: CacheCommand) -> Result<()> {
                 return Ok(());
             }
             println!(
-                "{:<24} {:<16} {:>10} {:>10} {:>10}",
+                "{:<24} {:<16} {:>10} {:>10} {:>10}  VARIANT",
                 "NAME", "KEY", "SIZE", "AGE", "LAST USED"
             );
             for e in entries {
                 let used = last_used(&e.dir).unwrap_or(e.meta.created);
+                let variant: Vec<String> = e
+                    .meta
+                    .key_inputs
+                    .variant
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
                 println!(
-                    "{:<24} {:<16} {:>10} {:>10} {:>10}",
+                    "{:<24} {:<16} {:>10} {:>10} {:>10}  {}",
                     e.meta.name,
                     &e.meta.key[..16],
                     human_bytes(e.meta.size_bytes),
                     human_age(now - e.meta.created),
-                    human_age(now - used)
+                    human_age(now - used),
+                    variant.join(" ")
                 );
             }
             Ok(())

@@ -72,7 +72,17 @@ fn staging_runs_once_per_libfoo_and_is_reused_across_pythons() {
     assert_eq!(log.matches(": cached ").count(), 2, "{log}");
     assert!(log.contains("staging foo-core (libfoo=1.0): cached"), "{log}");
     assert!(log.contains("staging foo-core (libfoo=2.0): cached"), "{log}");
-    assert_eq!(cache_entries(&out.path().join("build_cache")).len(), 2);
+    let cache = out.path().join("build_cache");
+    assert_eq!(cache_entries(&cache).len(), 2);
+    let list = kiln()
+        .args(["cache", "list", "--staging-cache-dir"])
+        .arg(&cache)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&list.stdout);
+    for v in ["libfoo=1.0", "libfoo=2.0"] {
+        assert_eq!(table.matches(v).count(), 1, "{table}");
+    }
 
     let py = built(out.path(), "foo-py");
     assert_eq!(py.len(), 6, "{:?}", package_names(out.path()));
@@ -238,6 +248,33 @@ fn later_variant_files_override_earlier_ones() {
     );
     let rendered: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(rendered.as_array().unwrap().len(), 4, "2 api × 2 level, unzipped");
+
+    // `--variant` comes last; its values are strings (they hash as such).
+    let o = build_ok(
+        &variants("jinja"),
+        out.path(),
+        &[
+            "--render-only",
+            "-m",
+            second.to_str().unwrap(),
+            "--variant",
+            "level=5,6",
+        ],
+    );
+    let rendered: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let shown: Vec<&Value> = rendered
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["build_configuration"]["variant"])
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            &json!({"api": "q1", "level": "5", "target_platform": subdir()}),
+            &json!({"api": "q2", "level": "6", "target_platform": subdir()}),
+        ]
+    );
 }
 
 /// An exact `pin_subpackage` on an output with several variants pins each
@@ -265,6 +302,7 @@ fn exact_pins_follow_the_sibling_of_the_same_variant() {
         assert!(libs.values().any(|b| *b == build), "{dep} pins a built liba");
         // The pin is part of the plugin's variant, so its hash differs per liba.
         assert_eq!(hash_input["liba"], json!(format!("1.0.0 {build}")));
+        assert_eq!(index["track_features"], json!("liba-plugin-p-0 liba-plugin-p-1"));
         pinned.insert(build);
     }
     assert_eq!(pinned.len(), 3, "each plugin pins a different liba");

@@ -111,6 +111,12 @@ fn index_json(i: &InfoInputs) -> Value {
     if let Some(l) = &o.about.license_family {
         m.insert("license_family".into(), json!(l));
     }
+    if let Some(n) = o.build.variant.down_prioritize_variant.filter(|n| *n > 0) {
+        // As conda-build: each feature lowers the solver's preference for this variant.
+        let name = o.package.name.as_normalized();
+        let features: Vec<String> = (0..n).map(|k| format!("{name}-p-{k}")).collect();
+        m.insert("track_features".into(), json!(features.join(" ")));
+    }
     m.insert("timestamp".into(), json!(i.timestamp * 1000));
     if o.build.noarch.is_python() {
         m.insert("noarch".into(), json!("python"));

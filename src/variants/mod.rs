@@ -34,14 +34,21 @@ pub struct VariantConfig {
     pub files: Vec<PathBuf>,
 }
 
+/// Where variant values come from, besides the recipe's own file.
+#[derive(Debug, Default, Clone)]
+pub struct Sources {
+    /// `-m` files, in order.
+    pub files: Vec<PathBuf>,
+    /// `--variant KEY=V1,V2` overrides, applied last.
+    pub overrides: Vec<String>,
+    /// Skip `variants.yaml` / `conda_build_config.yaml` next to the recipe.
+    pub ignore_recipe_variants: bool,
+}
+
 /// Load the variant configuration for a recipe in `recipe_dir`: the recipe's
-/// own variant file (unless `ignore_recipe_variants`), then `extra` files.
-pub fn load(
-    recipe_dir: &Path,
-    extra: &[PathBuf],
-    platforms: Platforms,
-    ignore_recipe_variants: bool,
-) -> miette::Result<VariantConfig> {
+/// own variant file (unless ignored), then the `-m` files, then `--variant`.
+pub fn load(recipe_dir: &Path, sources: &Sources, platforms: Platforms) -> miette::Result<VariantConfig> {
+    let (extra, ignore_recipe_variants) = (&sources.files, sources.ignore_recipe_variants);
     let mut paths = Vec::new();
     if !ignore_recipe_variants {
         if let Some(p) = RECIPE_VARIANT_FILES
@@ -74,6 +81,24 @@ pub fn load(
             config.zip_keys = zips.into_iter().map(|(keys, _)| keys).collect();
         }
         config.files.push(path);
+    }
+    for o in &sources.overrides {
+        let Some((key, values)) = o.split_once('=') else {
+            miette::bail!(
+                help = "write `--variant python=3.11,3.12`",
+                "invalid --variant `{o}`: expected KEY=VALUE[,VALUE...]"
+            );
+        };
+        let values: Vec<serde_json::Value> = values
+            .split(',')
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+            .map(|v| serde_json::Value::String(v.to_string()))
+            .collect();
+        if key.trim().is_empty() || values.is_empty() {
+            miette::bail!("invalid --variant `{o}`: needs a key and at least one value");
+        }
+        config.values.insert(normalize_key(key.trim()), values);
     }
     if let Some((file, spans)) = zip_origin {
         config.check_zip_keys(&file, &spans)?;
