@@ -2,6 +2,7 @@
 # kiln's benchmarks. Prints the numbers that go into BENCHMARKS.md.
 #   benches/run.sh            all benchmarks
 #   benches/run.sh env        only the environment (solve + install) benchmark
+#   benches/run.sh variants   only the variant matrix benchmark
 # Needs hyperfine (installed from Debian if missing), zstd and bzip2.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -35,10 +36,31 @@ env_bench() {
   rm -rf "$out"
   KILN_CACHE_DIR="$cache" $build 2>&1 | grep -E "solved in|installed .* in" | sed 's/^ *INFO //'
 }
-if [ "${1:-all}" = env ]; then
-  env_bench
-  exit 0
-fi
+variants_bench() {
+  echo
+  echo "## variants: a 20-combination matrix over 4 outputs (29 distinct packages, 43 unused keys)"
+  local m="$KILN build --recipe benches/recipes/matrix --output-dir $WORK/matrix"
+  echo "render only (expansion + rendering + planning):"
+  hyperfine --warmup 2 --runs 20 --style basic "$m --render-only"
+  echo "full build of the 29 packages:"
+  hyperfine --warmup 1 --runs 5 --style basic --prepare "rm -rf $WORK/matrix" "$m"
+
+  echo
+  echo "## variants and staging: libfoo x 2 staging builds, python x 3 on top (6 packages + 1)"
+  local chan="$WORK/fixture-channel" cache="$WORK/variants-cache" out="$WORK/split" stage="$WORK/split-staging"
+  for r in tests/fixtures/channel/*/; do
+    KILN_CACHE_DIR="$cache" "$KILN" build --recipe "$r" --output-dir "$chan" 2>/dev/null
+  done
+  local split="$KILN build --experimental --recipe tests/recipes/variants/split --output-dir $out -c $chan --staging-cache-dir $stage"
+  echo "cold (2 staging builds, 7 packages, 8 environments solved and installed):"
+  KILN_CACHE_DIR="$cache" hyperfine --warmup 1 --runs 5 --style basic --prepare "rm -rf $out $stage" "$split"
+  echo "warm staging cache (2 hits, 7 packages):"
+  KILN_CACHE_DIR="$cache" hyperfine --warmup 1 --runs 5 --style basic --prepare "rm -rf $out" "$split"
+}
+case "${1:-all}" in
+  env) env_bench; exit 0 ;;
+  variants) variants_bench; exit 0 ;;
+esac
 
 echo
 echo "## full build of examples/hello (2 outputs)"
@@ -94,3 +116,4 @@ echo "baseline: cp -a of the cached prefix + work dir"
 hyperfine --runs 3 --style basic --prepare "rm -rf $WORK/cp-target" "cp -a $ENTRY $WORK/cp-target"
 
 env_bench
+variants_bench
