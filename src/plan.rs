@@ -108,6 +108,7 @@ fn expand(source: &RecipeSource, options: LoadOptions, config: &VariantConfig) -
         let mut seen = used.clone();
         for combination in config.combinations(&used) {
             let recipe = source.render(options, &combination)?;
+            seen.extend(recipe.keys_read.iter().cloned());
             for o in &recipe.outputs {
                 seen.extend(o.used_variant.keys().cloned());
             }

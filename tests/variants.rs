@@ -277,6 +277,53 @@ fn later_variant_files_override_earlier_ones() {
     );
 }
 
+/// `compiler()`/`stdlib()` use their `<lang>_compiler*`/`<lang>_stdlib*`
+/// keys; a noarch python output is built once; a key read only by `skip`
+/// still expands the matrix.
+#[test]
+fn compiler_keys_noarch_python_and_skip() {
+    let out = tempfile::tempdir().unwrap();
+    let o = build_ok(&variants("special"), out.path(), &["--render-only"]);
+    let rendered: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let got: Vec<(String, Value, Value)> = rendered
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["recipe"]["package"]["name"].as_str().unwrap().to_string(),
+                r["build_configuration"]["variant"].clone(),
+                r["recipe"]["requirements"].clone(),
+            )
+        })
+        .collect();
+    let t = subdir();
+    let lib = |v: &str| {
+        (
+            "special-lib".to_string(),
+            json!({"c_compiler": "gcc", "c_compiler_version": v, "c_stdlib": "sysroot", "c_stdlib_version": "2.17", "target_platform": t}),
+            json!({"build": [format!("gcc_{t} ={v}"), format!("sysroot_{t} =2.17")]}),
+        )
+    };
+    assert_eq!(
+        got,
+        [
+            lib("12"),
+            lib("13"),
+            (
+                "special-py".to_string(),
+                json!({"target_platform": "noarch"}),
+                json!({"host": ["python =3.10"]})
+            ),
+            (
+                "special-skip".to_string(),
+                json!({"python": "3.11", "target_platform": t}),
+                json!({})
+            ),
+        ]
+    );
+}
+
 /// An exact `pin_subpackage` on an output with several variants pins each
 /// variant of the pinning output to the sibling of its own combination.
 #[test]

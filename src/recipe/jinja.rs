@@ -38,6 +38,8 @@ pub struct Jinja {
     env: Environment<'static>,
     vars: Arc<BTreeMap<String, Value>>,
     accessed: Accessed,
+    /// Everything [`Jinja::take_accessed`] has handed out.
+    taken: Mutex<BTreeSet<String>>,
 }
 
 /// A variant value as text (`3.10`, `1`, `true`), as functions and scripts see it.
@@ -149,6 +151,7 @@ impl Jinja {
             env,
             vars: Arc::new(vars),
             accessed,
+            taken: Mutex::default(),
         }
     }
 
@@ -160,7 +163,16 @@ impl Jinja {
     /// The names read since the last call (variables, and variant keys
     /// consulted by functions), clearing the record.
     pub fn take_accessed(&self) -> BTreeSet<String> {
-        std::mem::take(&mut *self.accessed.lock().expect("not poisoned"))
+        let names = std::mem::take(&mut *self.accessed.lock().expect("not poisoned"));
+        self.taken.lock().expect("not poisoned").extend(names.iter().cloned());
+        names
+    }
+
+    /// Every name read by any evaluation so far.
+    pub fn all_accessed(&self) -> BTreeSet<String> {
+        let mut all = self.taken.lock().expect("not poisoned").clone();
+        all.extend(self.accessed.lock().expect("not poisoned").iter().cloned());
+        all
     }
 
     /// The current variables, as a template context that records reads.

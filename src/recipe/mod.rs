@@ -40,6 +40,8 @@ pub struct Recipe {
     pub version: Option<rattler_conda_types::VersionWithSource>,
     /// The variant values it was rendered with (every config key).
     pub variant: Variant,
+    /// Every variant key its expressions read, skipped outputs included.
+    pub keys_read: std::collections::BTreeSet<String>,
 }
 
 impl Recipe {
@@ -101,7 +103,9 @@ pub fn parse_yaml(file: &SourceFile) -> PResult<Node> {
 
 /// Parse YAML text that must be a mapping (`what` names the document in errors).
 pub fn parse_yaml_mapping(file: &SourceFile, what: &str) -> PResult<Node> {
-    let options = LoaderOptions::default().error_on_duplicate_keys(true);
+    let options = LoaderOptions::default()
+        .error_on_duplicate_keys(true)
+        .prevent_coercion(true);
     marked_yaml::parse_yaml_with_options(0, file.text.as_str(), options).map_err(|e| {
         let (marker, msg) = match &e {
             LoadError::TopLevelMustBeMapping(m) => (Some(*m), format!("{what} must be a YAML mapping")),
@@ -170,6 +174,7 @@ impl RecipeSource {
             name: loaded.name,
             version: loaded.version,
             variant: variant.clone(),
+            keys_read: loaded.keys_read,
         })
     }
 }

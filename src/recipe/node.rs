@@ -86,26 +86,76 @@ impl Renderer<'_> {
                     value: RValue::Seq(out),
                 }))
             }
-            Node::Mapping(map) => self.render_map(map, None),
+            Node::Mapping(map) => self.render_map(map, false),
         }
     }
 
-    /// Render a mapping node leaving out one key (used for `build.string`,
-    /// which is rendered later, once `hash` and `build_number` are known).
-    pub fn render_except(&self, node: &Node, skip: &str) -> Result<Option<RNode>, SourceError> {
+    /// Render a `build` section: `string` is left out (it is rendered later,
+    /// once `hash` and `build_number` are known) and `skip` entries are
+    /// evaluated as expressions (`skip: [win, python == "3.10"]`).
+    pub fn render_build(&self, node: &Node) -> Result<Option<RNode>, SourceError> {
         match node.as_mapping() {
-            Some(map) => self.render_map(map, Some(skip)),
+            Some(map) => self.render_map(map, true),
             None => self.render(node),
         }
     }
 
-    fn render_map(&self, map: &MarkedMappingNode, skip: Option<&str>) -> Result<Option<RNode>, SourceError> {
+    /// A `skip` value: each expression (or `${{ }}` template) evaluated to a boolean.
+    fn render_skip(&self, node: &Node) -> Result<Option<RNode>, SourceError> {
+        let eval = |s: &marked_yaml::types::MarkedScalarNode| -> Result<RNode, SourceError> {
+            let text = s.as_str();
+            let value = if text.contains("${{") {
+                self.eval_scalar(text, s.span())?
+            } else {
+                self.jinja.eval(text).map_err(|e| self.jinja_error(e, s.span(), text))?
+            };
+            Ok(RNode {
+                span: *s.span(),
+                value: RValue::Scalar(Value::from(value.is_true())),
+            })
+        };
+        match node {
+            Node::Scalar(s) => eval(s).map(Some),
+            Node::Sequence(seq) => {
+                let mut out = Vec::new();
+                for item in seq.iter() {
+                    match item {
+                        Node::Scalar(s) => out.push(eval(s)?),
+                        other => {
+                            return Err(self.file.error(
+                                other.span(),
+                                "`skip` entries must be expressions",
+                                "expected e.g. `win` or `python == \"3.10\"`",
+                            ))
+                        }
+                    }
+                }
+                Ok(Some(RNode {
+                    span: *seq.span(),
+                    value: RValue::Seq(out),
+                }))
+            }
+            Node::Mapping(m) => Err(self.file.error(
+                m.span(),
+                "`skip` must be an expression or a list of expressions",
+                "expected e.g. `win` or `python == \"3.10\"`",
+            )),
+        }
+    }
+
+    /// Render a mapping; `build` marks a `build` section (see [`Self::render_build`]).
+    fn render_map(&self, map: &MarkedMappingNode, build: bool) -> Result<Option<RNode>, SourceError> {
         let mut out = Vec::new();
         for (k, v) in map.iter() {
-            if Some(k.as_str()) == skip {
+            if build && k.as_str() == "string" {
                 continue;
             }
-            if let Some(rv) = self.render(v)? {
+            let rendered = if build && k.as_str() == "skip" {
+                self.render_skip(v)?
+            } else {
+                self.render(v)?
+            };
+            if let Some(rv) = rendered {
                 out.push((
                     Key {
                         name: k.as_str().to_string(),

@@ -95,6 +95,9 @@ pub struct Loaded {
     pub name: Option<String>,
     /// `recipe.version` (or top-level `version`), if given.
     pub version: Option<VersionWithSource>,
+    /// Every variant key any expression read, skipped outputs included
+    /// (a key that decides `skip` must still expand the matrix).
+    pub keys_read: BTreeSet<String>,
 }
 
 /// Loads one recipe file.
@@ -157,19 +160,27 @@ impl Loader<'_> {
             context: BTreeMap::new(),
         };
         let context = self.context(map.get_node("context"), &mut jinja, &mut usage)?;
-        let r = Renderer {
-            file: self.file,
-            jinja: &jinja,
-        };
+        let mut loaded = self.load_outputs(root, map, multi, &jinja, &usage, context, variant)?;
+        loaded.keys_read = usage.resolve(jinja.all_accessed());
+        Ok(loaded)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn load_outputs(
+        &self,
+        root: &Node,
+        map: &MarkedMappingNode,
+        multi: bool,
+        jinja: &Jinja,
+        usage: &Usage,
+        context: IndexMap<String, serde_json::Value>,
+        variant: &Variant,
+    ) -> PResult<Loaded> {
+        let r = Renderer { file: self.file, jinja };
         let reader = Reader { file: self.file };
         let render = |key: &str| render_key(&r, map, key);
 
-        let build = match map
-            .get_node("build")
-            .map(|n| r.render_except(n, "string"))
-            .transpose()?
-            .flatten()
-        {
+        let build = match map.get_node("build").map(|n| r.render_build(n)).transpose()?.flatten() {
             Some(n) => reader.build(&n, raw_build_string(map.get_node("build")))?,
             None => BuildSection::default(),
         };
@@ -205,10 +216,11 @@ impl Loader<'_> {
                 staging: vec![],
                 name: None,
                 version: None,
+                keys_read: BTreeSet::new(),
             });
         }
         let top_used = usage.resolve(jinja.take_accessed());
-        self.multi_output(map, &r, &reader, top, context, &usage, top_used, variant)
+        self.multi_output(map, &r, &reader, top, context, usage, top_used, variant)
     }
 
     /// Fill `used_variant`: `used` (keys read by the output's expressions),
@@ -434,6 +446,7 @@ impl Loader<'_> {
             staging,
             name,
             version: top.version,
+            keys_read: BTreeSet::new(),
         })
     }
 
@@ -601,12 +614,7 @@ impl Loader<'_> {
                 .with_help("each output needs `package: {name: ...}`")
         })?;
         let package = reader.package(&pkg_node, "package", top.version.as_ref())?;
-        let own_build = match omap
-            .get_node("build")
-            .map(|n| r.render_except(n, "string"))
-            .transpose()?
-            .flatten()
-        {
+        let own_build = match omap.get_node("build").map(|n| r.render_build(n)).transpose()?.flatten() {
             Some(n) => reader.build(&n, raw_build_string(omap.get_node("build")))?,
             None => BuildSection::default(),
         };
