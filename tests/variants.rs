@@ -141,6 +141,18 @@ fn staging_runs_once_per_libfoo_and_is_reused_across_pythons() {
     assert_eq!(log.matches(": cached ").count(), 0, "{log}");
     assert_eq!(log.matches("cache hit staging_").count(), 2, "{log}");
     assert_eq!(package_names(out.path()), before);
+
+    // Changing keys the staging output does not use (python, flavor) keeps
+    // its cache entries valid.
+    let other = tempfile::tempdir().unwrap();
+    let cache_arg = cache.to_string_lossy().into_owned();
+    let mut more = args.to_vec();
+    more.extend(["--staging-cache-dir", &cache_arg, "--variant", "python=3.11", "--variant", "flavor=slow"]);
+    let o = build_ok(&variants("split"), other.path(), &more);
+    let log = stderr(&o);
+    assert_eq!(log.matches(": cached ").count(), 0, "{log}");
+    assert_eq!(log.matches("cache hit staging_").count(), 2, "{log}");
+    assert_eq!(built(other.path(), "foo-py").len(), 2);
 }
 
 /// Keys used only through Jinja (directly and via `context`) multiply the
@@ -234,7 +246,23 @@ fn later_variant_files_override_earlier_ones() {
     );
     assert_eq!(read(got[0].2.path(), "share/jv/env.txt"), format!("{expected_api} 4\n"));
 
-    // Without the recipe's own file, no zip: 1 api × 1 level from cbc.
+    // conda_build_config.yaml next to a recipe is read when there is no variants.yaml.
+    let out = tempfile::tempdir().unwrap();
+    build_ok(&variants("cbc"), out.path(), &[]);
+    let blas: BTreeSet<String> = built(out.path(), "cbc-variants")
+        .iter()
+        .map(|(_, _, d)| read(d.path(), "share/cbc/blas.txt"))
+        .collect();
+    let mut expected = BTreeSet::from(["openblas\n".to_string()]);
+    if cfg!(target_arch = "x86_64") {
+        expected.insert("mkl\n".to_string());
+    }
+    if cfg!(target_os = "macos") {
+        expected.insert("accelerate\n".to_string());
+    }
+    assert_eq!(blas, expected);
+
+    // Without the recipe's own file, no zip: 2 api × 2 level from second.yaml.
     let out = tempfile::tempdir().unwrap();
     let o = build_ok(
         &variants("jinja"),
