@@ -5,15 +5,13 @@
 //! first 7 hex digits of its SHA-1. A prefix such as `py311` comes from the
 //! `python`/`numpy`/`perl`/`lua`/`r` entries.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 
 use rattler_conda_types::NoArchType;
 use serde::Serialize;
 use sha1::{Digest, Sha1};
 
-/// The variant values an output uses, by normalized key.
-pub type Variant = BTreeMap<String, serde_json::Value>;
+pub use crate::variants::Variant;
 
 /// A computed hash and its prefix.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -15,6 +15,7 @@ use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior};
 use rattler_conda_types::Subdir;
 
 use super::model::{Pin, PinKind};
+pub use crate::variants::Variant;
 
 /// Platforms a recipe is rendered for.
 #[derive(Debug, Clone, Copy)]
@@ -26,9 +27,6 @@ pub struct Platforms {
     /// The platform of the host environment; selectors follow it.
     pub host: Subdir,
 }
-
-/// Variant values by normalized key, as typed in the variant config.
-pub type Variant = BTreeMap<String, serde_json::Value>;
 
 /// Names read by evaluations, shared between the evaluator and its functions.
 type Accessed = Arc<Mutex<BTreeSet<String>>>;

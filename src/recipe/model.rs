@@ -9,7 +9,7 @@ use marked_yaml::Span;
 use rattler_conda_types::{NoArchType, PackageName, VersionWithSource};
 use serde::Serialize;
 
-pub use super::jinja::Variant;
+pub use crate::variants::Variant;
 
 /// A match spec as written in the recipe, already validated, or a pin
 /// (`pin_subpackage`/`pin_compatible`) that becomes a spec once the pinned

@@ -9,7 +9,8 @@ use marked_yaml::Span;
 use minijinja::value::ValueKind;
 
 use crate::diagnostics::{SourceError, SourceFile};
-use crate::recipe::jinja::{Jinja, Platforms, Variant};
+use super::Variant;
+use crate::recipe::jinja::{Jinja, Platforms};
 use crate::recipe::node::{RNode, Renderer};
 
 /// Keys a variant file may set that kiln reads but does not vary over.

@@ -14,8 +14,12 @@ use std::path::{Path, PathBuf};
 use marked_yaml::Span;
 
 use crate::diagnostics::SourceFile;
-use crate::recipe::jinja::{Platforms, Variant};
+use crate::recipe::jinja::Platforms;
 pub use file::normalize_key;
+
+/// Variant values by normalized key, as typed in the variant config (an
+/// output's used variant, or one value of every key for rendering).
+pub type Variant = BTreeMap<String, serde_json::Value>;
 
 /// Variant files looked for next to the recipe, first found wins.
 const RECIPE_VARIANT_FILES: &[&str] = &["variants.yaml", "conda_build_config.yaml"];
