@@ -382,15 +382,10 @@ fn apply_subpackage_pins(
 }
 
 /// The hash input of an output: its used variant, `target_platform` (its
-/// subdir), the always-used keys, `python` dropped for noarch python, and an
-/// entry per virtual-package run requirement (as rattler-build does).
-fn output_variant(recipe: &Recipe, output: &Output, subdir: &str) -> Variant {
+/// subdir), `python` dropped for noarch python, and an entry per
+/// virtual-package run requirement (as rattler-build does).
+fn output_variant(output: &Output, subdir: &str) -> Variant {
     let mut variant = output.used_variant.clone();
-    for k in crate::variants::ALWAYS_USED {
-        if let Some(v) = recipe.variant.get(*k) {
-            variant.insert(k.to_string(), v.clone());
-        }
-    }
     if output.build.noarch.is_python() {
         variant.remove("python");
     }
@@ -416,7 +411,7 @@ fn plan_output(
     } else {
         Subdir::NoArch.as_str().to_string()
     };
-    let mut variant = output_variant(recipe, &output, &subdir);
+    let mut variant = output_variant(&output, &subdir);
     // An exact pin on a sibling makes the sibling's build part of this
     // output's identity (as in rattler-build).
     for d in all_dependencies(&output.requirements) {

@@ -147,7 +147,14 @@ fn staging_runs_once_per_libfoo_and_is_reused_across_pythons() {
     let other = tempfile::tempdir().unwrap();
     let cache_arg = cache.to_string_lossy().into_owned();
     let mut more = args.to_vec();
-    more.extend(["--staging-cache-dir", &cache_arg, "--variant", "python=3.11", "--variant", "flavor=slow"]);
+    more.extend([
+        "--staging-cache-dir",
+        &cache_arg,
+        "--variant",
+        "python=3.11",
+        "--variant",
+        "flavor=slow",
+    ]);
     let o = build_ok(&variants("split"), other.path(), &more);
     let log = stderr(&o);
     assert_eq!(log.matches(": cached ").count(), 0, "{log}");
@@ -306,7 +313,8 @@ fn later_variant_files_override_earlier_ones() {
 }
 
 /// `compiler()`/`stdlib()` use their `<lang>_compiler*`/`<lang>_stdlib*`
-/// keys; a noarch python output is built once; a key read only by `skip`
+/// keys (and `CONDA_BUILD_SYSROOT` comes with a C compiler); a noarch python
+/// output is built once; a key read only by `skip`
 /// still expands the matrix.
 #[test]
 fn compiler_keys_noarch_python_and_skip() {
@@ -329,7 +337,14 @@ fn compiler_keys_noarch_python_and_skip() {
     let lib = |v: &str| {
         (
             "special-lib".to_string(),
-            json!({"c_compiler": "gcc", "c_compiler_version": v, "c_stdlib": "sysroot", "c_stdlib_version": "2.17", "target_platform": t}),
+            json!({
+                "CONDA_BUILD_SYSROOT": "/opt/sysroot",
+                "c_compiler": "gcc",
+                "c_compiler_version": v,
+                "c_stdlib": "sysroot",
+                "c_stdlib_version": "2.17",
+                "target_platform": t
+            }),
             json!({"build": [format!("gcc_{t} ={v}"), format!("sysroot_{t} =2.17")]}),
         )
     };
@@ -349,6 +364,42 @@ fn compiler_keys_noarch_python_and_skip() {
                 json!({})
             ),
         ]
+    );
+}
+
+/// `channel_targets` and `channel_sources` are part of every variant (as in
+/// rattler-build); `channel_sources` sets the
+/// channels and conflicts with `-c`.
+#[test]
+fn channel_targets_and_channel_sources() {
+    let out = tempfile::tempdir().unwrap();
+    let o = build_ok(&variants("channels"), out.path(), &["--render-only"]);
+    let rendered: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let config = &rendered[0]["build_configuration"];
+    assert_eq!(
+        config["variant"],
+        json!({
+            "channel_sources": "conda-forge,bioconda",
+            "channel_targets": "conda-forge main",
+            "target_platform": subdir()
+        })
+    );
+    assert_eq!(
+        config["channels"],
+        json!([
+            "https://conda.anaconda.org/conda-forge",
+            "https://conda.anaconda.org/bioconda"
+        ])
+    );
+    let o = build(
+        &variants("channels"),
+        out.path(),
+        &["--render-only", "-c", "conda-forge"],
+    );
+    assert_failed_with(
+        &o,
+        out.path(),
+        &["channel_sources and channels cannot both be set at the same time"],
     );
 }
 

@@ -235,6 +235,7 @@ impl Loader<'_> {
         staging: &[StagingOutput],
     ) -> PResult<Output> {
         used.extend(substitute_variant(&mut output.requirements, variant));
+        used.extend(crate::variants::implied_keys(&used, variant));
         let keys = &output.build.variant;
         for (key, span) in keys.use_keys.iter().zip(&keys.use_key_spans) {
             if !variant.contains_key(key) {
@@ -814,6 +815,7 @@ impl Loader<'_> {
 /// and its bare build/host names that are variant keys (substituted).
 fn set_staging_variant(s: &mut StagingOutput, mut used: BTreeSet<String>, variant: &Variant) {
     used.extend(substitute_variant(&mut s.requirements, variant));
+    used.extend(crate::variants::implied_keys(&used, variant));
     s.used_variant = used
         .into_iter()
         .filter_map(|k| variant.get(&k).map(|v| (k, v.clone())))

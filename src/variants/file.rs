@@ -8,8 +8,8 @@ use indexmap::IndexMap;
 use marked_yaml::Span;
 use minijinja::value::ValueKind;
 
-use crate::diagnostics::{SourceError, SourceFile};
 use super::Variant;
+use crate::diagnostics::{SourceError, SourceFile};
 use crate::recipe::jinja::{Jinja, Platforms};
 use crate::recipe::node::{RNode, Renderer};
 

@@ -24,8 +24,27 @@ pub type Variant = BTreeMap<String, serde_json::Value>;
 /// Variant files looked for next to the recipe, first found wins.
 const RECIPE_VARIANT_FILES: &[&str] = &["variants.yaml", "conda_build_config.yaml"];
 
-/// Keys that are part of every output's variant when the config sets them.
-pub const ALWAYS_USED: &[&str] = &["channel_targets"];
+/// Keys that are part of every output's variant when the config sets them
+/// (as in rattler-build): channel settings, and build environment variables
+/// a variant file may override.
+pub const ALWAYS_USED: &[&str] = &[
+    "channel_targets",
+    "channel_sources",
+    "MACOSX_DEPLOYMENT_TARGET",
+    "CMAKE_GENERATOR",
+];
+
+/// The keys an output or staging output uses beyond those it reads: the
+/// [`ALWAYS_USED`] keys, and `CONDA_BUILD_SYSROOT` along with a C or C++
+/// compiler. Only keys present in `variant` are returned.
+pub fn implied_keys(used: &BTreeSet<String>, variant: &Variant) -> BTreeSet<String> {
+    let mut keys: BTreeSet<String> = ALWAYS_USED.iter().map(|k| k.to_string()).collect();
+    if used.contains("c_compiler") || used.contains("cxx_compiler") {
+        keys.insert("CONDA_BUILD_SYSROOT".to_string());
+    }
+    keys.retain(|k| variant.contains_key(k));
+    keys
+}
 
 /// The merged variant configuration.
 #[derive(Debug, Default, Clone)]
@@ -154,11 +173,7 @@ impl VariantConfig {
 
     /// Keys the config sets that every output uses (e.g. `channel_targets`).
     pub fn always_used(&self) -> BTreeSet<String> {
-        ALWAYS_USED
-            .iter()
-            .filter(|k| self.values.contains_key(**k))
-            .map(|k| k.to_string())
-            .collect()
+        implied_keys(&BTreeSet::new(), &self.first())
     }
 
     /// The value of `channel_sources` (`"a,b"`), split into channels.
