@@ -185,6 +185,28 @@ fn zip_keys_and_keys_used_only_through_jinja() {
         ]
     );
 
+    // A key named only in `build.string` (rendered at plan time) is used too.
+    let jinja_config = variants("jinja/variants.yaml");
+    let o = build_ok(
+        &variants("build-string.yaml"),
+        out.path(),
+        &["--render-only", "-m", jinja_config.to_str().unwrap()],
+    );
+    let rendered: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let strings: Vec<String> = rendered
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let v = &r["build_configuration"]["variant"];
+            assert_eq!(v.as_object().unwrap().len(), 2, "api and target_platform: {v}");
+            let expected = format!("{}_h{}_0", v["api"].as_str().unwrap(), python_hash(v));
+            assert_eq!(r["recipe"]["build"]["string"], json!(expected));
+            expected
+        })
+        .collect();
+    assert_eq!(strings.len(), 3);
+
     build_ok(&variants("jinja"), out.path(), &[]);
     let mut got: BTreeMap<String, (String, String)> = BTreeMap::new();
     for (index, hash_input, dir) in built(out.path(), "jinja-variants") {

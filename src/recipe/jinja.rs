@@ -166,6 +166,15 @@ impl Jinja {
         names
     }
 
+    /// The variables a template refers to, without evaluating it (for
+    /// templates rendered later, such as `build.string`).
+    pub fn referenced_names(&self, template: &str) -> BTreeSet<String> {
+        self.env
+            .template_from_str(template)
+            .map(|t| t.undeclared_variables(false).into_iter().collect())
+            .unwrap_or_default()
+    }
+
     /// Every name read by any evaluation so far.
     pub fn all_accessed(&self) -> BTreeSet<String> {
         let mut all = self.taken.lock().expect("not poisoned").clone();

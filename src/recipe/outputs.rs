@@ -205,8 +205,11 @@ impl Loader<'_> {
         if !multi {
             let package = render("package")?;
             let requirements = render("requirements")?;
-            let used = usage.resolve(jinja.take_accessed());
+            let mut used = usage.resolve(jinja.take_accessed());
             let output = self.single_output(root, &reader, top, package, requirements)?;
+            if let Some(template) = output.as_ref().and_then(|o| o.build.string.as_deref()) {
+                used.extend(usage.resolve(jinja.referenced_names(template)));
+            }
             let output = output
                 .map(|o| self.with_used_variant(o, used, variant, &[]))
                 .transpose()?;
@@ -430,6 +433,10 @@ impl Loader<'_> {
             let mut used = usage.resolve(r.jinja.take_accessed());
             used.extend(top_used.iter().cloned());
             if let Some(out) = out {
+                // `build.string` is rendered at plan time; the keys it names count too.
+                if let Some(template) = out.build.string.as_deref() {
+                    used.extend(usage.resolve(r.jinja.referenced_names(template)));
+                }
                 packages.push((out, used));
             }
         }
