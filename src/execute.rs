@@ -271,8 +271,10 @@ fn account_files(built: &[Built], stager: &Stager, opts: &BuildOptions) -> Resul
             tracing::warn!("{msg}");
         }
     };
-    for entry in stager.used() {
-        let name = &entry.meta.name;
+    let mut entries: Vec<_> = stager.used().collect();
+    entries.sort_by(|a, b| (&a.meta.name, &a.meta.key).cmp(&(&b.meta.name, &b.meta.key)));
+    for entry in entries {
+        let name = crate::staging::describe(&entry.meta.name, &entry.meta.key_inputs.variant);
         let packaged: BTreeSet<&str> = built
             .iter()
             .filter(|b| b.staging_keys.contains(&entry.meta.key))

@@ -80,12 +80,12 @@ impl PlannedOutput {
 pub fn plan(source: &RecipeSource, options: LoadOptions, config: &VariantConfig) -> Result<Plan> {
     let recipes = expand(source, options, config)?;
     let mut all: Vec<PlannedOutput> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for recipe in &recipes {
         for p in plan_recipe(recipe, options.platforms)? {
             // Outputs that use none of the keys that differ are the same
             // package in several combinations: keep the first.
-            let same = |q: &PlannedOutput| q.subdir == p.subdir && q.identifier() == p.identifier();
-            if !all.iter().any(same) {
+            if seen.insert((p.subdir.clone(), p.identifier())) {
                 all.push(p);
             }
         }
@@ -118,6 +118,14 @@ fn expand(source: &RecipeSource, options: LoadOptions, config: &VariantConfig) -
             recipes.push(Arc::new(recipe));
         }
         rounds += 1;
+        if seen != used && rounds == MAX_EXPANSION_ROUNDS {
+            tracing::warn!(
+                "{}: variant keys kept appearing after {MAX_EXPANSION_ROUNDS} rounds of expansion; \
+                 building the combinations of {:?} only",
+                source.file().path.display(),
+                used
+            );
+        }
         if seen == used || rounds == MAX_EXPANSION_ROUNDS {
             tracing::debug!(
                 "variant keys used by {}: {:?} ({} combination(s))",

@@ -83,16 +83,7 @@ impl<'a> Stager<'a> {
             Some(p) => Some(self.ensure(recipe, p, ws)?),
             None => None,
         };
-        let label = if staging.used_variant.is_empty() {
-            format!("staging {name}")
-        } else {
-            let values: Vec<String> = staging
-                .used_variant
-                .iter()
-                .map(|(k, v)| format!("{k}={}", variant_text(v)))
-                .collect();
-            format!("staging {name} ({})", values.join(", "))
-        };
+        let label = format!("staging {}", describe(name, &self.variant(staging)));
         let resolved = self.resolve(recipe, staging, &label)?;
         let inputs = self.key_inputs(recipe, staging, parent.as_ref(), &resolved)?;
         let key = inputs.key();
@@ -292,6 +283,21 @@ impl<'a> Stager<'a> {
             size_bytes as f64 / 1e6
         ));
         Ok(entry)
+    }
+}
+
+/// `name`, followed by the variant values that set it apart (if any):
+/// `foo-core (libfoo=1.0)`.
+pub fn describe(name: &str, variant: &BTreeMap<String, String>) -> String {
+    let values: Vec<String> = variant
+        .iter()
+        .filter(|(k, _)| k.as_str() != "target_platform")
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if values.is_empty() {
+        name.to_string()
+    } else {
+        format!("{name} ({})", values.join(", "))
     }
 }
 
