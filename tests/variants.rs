@@ -261,7 +261,13 @@ fn later_variant_files_override_earlier_ones() {
 
     let out = tempfile::tempdir().unwrap();
     let cbc = variants("overrides/conda_build_config.yaml");
-    build_ok(&variants("jinja"), out.path(), &["-m", cbc.to_str().unwrap()]);
+    let o = build_ok(&variants("jinja"), out.path(), &["-m", cbc.to_str().unwrap()]);
+    // A selector kiln cannot evaluate (conda-forge's `os.environ...`) is false, with a warning.
+    assert!(
+        stderr(&o).contains("conda_build_config.yaml:5: selector `[os.environ.get(\"CF_CUDA_ENABLED\", \"False\") == \"True\"]` is treated as false"),
+        "{}",
+        stderr(&o)
+    );
     let got = built(out.path(), "jinja-variants");
     assert_eq!(got.len(), 1);
     let expected_api = if cfg!(target_os = "linux") {
@@ -492,6 +498,11 @@ fn bad_variant_input_fails_with_located_errors() {
             "jinja",
             &["-m", "bad/zip-lengths.yaml"],
             &["zip-lengths.yaml:4:5", "zip_keys: `level` has 2 values but `api` has 3"],
+        ),
+        (
+            "jinja",
+            &["-m", "bad/selector/conda_build_config.yaml"],
+            &["conda_build_config.yaml:3:1", "invalid selector `[linux and and osx]`"],
         ),
         (
             "jinja",

@@ -172,13 +172,30 @@ fn zip_keys(file: &SourceFile, node: &RNode) -> Result<Vec<(Vec<String>, Span)>,
 
 /// conda-build selectors: a line ending in `# [expr]` is kept (without the
 /// comment) when `expr` is true and blanked otherwise, so line numbers in
-/// later errors still match the file.
+/// later errors still match the file. A selector naming something kiln does
+/// not know (`os.environ...`, `py`) is false, with a warning; one that does
+/// not parse is an error.
 fn apply_selectors(file: &SourceFile, jinja: &Jinja) -> miette::Result<String> {
     let mut out = String::with_capacity(file.text.len());
+    let mut warned = std::collections::BTreeSet::new();
     for (i, line) in file.text.lines().enumerate() {
         match selector(line) {
             Some((content, expr)) => {
-                let keep = jinja.eval(expr).map_err(|e| {
+                let value = match jinja.eval(expr) {
+                    Err(e) if e.undefined => {
+                        if warned.insert(expr.to_string()) {
+                            tracing::warn!(
+                                "{}:{}: selector `[{expr}]` is treated as false: {}",
+                                file.path.display(),
+                                i + 1,
+                                e.message
+                            );
+                        }
+                        Ok(minijinja::Value::from(false))
+                    }
+                    other => other,
+                };
+                let keep = value.map_err(|e| {
                     let span = Span::new_start(marked_yaml::Marker::new(0, 0, i + 1, 1));
                     file.error(
                         &span,
