@@ -228,6 +228,32 @@ fn selector(line: &str) -> Option<(&str, &str)> {
 mod tests {
     use super::*;
 
+    fn platforms() -> Platforms {
+        let linux = rattler_conda_types::Subdir::Linux64;
+        Platforms {
+            target: linux,
+            build: linux,
+            host: linux,
+        }
+    }
+
+    #[test]
+    fn values_keep_yaml_types_and_keys_are_normalized() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("variants.yaml");
+        std::fs::write(
+            &path,
+            "python: [3.10, \"3.11\"]\nlevel: [1, \"2\"]\ndebug: [true]\nc-compiler.version: [\"12\"]\n",
+        )
+        .unwrap();
+        let f = read(&path, platforms()).unwrap();
+        let values = |k: &str| f.values[k].0.clone();
+        assert_eq!(values("python"), [serde_json::json!("3.10"), serde_json::json!("3.11")]);
+        assert_eq!(values("level"), [serde_json::json!(1), serde_json::json!("2")]);
+        assert_eq!(values("debug"), [serde_json::json!(true)]);
+        assert_eq!(values("c_compiler_version"), [serde_json::json!("12")]);
+    }
+
     #[test]
     fn selector_lines() {
         assert_eq!(selector("  - 11  # [linux]"), Some(("  - 11", "linux")));
