@@ -54,6 +54,17 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// `build_configuration.variant` of each entry `--render-only` printed.
+fn rendered_variants(o: &std::process::Output) -> Vec<Value> {
+    let rendered: Value = serde_json::from_slice(&o.stdout).unwrap();
+    rendered
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["build_configuration"]["variant"].clone())
+        .collect()
+}
+
 fn read(dir: &Path, rel: &str) -> String {
     std::fs::read_to_string(dir.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
@@ -169,19 +180,12 @@ fn staging_runs_once_per_libfoo_and_is_reused_across_pythons() {
 fn zip_keys_and_keys_used_only_through_jinja() {
     let out = tempfile::tempdir().unwrap();
     let o = build_ok(&variants("jinja"), out.path(), &["--render-only"]);
-    let rendered: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let shown: Vec<&Value> = rendered
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| &r["build_configuration"]["variant"])
-        .collect();
     assert_eq!(
-        shown,
+        rendered_variants(&o),
         [
-            &json!({"api": "v1", "level": 1, "target_platform": subdir()}),
-            &json!({"api": "v2", "level": 2, "target_platform": subdir()}),
-            &json!({"api": "v3", "level": 3, "target_platform": subdir()}),
+            json!({"api": "v1", "level": 1, "target_platform": subdir()}),
+            json!({"api": "v2", "level": 2, "target_platform": subdir()}),
+            json!({"api": "v3", "level": 3, "target_platform": subdir()}),
         ]
     );
 
@@ -324,18 +328,11 @@ fn later_variant_files_override_earlier_ones() {
             "level=5,6",
         ],
     );
-    let rendered: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let shown: Vec<&Value> = rendered
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| &r["build_configuration"]["variant"])
-        .collect();
     assert_eq!(
-        shown,
+        rendered_variants(&o),
         [
-            &json!({"api": "q1", "level": "5", "target_platform": subdir()}),
-            &json!({"api": "q2", "level": "6", "target_platform": subdir()}),
+            json!({"api": "q1", "level": "5", "target_platform": subdir()}),
+            json!({"api": "q2", "level": "6", "target_platform": subdir()}),
         ]
     );
 }

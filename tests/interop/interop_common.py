@@ -89,6 +89,36 @@ def build_fixture_channel(kiln: Path, out: Path, cache: Path) -> None:
         run_kiln(kiln, "--recipe", str(recipe), "--output-dir", str(out), cache=cache)
 
 
+def build_against_fixtures(kiln: Path, tmp_path_factory, recipe: Path) -> tuple[Path, Path]:
+    """Build the fixture channel, then `recipe` (with --experimental)
+    against it; returns (fixture channel, channel with the recipe's packages)."""
+    fixtures = tmp_path_factory.mktemp("fixture-channel")
+    out = tmp_path_factory.mktemp(f"{recipe.name}-channel")
+    cache = tmp_path_factory.mktemp("kiln-cache")
+    build_fixture_channel(kiln, fixtures, cache)
+    args = ["--recipe", str(recipe), "--output-dir", str(out), "--experimental", "-c", fixtures.as_uri()]
+    run_kiln(kiln, *args, cache=cache)
+    return fixtures, out
+
+
+def solve_and_install(channels: list[Path], specs: list[str], prefix: Path, work: Path) -> dict:
+    """py-rattler solves `specs` from `channels` and installs them into
+    `prefix` (caches under `work`); returns the records by name."""
+    import asyncio
+
+    async def run():
+        records = await rattler.solve(
+            sources=[c.as_uri() for c in channels],
+            specs=specs,
+            gateway=rattler.Gateway(cache_dir=work / "repodata"),
+            platforms=[NATIVE_SUBDIR, "noarch"],
+        )
+        await rattler.install(records, target_prefix=prefix, cache_dir=work / "pkgs", show_progress=False)
+        return records
+
+    return {r.name.normalized: r for r in asyncio.run(run())}
+
+
 def kiln_bin() -> Path:
     env = os.environ.get("KILN_BIN")
     if env:

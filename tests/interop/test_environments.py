@@ -9,14 +9,11 @@ into ``depends`` must pull zlib and libgcc in.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
-import rattler
-from rattler import Gateway
 
-from interop_common import NATIVE_SUBDIR, REPO_ROOT, build_fixture_channel, load_json, run_kiln
+from interop_common import REPO_ROOT, build_against_fixtures, load_json, solve_and_install
 
 CLIB = REPO_ROOT / "tests" / "recipes" / "envs" / "clib"
 
@@ -24,40 +21,13 @@ CLIB = REPO_ROOT / "tests" / "recipes" / "envs" / "clib"
 @pytest.fixture(scope="module")
 def built(kiln: Path, tmp_path_factory) -> tuple[Path, Path]:
     """(fixture channel, channel with libclib) built by kiln."""
-    fixtures = tmp_path_factory.mktemp("fixture-channel")
-    out = tmp_path_factory.mktemp("clib-channel")
-    cache = tmp_path_factory.mktemp("kiln-cache")
-    build_fixture_channel(kiln, fixtures, cache)
-    run_kiln(
-        kiln,
-        "--recipe",
-        str(CLIB),
-        "--output-dir",
-        str(out),
-        "--experimental",
-        "-c",
-        fixtures.as_uri(),
-        cache=cache,
-    )
-    return fixtures, out
+    return build_against_fixtures(kiln, tmp_path_factory, CLIB)
 
 
 def test_rattler_installs_the_library_with_its_run_exports(built, tmp_path: Path):
     fixtures, out = built
     prefix = tmp_path / "env"
-
-    async def solve_and_install():
-        gateway = Gateway(cache_dir=tmp_path / "repodata")
-        records = await rattler.solve(
-            sources=[out.as_uri(), fixtures.as_uri()],
-            specs=["libclib-headers"],
-            gateway=gateway,
-            platforms=[NATIVE_SUBDIR, "noarch"],
-        )
-        await rattler.install(records, target_prefix=prefix, cache_dir=tmp_path / "pkgs", show_progress=False)
-        return records
-
-    records = {r.name.normalized: r for r in asyncio.run(solve_and_install())}
+    records = solve_and_install([out, fixtures], ["libclib-headers"], prefix, tmp_path)
     assert sorted(records) == ["libclib", "libclib-headers", "libgcc", "zlib"]
 
     lib = records["libclib"]

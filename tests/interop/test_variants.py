@@ -9,14 +9,11 @@ repodata, build strings and `depends` kiln wrote have to agree.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
-import rattler
-from rattler import Gateway
 
-from interop_common import NATIVE_SUBDIR, REPO_ROOT, build_fixture_channel, run_kiln
+from interop_common import REPO_ROOT, build_against_fixtures, solve_and_install
 
 SPLIT = REPO_ROOT / "tests" / "recipes" / "variants" / "split"
 
@@ -24,30 +21,15 @@ SPLIT = REPO_ROOT / "tests" / "recipes" / "variants" / "split"
 @pytest.fixture(scope="module")
 def built(kiln: Path, tmp_path_factory) -> tuple[Path, Path]:
     """(fixture channel, channel with the foo-py variants) built by kiln."""
-    fixtures = tmp_path_factory.mktemp("fixture-channel")
-    out = tmp_path_factory.mktemp("split-channel")
-    cache = tmp_path_factory.mktemp("kiln-cache")
-    build_fixture_channel(kiln, fixtures, cache)
-    run_kiln(kiln, "--recipe", str(SPLIT), "--output-dir", str(out), "--experimental", "-c", fixtures.as_uri(), cache=cache)
-    return fixtures, out
+    return build_against_fixtures(kiln, tmp_path_factory, SPLIT)
 
 
 @pytest.mark.parametrize(("python", "libfoo"), [("3.10", "1"), ("3.11", "2"), ("3.12", "1")])
 def test_rattler_picks_the_variant_built_for_the_requested_pair(built, tmp_path: Path, python: str, libfoo: str):
     fixtures, out = built
     prefix = tmp_path / "env"
-
-    async def solve_and_install():
-        records = await rattler.solve(
-            sources=[out.as_uri(), fixtures.as_uri()],
-            specs=["foo-py", f"python {python}.*", f"libfoo {libfoo}.*"],
-            gateway=Gateway(cache_dir=tmp_path / "repodata"),
-            platforms=[NATIVE_SUBDIR, "noarch"],
-        )
-        await rattler.install(records, target_prefix=prefix, cache_dir=tmp_path / "pkgs", show_progress=False)
-        return records
-
-    records = {r.name.normalized: r for r in asyncio.run(solve_and_install())}
+    specs = ["foo-py", f"python {python}.*", f"libfoo {libfoo}.*"]
+    records = solve_and_install([out, fixtures], specs, prefix, tmp_path)
     foo = records["foo-py"]
     assert str(foo.build).startswith("py" + python.replace(".", "") + "h"), foo.build
     assert f"libfoo >={libfoo}.0,<{int(libfoo) + 1}.0a0" in foo.depends
