@@ -18,10 +18,10 @@ use crate::environment::run_exports::Applied;
 use crate::environment::LazyEnvironments;
 use crate::package::{self, metadata::InfoInputs, select};
 use crate::plan::{Plan, PlannedOutput};
-use crate::recipe::jinja::variant_text;
 use crate::recipe::model::{spec_name, Inherit};
 use crate::recipe::Recipe;
 use crate::staging::{restore_into, Stager};
+use crate::variants::variant_text;
 use crate::{render, ui};
 
 /// What one output's build produced.

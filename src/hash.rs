@@ -91,10 +91,7 @@ fn prefix(variant: &Variant, noarch: &NoArchType) -> String {
         ("r", &["r", "r_base", "r-base"][..], 2),
     ] {
         if let Some(v) = keys.iter().find_map(|k| variant.get(*k)) {
-            let text = match v {
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
+            let text = crate::variants::variant_text(v);
             let version = text.split_whitespace().next().unwrap_or("");
             let short: String = version.split('.').take(parts).collect();
             out.push_str(tag);

@@ -186,22 +186,14 @@ fn order_across_combinations(all: Vec<PlannedOutput>) -> Result<Vec<PlannedOutpu
             }
         }
     }
-    let mut rank = Vec::new();
-    while rank.len() < names.len() {
-        let Some(next) = (0..names.len()).find(|&i| !rank.contains(&i) && deps[i].iter().all(|j| rank.contains(j)))
-        else {
-            let stuck: Vec<&str> = (0..names.len())
-                .filter(|i| !rank.contains(i))
-                .map(|i| names[i].as_str())
-                .collect();
-            miette::bail!(
-                help = "outputs depend on each other differently in different variants; remove one of the dependencies",
-                "cycle detected in recipe outputs across variants: {}",
-                stuck.join(", ")
-            );
-        };
-        rank.push(next);
-    }
+    let rank = topological_order(&deps).map_err(|stuck| {
+        let cycle: Vec<&str> = stuck.iter().map(|&i| names[i].as_str()).collect();
+        miette::miette!(
+            help = "outputs depend on each other differently in different variants; remove one of the dependencies",
+            "cycle detected in recipe outputs across variants: {}",
+            cycle.join(", ")
+        )
+    })?;
     let mut all = all;
     all.sort_by_key(|p| {
         let i = names
@@ -281,18 +273,42 @@ fn build_order(recipe: &Recipe) -> Result<Vec<usize>> {
             }
         }
     }
+    let stuck = match topological_order(&deps) {
+        Ok(order) => return Ok(order),
+        Err(stuck) => stuck,
+    };
+    let mut cycle: Vec<&str> = stuck.iter().map(|&i| names[i].as_str()).collect();
+    cycle.sort();
+    let first = &recipe.outputs[stuck[0]];
+    Err(recipe
+        .file
+        .error(
+            &first.span,
+            format!("cycle detected in recipe outputs: {}", cycle.join(", ")),
+            "this output is part of the cycle",
+        )
+        .with_help(
+            "outputs that list each other in build/host/run requirements (or pin each other) cannot be ordered; \
+             remove one of the dependencies",
+        )
+        .into())
+}
+
+/// A stable topological order of nodes `0..deps.len()` (`deps[i]`: the
+/// nodes `i` comes after; ties keep index order). On a cycle, the nodes on
+/// it (not those merely waiting for it).
+fn topological_order(deps: &[BTreeSet<usize>]) -> std::result::Result<Vec<usize>, Vec<usize>> {
+    let n = deps.len();
     let mut done = vec![false; n];
     let mut order = Vec::with_capacity(n);
     while order.len() < n {
-        let next = (0..n).find(|&i| !done[i] && deps[i].iter().all(|&j| done[j]));
-        match next {
+        match (0..n).find(|&i| !done[i] && deps[i].iter().all(|&j| done[j])) {
             Some(i) => {
                 done[i] = true;
                 order.push(i);
             }
             None => {
                 let mut stuck: Vec<usize> = (0..n).filter(|&i| !done[i]).collect();
-                // Report only outputs on a cycle, not those merely waiting for one.
                 loop {
                     let keep: Vec<usize> = stuck
                         .iter()
@@ -301,25 +317,10 @@ fn build_order(recipe: &Recipe) -> Result<Vec<usize>> {
                         .filter(|&i| deps[i].iter().any(|j| stuck.contains(j)))
                         .collect();
                     if keep.len() == stuck.len() {
-                        break;
+                        return Err(stuck);
                     }
                     stuck = keep;
                 }
-                let mut cycle: Vec<&str> = stuck.iter().map(|&i| names[i].as_str()).collect();
-                cycle.sort();
-                let first = &recipe.outputs[stuck[0]];
-                return Err(recipe
-                    .file
-                    .error(
-                        &first.span,
-                        format!("cycle detected in recipe outputs: {}", cycle.join(", ")),
-                        "this output is part of the cycle",
-                    )
-                    .with_help(
-                        "outputs that list each other in build/host/run requirements (or pin each other) cannot be ordered; \
-                         remove one of the dependencies",
-                    )
-                    .into());
             }
         }
     }

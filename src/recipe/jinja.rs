@@ -15,6 +15,7 @@ use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior};
 use rattler_conda_types::Subdir;
 
 use super::model::{Pin, PinKind};
+use crate::variants::variant_text;
 pub use crate::variants::Variant;
 
 /// Platforms a recipe is rendered for.
@@ -38,14 +39,6 @@ pub struct Jinja {
     accessed: Accessed,
     /// Everything [`Jinja::take_accessed`] has handed out.
     taken: Mutex<BTreeSet<String>>,
-}
-
-/// A variant value as text (`3.10`, `1`, `true`), as functions and scripts see it.
-pub fn variant_text(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }
 
 impl Jinja {

@@ -17,7 +17,8 @@ use indexmap::IndexMap;
 use marked_yaml::{loader::LoaderOptions, LoadError, Node, Span};
 
 use crate::diagnostics::SourceFile;
-use jinja::{Platforms, Variant};
+use crate::variants::Variant;
+use jinja::Platforms;
 use model::{Output, StagingOutput};
 use parse::PResult;
 
@@ -177,9 +178,4 @@ impl RecipeSource {
             keys_read: loaded.keys_read,
         })
     }
-}
-
-/// Load and render a recipe for the given platforms and variant values.
-pub fn load(path: &Path, options: LoadOptions, variant: &Variant) -> miette::Result<Recipe> {
-    RecipeSource::read(path)?.render(options, variant)
 }

@@ -870,7 +870,7 @@ fn substitute_variant(r: &mut Requirements, variant: &Variant) -> BTreeSet<Strin
         }
         let key = name.to_lowercase().replace(['-', '.'], "_");
         let Some(value) = variant.get(&key) else { continue };
-        let value = super::jinja::variant_text(value);
+        let value = crate::variants::variant_text(value);
         d.spec = if value.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') {
             format!("{name} ={value}")
         } else {

@@ -21,10 +21,10 @@ use crate::build::{run_script, script, sources, BuildOptions};
 use crate::environment::resolve::{self, Resolved};
 use crate::environment::LazyEnvironments;
 use crate::package::select;
-use crate::recipe::jinja::variant_text;
 use crate::recipe::model::StagingOutput;
 use crate::recipe::Recipe;
 use crate::ui;
+use crate::variants::variant_text;
 use key::{source_keys, KeyInputs, CACHE_FORMAT_VERSION};
 use store::{Entry, Metadata, Store, Timings};
 

@@ -21,6 +21,15 @@ pub use file::normalize_key;
 /// output's used variant, or one value of every key for rendering).
 pub type Variant = BTreeMap<String, serde_json::Value>;
 
+/// A variant value as text (`3.10`, `1`, `true`), as functions, specs and
+/// scripts see it.
+pub fn variant_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// Variant files looked for next to the recipe, first found wins.
 const RECIPE_VARIANT_FILES: &[&str] = &["variants.yaml", "conda_build_config.yaml"];
 
@@ -180,7 +189,7 @@ impl VariantConfig {
     pub fn channel_sources(&self) -> Option<Vec<String>> {
         let v = self.values.get("channel_sources")?.first()?;
         Some(
-            crate::recipe::jinja::variant_text(v)
+            variant_text(v)
                 .split(',')
                 .map(|c| c.trim().to_string())
                 .filter(|c| !c.is_empty())
