@@ -80,7 +80,9 @@ fn parse_age(s: &str) -> Result<u64, String> {
         "w" => 7 * 86400,
         _ => return Err(format!("unknown unit in `{s}`: use s, m, h, d or w")),
     };
-    Ok(n * factor)
+    n.checked_mul(factor)
+        .filter(|s| i64::try_from(*s).is_ok())
+        .ok_or_else(|| format!("`{s}` is too long an age"))
 }
 
 /// `kiln build` options.

@@ -68,12 +68,16 @@ fn build(args: BuildArgs) -> Result<()> {
         Some(sources) => sources,
         None => args.channels.clone(),
     };
+    for c in &channels {
+        crate::redact::register_url(c);
+    }
     let options = recipe::LoadOptions {
         platforms,
         experimental: args.experimental,
     };
     let planned = plan::plan(&source, options, &config)?;
     let recipe = &planned.recipe;
+    register_secrets(&planned);
 
     let output_dir = absolute(&args.output_dir, !args.render_only)?;
     let staging_cache_dir = match &args.staging_cache_dir {
@@ -99,7 +103,7 @@ fn build(args: BuildArgs) -> Result<()> {
             planned
                 .outputs
                 .iter()
-                .map(|p| render::rendered_output(p, &opts, None, None))
+                .map(|p| render::rendered_output(p, &opts, None))
                 .collect()
         };
         println!("{}", serde_json::to_string_pretty(&all).into_diagnostic()?);
@@ -116,6 +120,25 @@ fn build(args: BuildArgs) -> Result<()> {
     ui::finish();
     eprintln!("kiln built {} package(s) into {}", written.len(), output_dir.display());
     Ok(())
+}
+
+/// Register the values of every secret the recipe's scripts name, so that
+/// a value that also reached the recipe through `env.get` is masked in
+/// rendered recipes, cache metadata and logs.
+fn register_secrets(planned: &plan::Plan) {
+    let scripts = planned
+        .recipe
+        .staging
+        .iter()
+        .filter_map(|s| s.script.as_ref())
+        .chain(planned.outputs.iter().filter_map(|p| p.output.build.script.as_ref()));
+    for script in scripts {
+        for name in &script.secrets {
+            if let Ok(v) = std::env::var(name) {
+                crate::redact::register(&v);
+            }
+        }
+    }
 }
 
 /// The absolute output directory, created when `create` is set (canonical
@@ -184,10 +207,10 @@ fn cache(cmd: CacheCommand) -> Result<()> {
                 println!(
                     "{:<24} {:<16} {:>10} {:>10} {:>10}  {}",
                     e.meta.name,
-                    &e.meta.key[..16],
+                    e.meta.key.get(..16).unwrap_or(&e.meta.key),
                     human_bytes(e.meta.size_bytes),
-                    human_age(now - e.meta.created),
-                    human_age(now - used),
+                    human_age(now.saturating_sub(e.meta.created)),
+                    human_age(now.saturating_sub(used)),
                     variant.join(" ")
                 );
             }
@@ -199,15 +222,22 @@ fn cache(cmd: CacheCommand) -> Result<()> {
             let mut freed = 0;
             for e in store.entries() {
                 let used = last_used(&e.dir).unwrap_or(e.meta.created);
-                if older_than.is_some_and(|age| now - used < age as i64) {
+                let age = now.saturating_sub(used);
+                if older_than.is_some_and(|limit| age < i64::try_from(limit).unwrap_or(i64::MAX)) {
                     continue;
                 }
-                // Hold the entry's lock so a running build is not cut from under it.
-                let _lock = store.lock(&e.meta.key)?;
-                fs_err::remove_dir_all(&e.dir).into_diagnostic()?;
+                // A running build holds the entry's use lock: never cut it from under it.
+                if !store.remove(&e)? {
+                    eprintln!(
+                        "kept staging_{} ({}): a running kiln build is using it",
+                        e.meta.key, e.meta.name
+                    );
+                    continue;
+                }
                 removed += 1;
                 freed += e.meta.size_bytes;
             }
+            store.sweep();
             eprintln!(
                 "removed {removed} staging cache entr{} ({})",
                 if removed == 1 { "y" } else { "ies" },

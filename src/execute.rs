@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use miette::{miette, IntoDiagnostic, Result};
 use rattler_conda_types::Subdir;
 
-use crate::build::dirs::Workspace;
+use crate::build::dirs::BuildDirs;
 use crate::build::env::BuildIdentity;
 pub use crate::build::BuildOptions;
 use crate::build::{run_script, sources};
@@ -62,11 +62,10 @@ pub fn build_all(plan: &Plan, opts: &BuildOptions) -> Result<Vec<PathBuf>> {
         }
     }
     let envs = LazyEnvironments::new(&opts.channels, &opts.output_dir, subdirs.clone(), false);
-    let mut ws = Workspace::default();
-    let mut stager = Stager::new(opts, &envs);
+    let mut stager = Stager::new(opts, &envs)?;
     let mut built = Vec::new();
     for p in plan {
-        built.push(build_one(p, opts, &mut ws, &mut stager, &envs)?);
+        built.push(build_one(p, opts, &mut stager, &envs)?);
         let subdir: Subdir = p.subdir.parse().map_err(|e| miette!("{e}"))?;
         envs.package_added(&[subdir])?;
     }
@@ -149,18 +148,12 @@ pub fn finalize_run(
     Ok((depends, constrains, exports))
 }
 
-fn build_one(
-    p: &PlannedOutput,
-    opts: &BuildOptions,
-    ws: &mut Workspace,
-    stager: &mut Stager,
-    envs: &LazyEnvironments,
-) -> Result<Built> {
+fn build_one(p: &PlannedOutput, opts: &BuildOptions, stager: &mut Stager, envs: &LazyEnvironments) -> Result<Built> {
     let recipe = &*p.recipe;
     let id = p.identifier();
     let output = &p.output;
     let staging = match output.inherit.staging_name() {
-        Some(name) => Some(stager.ensure(recipe, name, ws)?),
+        Some(name) => Some(stager.ensure(recipe, name)?),
         None => None,
     };
     let staging_keys = staging.as_ref().map(|e| stager.chain(e)).unwrap_or_default();
@@ -172,7 +165,8 @@ fn build_one(
         Some(_) => recipe.shared_build_name(),
         None => output.package.name.as_normalized().to_string(),
     };
-    let dirs = ws.dirs(&opts.output_dir, &dir_name).into_diagnostic()?;
+    let dirs = BuildDirs::new(&opts.output_dir, &dir_name);
+    let _dir_lock = dirs.lock().into_diagnostic()?;
     dirs.create().into_diagnostic()?;
 
     // Restored staging files count as new: the snapshot is taken before the
@@ -213,7 +207,7 @@ fn build_one(
     });
     let (depends, constrains, exports) = finalize_run(p, &resolved, inherited.as_ref())?;
     let finalized = render::finalized_dependencies(output, &resolved, &depends, &constrains, &exports);
-    let rendered = render::rendered_output(p, opts, Some(&dirs), Some(finalized));
+    let rendered = render::rendered_output(p, opts, Some(finalized));
     let variant_json = serde_json::to_value(&p.variant).into_diagnostic()?;
     let hash_input = crate::hash::hash_input(&p.variant);
     let info = InfoInputs {

@@ -13,7 +13,7 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(report) => {
             kiln::ui::finish();
-            eprintln!("{report:?}");
+            eprintln!("{}", kiln::redact::mask(&format!("{report:?}")));
             std::process::ExitCode::FAILURE
         }
     }

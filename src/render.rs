@@ -1,9 +1,10 @@
 //! The rendered form of a planned output, as printed by `--render-only` and
-//! stored in `info/recipe/rendered_recipe.yaml` (rattler-build's layout).
+//! stored in `info/recipe/rendered_recipe.yaml` (rattler-build's layout,
+//! without the build machine's directories, so that packages built into
+//! different output directories are identical; secrets masked).
 
 use serde_json::{json, Map, Value};
 
-use crate::build::dirs::BuildDirs;
 use crate::environment::resolve::{self, PackageRef, Resolved};
 use crate::environment::run_exports::Applied;
 use crate::environment::LazyEnvironments;
@@ -13,12 +14,7 @@ use crate::plan::{Plan, PlannedOutput};
 use crate::recipe::model::Output;
 
 /// The JSON object describing one planned output.
-pub fn rendered_output(
-    p: &PlannedOutput,
-    opts: &BuildOptions,
-    dirs: Option<&BuildDirs>,
-    finalized: Option<Value>,
-) -> Value {
+pub fn rendered_output(p: &PlannedOutput, opts: &BuildOptions, finalized: Option<Value>) -> Value {
     let recipe = &*p.recipe;
     let mut rec = match serde_json::to_value(&p.output) {
         Ok(Value::Object(m)) => m,
@@ -54,7 +50,7 @@ pub fn rendered_output(
     recipe_obj.extend(rec);
 
     let subpackages: Map<String, Value> = p.siblings.iter().map(|s| (s.name.clone(), json!(s))).collect();
-    let mut config = json!({
+    let config = json!({
         "target_platform": p.subdir,
         "host_platform": {"platform": opts.platforms.host.as_str()},
         "build_platform": {"platform": opts.platforms.build.as_str()},
@@ -68,21 +64,16 @@ pub fn rendered_output(
             crate::package::archive::Format::TarBz2 => "tar_bz2",
         }},
     });
-    if let Some(d) = dirs {
-        config["directories"] = json!({
-            "host_prefix": d.host_prefix,
-            "build_prefix": d.build_prefix,
-            "work_dir": d.work_dir,
-            "build_dir": d.build_dir,
-        });
-    }
-    json!({
+    let mut rendered = json!({
         "recipe": Value::Object(recipe_obj),
         "build_configuration": config,
         "finalized_dependencies": finalized.unwrap_or(Value::Null),
         "finalized_sources": null,
         "system_tools": {"kiln": env!("CARGO_PKG_VERSION")},
-    })
+    });
+    // Values of secrets read with `env.get` must not be recorded.
+    crate::redact::mask_json(&mut rendered);
+    rendered
 }
 
 /// `finalized_dependencies`: what was asked for and resolved in each
@@ -148,7 +139,7 @@ pub fn with_solve(plan: &Plan, opts: &BuildOptions) -> miette::Result<Vec<Value>
         };
         let (depends, constrains, exports) = execute::finalize_run(p, &resolved, inherited.as_ref())?;
         let finalized = finalized_dependencies(&p.output, &resolved, &depends, &constrains, &exports);
-        out.push(rendered_output(p, opts, None, Some(finalized)));
+        out.push(rendered_output(p, opts, Some(finalized)));
     }
     Ok(out)
 }
@@ -156,7 +147,11 @@ pub fn with_solve(plan: &Plan, opts: &BuildOptions) -> miette::Result<Vec<Value>
 /// The channels as URLs, in priority order (the output directory is implied).
 fn channel_urls(opts: &BuildOptions) -> Vec<String> {
     match crate::environment::channels::resolve(&opts.channels, None) {
-        Ok(channels) => channels.iter().map(crate::environment::channels::display).collect(),
-        Err(_) => opts.channels.clone(),
+        Ok(channels) => channels.iter().map(crate::environment::channels::for_file).collect(),
+        Err(_) => opts
+            .channels
+            .iter()
+            .map(|c| crate::redact::mask(c).into_owned())
+            .collect(),
     }
 }

@@ -54,8 +54,9 @@ pub fn script_line(line: &str) {
     print_line(&format!("  │ {line}"));
 }
 
-/// Print a line above the progress display.
+/// Print a line above the progress display (secrets masked).
 pub fn print_line(line: &str) {
+    let line = crate::redact::mask(line);
     let guard = bar().lock().expect("ui lock");
     match guard.as_ref() {
         Some(pb) => pb.suspend(|| eprintln!("{line}")),

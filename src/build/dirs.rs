@@ -4,10 +4,12 @@
 //! Unlike rattler-build the directory carries no timestamp: the host prefix
 //! path ends up in packages (as the prefix placeholder) and in caches, so a
 //! stable path is what makes rebuilds byte-identical. Concurrent builds of
-//! the same output name take [`BuildDirs::lock`] instead.
+//! the same output name take [`BuildDirs::lock`] instead, one build at a
+//! time, so that no lock is held across builds.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+use crate::lock::{Lock, Mode};
 
 /// Length the host prefix is padded to, so installed packages can have a
 /// long placeholder replaced by shorter real prefixes (binary relocation).
@@ -39,35 +41,44 @@ impl BuildDirs {
         }
     }
 
-    /// Wait for, then hold, the exclusive right to use these directories.
-    /// The lock is released when the returned file is dropped.
-    pub fn lock(&self) -> std::io::Result<std::fs::File> {
-        let path = self.build_dir.with_extension("lock");
-        if let Some(parent) = path.parent() {
-            fs_err::create_dir_all(parent)?;
-        }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)?;
-        if file.try_lock().is_err() {
-            tracing::info!("waiting for another kiln process using {}", self.build_dir.display());
-            file.lock()?;
-        }
-        Ok(file)
+    /// Wait for, then hold, the exclusive right to use these directories
+    /// (for one build step: see [`crate::lock`] for the order of locks).
+    /// Lock files live in `<out>/bld/.locks/`, one per build directory name.
+    pub fn lock(&self) -> std::io::Result<Lock> {
+        let bld = self.build_dir.parent().unwrap_or(Path::new("."));
+        let name = self.build_dir.file_name().unwrap_or_default().to_string_lossy();
+        let path = bld.join(".locks").join(format!("{name}.lock"));
+        Lock::acquire(
+            &path,
+            Mode::Exclusive,
+            &format!("the build directory {}", self.build_dir.display()),
+        )
     }
 
     /// Create fresh, empty directories (removing leftovers of an earlier run).
+    /// The build directory (and `bld/`) are readable by the owner only: they
+    /// hold the script's environment file.
     pub fn create(&self) -> std::io::Result<()> {
-        if self.build_dir.exists() {
+        if self.build_dir.symlink_metadata().is_ok() {
             fs_err::remove_dir_all(&self.build_dir)?;
         }
+        if let Some(bld) = self.build_dir.parent() {
+            fs_err::create_dir_all(bld)?;
+            private(bld)?;
+        }
+        fs_err::create_dir_all(&self.build_dir)?;
+        private(&self.build_dir)?;
         for d in [&self.work_dir, &self.host_prefix, &self.build_prefix] {
             fs_err::create_dir_all(d)?;
         }
         Ok(())
     }
+}
+
+/// Make `dir` accessible to its owner only.
+pub fn private(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs_err::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
 /// `<build_dir>/host_env_placehold_placehold…` padded to [`PREFIX_LENGTH`]
@@ -94,24 +105,5 @@ mod tests {
         let p = dirs.host_prefix.to_string_lossy();
         assert_eq!(p.len(), PREFIX_LENGTH);
         assert!(p.contains("host_env_placehold"));
-    }
-}
-
-/// Build directories of one invocation, each locked against other kiln
-/// processes the first time it is used and held until the invocation ends.
-#[derive(Debug, Default)]
-pub struct Workspace {
-    held: HashMap<PathBuf, std::fs::File>,
-}
-
-impl Workspace {
-    /// Directories named `name` under `output_dir`, locked for this process.
-    pub fn dirs(&mut self, output_dir: &Path, name: &str) -> std::io::Result<BuildDirs> {
-        let dirs = BuildDirs::new(output_dir, name);
-        if !self.held.contains_key(&dirs.build_dir) {
-            let lock = dirs.lock()?;
-            self.held.insert(dirs.build_dir.clone(), lock);
-        }
-        Ok(dirs)
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Isolation is strict: nothing from the caller's environment reaches the
 //! script except a short allow-list (proxies, certificates) and the
-//! secrets the recipe names explicitly.
+//! secrets the recipe names explicitly (`SSH_AUTH_SOCK` among them: it is
+//! forwarded only when a script lists it in `secrets`).
 
 use std::collections::BTreeMap;
 
@@ -15,7 +16,6 @@ const FORWARDED: &[&str] = &[
     "SSL_CERT_FILE",
     "SSL_CERT_DIR",
     "REQUESTS_CA_BUNDLE",
-    "SSH_AUTH_SOCK",
     "DISPLAY",
     "http_proxy",
     "https_proxy",

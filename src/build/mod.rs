@@ -75,6 +75,7 @@ pub fn run_script(
         label,
         body: &body,
         work_dir: &dirs.work_dir,
+        script_dir: &dirs.build_dir,
         env: &env,
         secrets: &secrets,
         activation: &activation,

@@ -68,7 +68,7 @@ fn fetch_path(recipe: &Recipe, src: &PathSource, work_dir: &Path, exclude: &Path
         copy_file(&from, &target)?;
         return Ok(());
     }
-    for entry in walk_dir_source(&from, src.use_gitignore, exclude) {
+    for entry in walk_dir_source(&from, src.use_gitignore, &[exclude]) {
         let (path, rel, is_dir) = entry?;
         let target = dest_dir.join(&rel);
         if is_dir {
@@ -86,9 +86,12 @@ fn fetch_path(recipe: &Recipe, src: &PathSource, work_dir: &Path, exclude: &Path
 pub fn walk_dir_source(
     from: &Path,
     use_gitignore: bool,
-    exclude: &Path,
+    exclude: &[&Path],
 ) -> impl Iterator<Item = Result<(PathBuf, PathBuf, bool)>> {
-    let exclude = std::fs::canonicalize(exclude).unwrap_or_else(|_| exclude.to_path_buf());
+    let exclude: Vec<PathBuf> = exclude
+        .iter()
+        .map(|x| std::fs::canonicalize(x).unwrap_or_else(|_| x.to_path_buf()))
+        .collect();
     let root = from.to_path_buf();
     ignore::WalkBuilder::new(from)
         .standard_filters(false)
@@ -100,7 +103,9 @@ pub fn walk_dir_source(
         .add_custom_ignore_filename(".condapackageignore")
         .follow_links(false)
         .sort_by_file_name(|a, b| a.cmp(b))
-        .filter_entry(move |e| std::fs::canonicalize(e.path()).map_or(true, |p| !p.starts_with(&exclude)))
+        .filter_entry(move |e| {
+            std::fs::canonicalize(e.path()).map_or(true, |p| !exclude.iter().any(|x| p.starts_with(x)))
+        })
         .build()
         .filter_map(move |entry| {
             let entry = match entry {

@@ -45,9 +45,18 @@ pub fn resolve(args: &[String], output_dir: Option<&Path>) -> Result<Vec<Channel
     Ok(channels)
 }
 
-/// How a channel is shown to the user: its URL.
+/// How a channel is shown to the user: its URL, password and token masked.
 pub fn display(channel: &Channel) -> String {
-    channel.base_url.to_string().trim_end_matches('/').to_string()
+    crate::redact::url_for_display(channel.base_url.url())
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// How a channel is written into files: its URL without credentials.
+pub fn for_file(channel: &Channel) -> String {
+    crate::redact::url_for_file(channel.base_url.url())
+        .trim_end_matches('/')
+        .to_string()
 }
 
 fn directory_channel(path: &Path) -> Result<Channel> {

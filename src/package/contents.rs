@@ -102,26 +102,88 @@ fn place(prefix: &Path, rel: &Path, pkg_dir: &Path, placeholder: &str) -> Result
 }
 
 /// The link target to package: absolute targets inside the prefix become
-/// relative; `None` when the link would leave the prefix.
+/// the shortest relative link (`bin/tool -> tool-1.0`); `None` when the
+/// link, or any link it goes through, leaves the prefix.
 fn contained_link_target(prefix: &Path, rel: &Path, target: &Path) -> Option<PathBuf> {
     let link_dir = rel.parent().unwrap_or(Path::new(""));
-    if target.is_absolute() {
-        let inside = target.strip_prefix(prefix).ok()?;
-        let inside = normalize(inside)?;
-        let depth = link_dir.components().count();
-        let mut out = PathBuf::new();
-        for _ in 0..depth {
-            out.push("..");
-        }
-        out.push(inside);
-        return Some(if out.as_os_str().is_empty() {
-            PathBuf::from(".")
-        } else {
-            out
-        });
+    let packaged = if target.is_absolute() {
+        let inside = normalize(target.strip_prefix(prefix).ok()?)?;
+        relative_path(link_dir, &inside)
+    } else {
+        target.to_path_buf()
+    };
+    resolve_inside(prefix, &link_dir.join(&packaged))?;
+    Some(packaged)
+}
+
+/// The relative path from directory `from` to `to` (both relative to one root).
+fn relative_path(from: &Path, to: &Path) -> PathBuf {
+    let from: Vec<_> = from.components().collect();
+    let to: Vec<_> = to.components().collect();
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..from.len() {
+        out.push("..");
     }
-    normalize(&link_dir.join(target))?;
-    Some(target.to_path_buf())
+    for c in &to[common..] {
+        out.push(c);
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
+}
+
+/// Follow `path` (relative to `prefix`) through the symlinks inside the
+/// prefix; `None` when some step leaves the prefix. A missing path is fine
+/// (a broken link stays broken), and so is a loop of links.
+fn resolve_inside(prefix: &Path, path: &Path) -> Option<PathBuf> {
+    let mut pending: Vec<std::ffi::OsString> = Vec::new();
+    let push = |pending: &mut Vec<std::ffi::OsString>, p: &Path| {
+        for c in p.components().rev() {
+            pending.push(c.as_os_str().to_os_string());
+        }
+    };
+    push(&mut pending, path);
+    let mut resolved = PathBuf::new();
+    let mut hops = 0;
+    while let Some(c) = pending.pop() {
+        match c.to_str() {
+            Some(".") => continue,
+            Some("..") => {
+                if !resolved.pop() {
+                    return None;
+                }
+                continue;
+            }
+            _ => {}
+        }
+        if Path::new(&c).is_absolute() {
+            return None;
+        }
+        resolved.push(&c);
+        let here = prefix.join(&resolved);
+        let Ok(meta) = here.symlink_metadata() else {
+            continue;
+        };
+        if !meta.file_type().is_symlink() {
+            continue;
+        }
+        hops += 1;
+        if hops > 40 {
+            return Some(resolved);
+        }
+        let target = std::fs::read_link(&here).ok()?;
+        resolved.pop();
+        if target.is_absolute() {
+            let inside = target.strip_prefix(prefix).ok()?;
+            resolved = PathBuf::new();
+            push(&mut pending, inside);
+        } else {
+            push(&mut pending, &target);
+        }
+    }
+    Some(resolved)
 }
 
 /// Lexically normalize a relative path; `None` if it climbs above its root.
@@ -140,17 +202,13 @@ fn normalize(p: &Path) -> Option<PathBuf> {
     Some(out.iter().collect())
 }
 
-/// Whether the first bytes of a file (up to 1024) are UTF-8 text; a
-/// character cut off at the end still counts.
-pub fn looks_like_text(head: &[u8]) -> bool {
-    match std::str::from_utf8(&head[..head.len().min(1024)]) {
-        Ok(_) => true,
-        Err(e) => e.error_len().is_none(),
-    }
+/// Whether `data` is binary, as conda decides it: it contains a NUL byte.
+pub fn is_binary(data: &[u8]) -> bool {
+    memchr::memchr(0, data).is_some()
 }
 
 /// One pass over a file: SHA-256, size, and whether it contains `needle`
-/// (text if its first 1024 bytes are UTF-8, binary otherwise).
+/// (binary if the file has a NUL byte anywhere, text otherwise).
 fn scan(path: &Path, needle: Option<&[u8]>) -> Result<(String, u64, Option<FileMode>)> {
     let mut f = fs_err::File::open(path).into_diagnostic()?;
     let mut hasher = Sha256::new();
@@ -161,7 +219,7 @@ fn scan(path: &Path, needle: Option<&[u8]>) -> Result<(String, u64, Option<FileM
     let mut window: Vec<u8> = Vec::new();
     let mut size = 0u64;
     let mut found = false;
-    let mut head: Option<bool> = None;
+    let mut binary = false;
     loop {
         let n = f.read(&mut buf).into_diagnostic()?;
         if n == 0 {
@@ -169,10 +227,7 @@ fn scan(path: &Path, needle: Option<&[u8]>) -> Result<(String, u64, Option<FileM
         }
         let chunk = &buf[..n];
         hasher.update(chunk);
-        if head.is_none() {
-            let h = &chunk[..chunk.len().min(1024)];
-            head = Some(looks_like_text(h));
-        }
+        binary = binary || is_binary(chunk);
         size += n as u64;
         if let (Some(finder), false) = (&finder, found) {
             window.extend_from_slice(chunk);
@@ -181,13 +236,7 @@ fn scan(path: &Path, needle: Option<&[u8]>) -> Result<(String, u64, Option<FileM
             window.drain(..cut);
         }
     }
-    let mode = found.then(|| {
-        if head.unwrap_or(true) {
-            FileMode::Text
-        } else {
-            FileMode::Binary
-        }
-    });
+    let mode = found.then_some(if binary { FileMode::Binary } else { FileMode::Text });
     Ok((hex::encode(hasher.finalize()), size, mode))
 }
 
@@ -201,7 +250,7 @@ mod tests {
         let rel = Path::new("lib/link");
         assert_eq!(
             contained_link_target(prefix, rel, Path::new("/p/host/lib/x.so")),
-            Some(PathBuf::from("../lib/x.so"))
+            Some(PathBuf::from("x.so"))
         );
         assert_eq!(
             contained_link_target(prefix, rel, Path::new("x.so")),
@@ -213,6 +262,35 @@ mod tests {
             contained_link_target(prefix, rel, Path::new("missing")),
             Some(PathBuf::from("missing"))
         );
+        // Absolute links become the shortest relative link.
+        assert_eq!(
+            contained_link_target(prefix, Path::new("bin/tool"), Path::new("/p/host/bin/tool-1.0")),
+            Some(PathBuf::from("tool-1.0"))
+        );
+        assert_eq!(
+            contained_link_target(prefix, Path::new("tool"), Path::new("/p/host/bin/tool-1.0")),
+            Some(PathBuf::from("bin/tool-1.0"))
+        );
+    }
+
+    #[test]
+    fn link_chains_that_leave_the_prefix_are_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let prefix = root.path().join("prefix");
+        std::fs::create_dir_all(prefix.join("lib")).unwrap();
+        std::os::unix::fs::symlink("../..", prefix.join("lib/up")).unwrap();
+        std::os::unix::fs::symlink("/etc", prefix.join("lib/etc")).unwrap();
+        std::os::unix::fs::symlink("b", prefix.join("lib/a")).unwrap();
+        std::os::unix::fs::symlink("a", prefix.join("lib/b")).unwrap();
+        let rel = Path::new("bin/x");
+        // Through a link that climbs out, or one that points outside.
+        assert_eq!(contained_link_target(&prefix, rel, Path::new("../lib/up/secret")), None);
+        assert_eq!(
+            contained_link_target(&prefix, rel, Path::new("../lib/etc/passwd")),
+            None
+        );
+        // A loop is a broken link, not an escape.
+        assert!(contained_link_target(&prefix, rel, Path::new("../lib/a")).is_some());
     }
 
     #[test]
@@ -229,6 +307,14 @@ mod tests {
         bin.extend_from_slice(b"/my/prefix\0");
         std::fs::write(&p, &bin).unwrap();
         assert_eq!(scan(&p, Some(b"/my/prefix")).unwrap().2, Some(FileMode::Binary));
+        // As conda decides: a NUL byte anywhere (even after the first KiB) makes it binary,
+        // and invalid UTF-8 without one is still text.
+        let mut late = vec![b'a'; 5000];
+        late.extend_from_slice(b"/my/prefix\0");
+        std::fs::write(&p, &late).unwrap();
+        assert_eq!(scan(&p, Some(b"/my/prefix")).unwrap().2, Some(FileMode::Binary));
+        std::fs::write(&p, b"\xff\xfe latin-1 /my/prefix").unwrap();
+        assert_eq!(scan(&p, Some(b"/my/prefix")).unwrap().2, Some(FileMode::Text));
         std::fs::write(&p, b"nothing").unwrap();
         assert_eq!(scan(&p, Some(b"/my/prefix")).unwrap().2, None);
     }

@@ -1,6 +1,16 @@
 //! The staging cache key: a SHA-256 over everything that changes what a
 //! staging build produces, and over nothing that differs between two runs
-//! of an unchanged recipe (no build directories, no timestamps).
+//! of an unchanged recipe (no build directories, no timestamps, no secret
+//! values).
+//!
+//! The inputs: kiln's cache format and build logic versions, the staging
+//! output's name and `PKG_VERSION`, its script and `script.env`, the names
+//! of its secrets, its requirements and their resolved packages,
+//! `ignore_run_exports`, the variant values it uses, the platforms, the
+//! content of its sources, the content of every file in the recipe
+//! directory (the script may read them through `$RECIPE_DIR`; the recipe
+//! file and the variant files are left out, their effect is in the other
+//! inputs), and the key of the staging output it inherits from.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -17,7 +27,16 @@ use crate::recipe::model::{PathSource, Source};
 use crate::recipe::Recipe;
 
 /// Bumped whenever the layout or meaning of cache entries changes.
-pub const CACHE_FORMAT_VERSION: u32 = 2;
+pub const CACHE_FORMAT_VERSION: u32 = 3;
+
+/// Bumped whenever kiln changes how it runs a staging build (the script's
+/// environment, activation, how files are captured), so that entries
+/// built the old way are not reused.
+pub const BUILD_LOGIC_VERSION: u32 = 1;
+
+/// Files next to a recipe that kiln itself reads; their effect on a
+/// staging build is already in the key through the variant values.
+const VARIANT_FILES: &[&str] = &["variants.yaml", "conda_build_config.yaml"];
 
 /// The inputs of a staging cache key, stored in `metadata.json` so a miss
 /// can say which one changed.
@@ -25,8 +44,12 @@ pub const CACHE_FORMAT_VERSION: u32 = 2;
 pub struct KeyInputs {
     /// kiln's cache format.
     pub format: u32,
+    /// kiln's staging build logic ([`BUILD_LOGIC_VERSION`]).
+    pub build_logic: u32,
     /// The staging output's name.
     pub name: String,
+    /// `PKG_VERSION` as the staging script sees it.
+    pub version: String,
     /// The staging script, as it will run.
     pub script: String,
     /// `script.env`.
@@ -53,6 +76,8 @@ pub struct KeyInputs {
     pub build_platform: String,
     /// Sources with the hash of their content.
     pub sources: Vec<SourceKey>,
+    /// SHA-256 of each file in the recipe directory, by relative path.
+    pub recipe_files: BTreeMap<String, String>,
     /// Key of the staging output this one restores first (nested staging).
     pub parent: Option<String>,
 }
@@ -74,14 +99,19 @@ impl KeyInputs {
     }
 
     /// Human-readable names of the inputs that differ from `other`.
-    pub fn changed_since(&self, other: &KeyInputs) -> Vec<&'static str> {
+    pub fn changed_since(&self, other: &KeyInputs) -> Vec<String> {
         let mut changed = Vec::new();
-        let mut check = |differs: bool, what: &'static str| {
+        let mut check = |differs: bool, what: &str| {
             if differs {
-                changed.push(what);
+                changed.push(what.to_string());
             }
         };
         check(self.format != other.format, "kiln's cache format");
+        check(self.build_logic != other.build_logic, "kiln's build logic");
+        check(
+            self.version != other.version,
+            &format!("the version ({} → {})", other.version, self.version),
+        );
         check(self.script != other.script, "the staging script");
         check(
             self.script_env != other.script_env || self.secrets != other.secrets,
@@ -113,8 +143,70 @@ impl KeyInputs {
         );
         check(self.sources != other.sources, "sources");
         check(self.parent != other.parent, "the staging output it inherits from");
+        let files = changed_files(&other.recipe_files, &self.recipe_files);
+        if !files.is_empty() {
+            changed.push(format!("files in the recipe directory ({})", files.join(", ")));
+        }
         changed
     }
+}
+
+/// `a.txt changed`, `b.txt added`, `c.txt removed` (at most 5, then a count).
+fn changed_files(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (path, hash) in new {
+        match old.get(path) {
+            None => out.push(format!("{path} added")),
+            Some(h) if h != hash => out.push(format!("{path} changed")),
+            _ => {}
+        }
+    }
+    out.extend(
+        old.keys()
+            .filter(|p| !new.contains_key(*p))
+            .map(|p| format!("{p} removed")),
+    );
+    if out.len() > 5 {
+        let more = out.len() - 5;
+        out.truncate(5);
+        out.push(format!("{more} more"));
+    }
+    out
+}
+
+/// SHA-256 of every file in the recipe directory (symlinks by their
+/// target), except the recipe file, the variant files next to it, `.git`
+/// and anything below `exclude` (the output and staging cache directories,
+/// when they are nested inside the recipe directory, and the path sources,
+/// which are hashed as sources).
+pub fn recipe_files(recipe: &Recipe, exclude: &[&Path]) -> Result<BTreeMap<String, String>> {
+    let recipe_file = std::fs::canonicalize(&recipe.file.path).unwrap_or_else(|_| recipe.file.path.clone());
+    let mut files = Vec::new();
+    for entry in walk_dir_source(&recipe.dir, false, exclude) {
+        let (path, rel, is_dir) = entry?;
+        if is_dir {
+            continue;
+        }
+        let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+        if canonical == recipe_file
+            || (rel.parent() == Some(Path::new("")) && VARIANT_FILES.iter().any(|v| rel == Path::new(v)))
+        {
+            continue;
+        }
+        files.push((path, rel));
+    }
+    files
+        .par_iter()
+        .map(|(path, rel)| {
+            let m = fs_err::symlink_metadata(path).into_diagnostic()?;
+            let hash = if m.file_type().is_symlink() {
+                format!("-> {}", fs_err::read_link(path).into_diagnostic()?.display())
+            } else {
+                file_sha256(path)?
+            };
+            Ok((rel.to_string_lossy().into_owned(), hash))
+        })
+        .collect()
 }
 
 /// Hash the sources of a staging output as they would land in the work dir.
@@ -136,7 +228,7 @@ fn path_source_hash(recipe: &Recipe, src: &PathSource, output_dir: &Path) -> Res
     if meta.is_file() {
         return file_sha256(&from);
     }
-    let entries: Vec<_> = walk_dir_source(&from, src.use_gitignore, output_dir).collect::<Result<_>>()?;
+    let entries: Vec<_> = walk_dir_source(&from, src.use_gitignore, &[output_dir]).collect::<Result<_>>()?;
     // Hash files in parallel, then fold in a fixed order.
     let parts: Vec<String> = entries
         .par_iter()

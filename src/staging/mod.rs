@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use miette::{miette, IntoDiagnostic, Result};
 
-use crate::build::dirs::{BuildDirs, Workspace};
+use crate::build::dirs::BuildDirs;
 use crate::build::env::BuildIdentity;
 use crate::build::{run_script, script, sources, BuildOptions};
 use crate::environment::resolve::{self, Resolved};
@@ -25,7 +25,7 @@ use crate::recipe::model::StagingOutput;
 use crate::recipe::Recipe;
 use crate::ui;
 use crate::variants::variant_text;
-use key::{source_keys, KeyInputs, CACHE_FORMAT_VERSION};
+use key::{recipe_files, source_keys, KeyInputs, BUILD_LOGIC_VERSION, CACHE_FORMAT_VERSION};
 use store::{Entry, Metadata, Store, Timings};
 
 /// Builds and remembers the staging outputs of a recipe's variants.
@@ -35,17 +35,36 @@ pub struct Stager<'a> {
     store: Store,
     /// Entries used so far, by staging name and used variant.
     done: HashMap<(String, String), Entry>,
+    /// Locks held until the invocation ends: the use locks of the entries
+    /// in `done`, and the build locks of entries kept private.
+    held: Vec<crate::lock::Lock>,
+    /// Entries built only for this run (removed when it ends).
+    private: Vec<std::path::PathBuf>,
+}
+
+impl Drop for Stager<'_> {
+    fn drop(&mut self) {
+        for dir in &self.private {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 impl<'a> Stager<'a> {
-    /// A stager using the cache in `opts.staging_cache_dir`.
-    pub fn new(opts: &'a BuildOptions, envs: &'a LazyEnvironments) -> Self {
-        Self {
+    /// A stager using the cache in `opts.staging_cache_dir` (created when
+    /// missing, and swept of what killed processes left behind).
+    pub fn new(opts: &'a BuildOptions, envs: &'a LazyEnvironments) -> Result<Self> {
+        let store = Store::new(opts.staging_cache_dir.clone());
+        store.create()?;
+        store.sweep();
+        Ok(Self {
             opts,
             envs,
-            store: Store::new(opts.staging_cache_dir.clone()),
+            store,
             done: HashMap::new(),
-        }
+            held: Vec::new(),
+            private: Vec::new(),
+        })
     }
 
     /// The entries used so far.
@@ -71,7 +90,7 @@ impl<'a> Stager<'a> {
     /// The cache entry for staging output `name` of `recipe` (rendered for
     /// one variant combination): from this invocation, from the cache, or
     /// built now.
-    pub fn ensure(&mut self, recipe: &Recipe, name: &str, ws: &mut Workspace) -> Result<Entry> {
+    pub fn ensure(&mut self, recipe: &Recipe, name: &str) -> Result<Entry> {
         let staging = recipe
             .staging(name)
             .ok_or_else(|| miette!("unknown staging output `{name}`"))?;
@@ -80,31 +99,50 @@ impl<'a> Stager<'a> {
             return Ok(e.clone());
         }
         let parent = match &staging.inherit {
-            Some(p) => Some(self.ensure(recipe, p, ws)?),
+            Some(p) => Some(self.ensure(recipe, p)?),
             None => None,
         };
         let label = format!("staging {}", describe(name, &self.variant(staging)));
         let resolved = self.resolve(recipe, staging, &label)?;
         let inputs = self.key_inputs(recipe, staging, parent.as_ref(), &resolved)?;
         let key = inputs.key();
+        // Staging builds and their inheritors share these directories.
+        let dirs = BuildDirs::new(&self.opts.output_dir, &recipe.shared_build_name());
 
-        let entry = match self.store.lookup(&key) {
-            Some(entry) => {
-                ui::print_line(&format!("✔ {label}: cache hit staging_{key}, script skipped"));
-                entry
-            }
+        let entry = match self.hit(&key, &dirs, &label, "")? {
+            Some(entry) => entry,
             None => {
-                let _lock = self.store.lock(&key)?;
-                match self.store.lookup(&key) {
-                    Some(entry) => {
-                        ui::print_line(&format!(
-                            "✔ {label}: cache hit staging_{key} (built by another kiln process)"
-                        ));
-                        entry
-                    }
+                let build_lock = self.store.build_lock(&key)?;
+                match self.hit(&key, &dirs, &label, " (built by another kiln process)")? {
+                    Some(entry) => entry,
                     None => {
-                        self.explain_miss(&label, name, &key, &inputs);
-                        self.build(recipe, staging, &label, parent.as_ref(), &resolved, inputs, &key, ws)?
+                        let publish = match self.store.lookup(&key) {
+                            // Complete, but not usable at this run's paths.
+                            Some(_) => false,
+                            None => {
+                                self.explain_miss(&label, name, &key, &inputs);
+                                true
+                            }
+                        };
+                        let built = self.build(
+                            recipe,
+                            staging,
+                            &label,
+                            parent.as_ref(),
+                            &resolved,
+                            inputs,
+                            &key,
+                            &dirs,
+                            publish,
+                        )?;
+                        if publish {
+                            drop(build_lock);
+                        } else {
+                            // Keep others from removing our private attempt as an abandoned one.
+                            self.held.push(build_lock);
+                            self.private.push(built.dir.clone());
+                        }
+                        built
                     }
                 }
             }
@@ -112,6 +150,23 @@ impl<'a> Stager<'a> {
         self.store.touch(&entry);
         self.done.insert(id, entry.clone());
         Ok(entry)
+    }
+
+    /// A usable cache entry for `key`, with its use lock held from now on.
+    /// An entry that cannot be relocated to `dirs` counts as a miss.
+    fn hit(&mut self, key: &str, dirs: &BuildDirs, label: &str, how: &str) -> Result<Option<Entry>> {
+        let Some((entry, lock)) = self.store.open(key)? else {
+            return Ok(None);
+        };
+        if let Some(reason) = transfer::unrelocatable(&entry, &dirs.host_prefix, &dirs.work_dir)? {
+            tracing::info!(
+                "{label}: cache miss: staging_{key} cannot be used here ({reason}); rebuilding for this run"
+            );
+            return Ok(None);
+        }
+        ui::print_line(&format!("✔ {label}: cache hit staging_{key}{how}, script skipped"));
+        self.held.push(lock);
+        Ok(Some(entry))
     }
 
     /// Solve the staging environments (needed for the key even on a hit;
@@ -146,11 +201,19 @@ impl<'a> Stager<'a> {
         };
         let specs = |deps: &[crate::recipe::model::Dependency]| deps.iter().map(|d| d.spec.clone()).collect();
         let p = self.opts.platforms;
+        let cache_dir = &self.opts.staging_cache_dir;
         Ok(KeyInputs {
             format: CACHE_FORMAT_VERSION,
+            build_logic: BUILD_LOGIC_VERSION,
             name: staging.name.clone(),
-            script,
-            script_env,
+            version: recipe.staging_version(),
+            // Secret values that reached the script through `env.get` do not
+            // enter the key or the entry's metadata.
+            script: crate::redact::mask(&script).into_owned(),
+            script_env: script_env
+                .into_iter()
+                .map(|(k, v): (String, String)| (k, crate::redact::mask(&v).into_owned()))
+                .collect(),
             secrets,
             build_requirements: specs(&staging.requirements.build),
             host_requirements: specs(&staging.requirements.host),
@@ -162,6 +225,18 @@ impl<'a> Stager<'a> {
             host_platform: p.host.as_str().to_string(),
             build_platform: p.build.as_str().to_string(),
             sources: source_keys(recipe, &staging.source, &self.opts.output_dir)?,
+            recipe_files: {
+                let sources: Vec<std::path::PathBuf> = staging
+                    .source
+                    .iter()
+                    .map(|s| match s {
+                        crate::recipe::model::Source::Path(p) => recipe.dir.join(&p.path),
+                    })
+                    .collect();
+                let mut exclude: Vec<&std::path::Path> = vec![&self.opts.output_dir, cache_dir];
+                exclude.extend(sources.iter().map(|p| p.as_path()));
+                recipe_files(recipe, &exclude)?
+            },
             parent: parent.map(|e| e.meta.key.clone()),
         })
     }
@@ -201,7 +276,7 @@ impl<'a> Stager<'a> {
 
     #[allow(clippy::too_many_arguments)]
     fn build(
-        &self,
+        &mut self,
         recipe: &Recipe,
         staging: &StagingOutput,
         label: &str,
@@ -209,19 +284,18 @@ impl<'a> Stager<'a> {
         resolved: &Resolved,
         inputs: KeyInputs,
         key: &str,
-        ws: &mut Workspace,
+        dirs: &BuildDirs,
+        publish: bool,
     ) -> Result<Entry> {
         let label = label.to_string();
         ui::step(&label, "preparing directories");
-        let dirs = ws
-            .dirs(&self.opts.output_dir, &recipe.shared_build_name())
-            .into_diagnostic()?;
+        let dir_lock = dirs.lock().into_diagnostic()?;
         dirs.create().into_diagnostic()?;
-        resolve::install(self.envs, resolved, &dirs, self.opts.platforms, &label)?;
+        resolve::install(self.envs, resolved, dirs, self.opts.platforms, &label)?;
         // Files of installed packages are not the staging build's output.
         let before = select::snapshot(&dirs.host_prefix)?;
         if let Some(parent) = parent {
-            restore_into(parent, &dirs, &label)?;
+            restore_into(parent, dirs, &label)?;
         }
         ui::step(&label, "placing sources");
         sources::fetch(recipe, &staging.source, &dirs.work_dir, &self.opts.output_dir)?;
@@ -234,7 +308,7 @@ impl<'a> Stager<'a> {
                 build_string: None,
                 hash: None,
             };
-            run_script(recipe, self.opts, &dirs, s, &identity, &self.variant(staging), &label)?;
+            run_script(recipe, self.opts, dirs, s, &identity, &self.variant(staging), &label)?;
         }
         let script_seconds = started.elapsed().as_secs_f64();
 
@@ -273,10 +347,17 @@ impl<'a> Stager<'a> {
             },
             created: chrono::Utc::now().timestamp(),
         };
-        let entry = self.store.commit(&tmp, meta)?;
         if !self.opts.keep_build {
             fs_err::remove_dir_all(&dirs.build_dir).into_diagnostic()?;
         }
+        drop(dir_lock);
+        let entry = if publish {
+            // Hold the use lock before the entry exists, so that nothing removes it under us.
+            self.held.push(self.store.use_lock(key)?);
+            self.store.commit(&tmp, meta)?
+        } else {
+            self.store.keep_private(&tmp, meta)?
+        };
         ui::print_line(&format!(
             "✔ {label}: cached {} prefix files ({:.1} MB with the work dir) as staging_{key}",
             entry.meta.files.len(),

@@ -1,10 +1,16 @@
 //! The on-disk staging cache: `<cache>/staging_<key>/{metadata.json,
-//! prefix/, work_dir/}`.
+//! prefix/, work_dir/}`, with a `CACHEDIR.TAG` and lock files in
+//! `<cache>/.locks/`.
 //!
-//! An entry is written into `<cache>/.tmp-staging_<key>-<pid>/` under a
-//! per-key lock and renamed into place only when complete, so a crash or a
-//! kill never leaves a directory that a later run trusts; an entry is
-//! trusted only if its `metadata.json` parses and names its own key.
+//! An entry is written into `<cache>/.tmp-staging_<key>-<pid>/` under the
+//! key's build lock, synced, and renamed into place only when complete, so
+//! a crash or a kill never leaves a directory that a later run trusts; an
+//! entry is trusted only if its `metadata.json` parses and names its own
+//! key. Builds that use an entry hold its shared lock until they end;
+//! removing an entry takes the exclusive lock and first renames the entry
+//! to `<cache>/.trash-…`, so a half-deleted entry is never looked at.
+//! Leftovers of killed processes (temporary entries nobody builds, trash,
+//! free lock files) are removed by [`Store::sweep`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,6 +19,7 @@ use miette::{miette, IntoDiagnostic, Result};
 use serde::{Deserialize, Serialize};
 
 use super::key::{KeyInputs, CACHE_FORMAT_VERSION};
+use crate::lock::{Lock, Mode};
 
 /// What a cache entry records about itself.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -120,6 +127,9 @@ impl Store {
     /// The entry for `key`, if it is complete and trustworthy.
     pub fn lookup(&self, key: &str) -> Option<Entry> {
         let dir = self.entry_dir(key);
+        if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
         let meta = read_metadata(&dir)?;
         (meta.key == key
             && meta.format == CACHE_FORMAT_VERSION
@@ -133,25 +143,76 @@ impl Store {
         let _ = filetime::set_file_mtime(entry.dir.join("metadata.json"), filetime::FileTime::now());
     }
 
-    /// Hold the exclusive right to build `key` (waits for other kiln processes).
-    pub fn lock(&self, key: &str) -> Result<std::fs::File> {
-        fs_err::create_dir_all(&self.root).into_diagnostic()?;
-        let path = self.root.join(format!(".staging_{key}.lock"));
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| miette!("cannot open lock {}: {e}", path.display()))?;
-        if file.try_lock().is_err() {
-            tracing::info!("waiting for another kiln process building staging cache {key}");
-            file.lock().into_diagnostic()?;
-        }
-        Ok(file)
+    fn lock_path(&self, key: &str, kind: &str) -> PathBuf {
+        self.root.join(".locks").join(format!("staging_{key}.{kind}.lock"))
     }
 
-    /// A fresh temporary directory for building `key` (call with the lock held);
-    /// leftovers of interrupted attempts at the same key are removed.
+    /// Create the cache directory (owner-only, with a `CACHEDIR.TAG`).
+    pub fn create(&self) -> Result<()> {
+        fs_err::create_dir_all(self.root.join(".locks")).into_diagnostic()?;
+        crate::build::dirs::private(&self.root).into_diagnostic()?;
+        let tag = self.root.join("CACHEDIR.TAG");
+        if !tag.exists() {
+            crate::disk::write_atomic(
+                &tag,
+                b"Signature: 8a477f597d28d172789f06886806bc55\n# This is kiln's staging cache; see https://bford.info/cachedir/\n",
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Remove what killed processes left behind: temporary entries that
+    /// nobody is building, trash of interrupted removals, free lock files.
+    pub fn sweep(&self) {
+        let Ok(read) = std::fs::read_dir(&self.root) else {
+            return;
+        };
+        for e in read.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".trash-") {
+                let _ = std::fs::remove_dir_all(e.path());
+            } else if let Some(rest) = name.strip_prefix(".tmp-staging_") {
+                let key = rest.rsplit_once('-').map_or(rest, |(k, _)| k);
+                // Whoever builds `key` holds its build lock.
+                if let Ok(Some(_building)) = Lock::try_acquire(&self.lock_path(key, "build"), Mode::Exclusive) {
+                    tracing::info!("removing an interrupted staging cache attempt: {}", e.path().display());
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        crate::lock::remove_stale(&self.root.join(".locks"));
+    }
+
+    /// Hold the exclusive right to build `key` (waits for other kiln processes).
+    pub fn build_lock(&self, key: &str) -> Result<Lock> {
+        let path = self.lock_path(key, "build");
+        Lock::acquire(
+            &path,
+            Mode::Exclusive,
+            &format!("the staging cache entry staging_{key}"),
+        )
+        .map_err(|e| miette!("cannot lock {}: {e}", path.display()))
+    }
+
+    /// The lock that keeps `key`'s entry from being removed while it is used.
+    pub fn use_lock(&self, key: &str) -> Result<Lock> {
+        let path = self.lock_path(key, "use");
+        Lock::acquire(&path, Mode::Shared, &format!("staging_{key} (being removed)"))
+            .map_err(|e| miette!("cannot lock {}: {e}", path.display()))
+    }
+
+    /// The entry for `key` with its use lock held, if it is complete and trustworthy.
+    pub fn open(&self, key: &str) -> Result<Option<(Entry, Lock)>> {
+        if self.lookup(key).is_none() {
+            return Ok(None);
+        }
+        let lock = self.use_lock(key)?;
+        // It may have been removed between the lookup and the lock.
+        Ok(self.lookup(key).map(|e| (e, lock)))
+    }
+
+    /// A fresh temporary directory for building `key` (call with the build
+    /// lock held); leftovers of interrupted attempts at the same key are removed.
     pub fn begin(&self, key: &str) -> Result<PathBuf> {
         let prefix = format!(".tmp-staging_{key}-");
         if let Ok(read) = std::fs::read_dir(&self.root) {
@@ -164,27 +225,63 @@ impl Store {
         }
         let tmp = self.root.join(format!("{prefix}{}", std::process::id()));
         fs_err::create_dir_all(tmp.join("prefix")).into_diagnostic()?;
-        fs_err::create_dir_all(&tmp).into_diagnostic()?;
         Ok(tmp)
     }
 
-    /// Write `metadata.json` last, then move the temporary directory into place.
+    /// Write `metadata.json` last, sync everything, then move the temporary
+    /// directory into place (call with the build lock and the use lock held).
     pub fn commit(&self, tmp: &Path, meta: Metadata) -> Result<Entry> {
-        let text = serde_json::to_string_pretty(&meta).into_diagnostic()?;
-        let meta_path = tmp.join("metadata.json");
-        {
-            use std::io::Write;
-            let mut f = fs_err::File::create(&meta_path).into_diagnostic()?;
-            f.write_all(text.as_bytes()).into_diagnostic()?;
-            f.sync_all().into_diagnostic()?;
-        }
+        self.finish(tmp, &meta)?;
         let dir = self.entry_dir(&meta.key);
-        if dir.exists() {
-            // An untrusted leftover (we hold the lock, so nobody else is writing it).
-            fs_err::remove_dir_all(&dir).into_diagnostic()?;
+        if dir.symlink_metadata().is_ok() {
+            // An untrusted leftover (we hold the build lock, so nobody else is writing it).
+            self.trash(&dir)?;
         }
         fs_err::rename(tmp, &dir).into_diagnostic()?;
+        crate::disk::sync_dir(&self.root)?;
         Ok(Entry { dir, meta })
+    }
+
+    /// Like [`Store::commit`], but the entry stays where it was built and is
+    /// never published: for a build whose result only this run may use.
+    pub fn keep_private(&self, tmp: &Path, meta: Metadata) -> Result<Entry> {
+        self.finish(tmp, &meta)?;
+        Ok(Entry {
+            dir: tmp.to_path_buf(),
+            meta,
+        })
+    }
+
+    fn finish(&self, tmp: &Path, meta: &Metadata) -> Result<()> {
+        let text = serde_json::to_string_pretty(meta).into_diagnostic()?;
+        fs_err::write(tmp.join("metadata.json"), text).into_diagnostic()?;
+        crate::disk::sync_tree(tmp)
+    }
+
+    /// Remove `entry` unless a build is using it; `Ok(false)` when it is in use.
+    pub fn remove(&self, entry: &Entry) -> Result<bool> {
+        let Some(lock) =
+            Lock::try_acquire(&self.lock_path(&entry.meta.key, "use"), Mode::Exclusive).into_diagnostic()?
+        else {
+            return Ok(false);
+        };
+        self.trash(&entry.dir)?;
+        lock.remove();
+        Ok(true)
+    }
+
+    /// Rename `dir` out of the way, then delete it.
+    fn trash(&self, dir: &Path) -> Result<()> {
+        let name = dir.file_name().unwrap_or_default().to_string_lossy();
+        let trash = tempfile::Builder::new()
+            .prefix(&format!(".trash-{name}-"))
+            .tempdir_in(&self.root)
+            .into_diagnostic()?;
+        let to = trash.path().join("entry");
+        fs_err::rename(dir, &to).into_diagnostic()?;
+        crate::disk::sync_dir(&self.root)?;
+        let path = trash.keep();
+        fs_err::remove_dir_all(&path).into_diagnostic()
     }
 
     /// All trusted entries.

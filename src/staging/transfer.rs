@@ -18,6 +18,7 @@ use rayon::prelude::*;
 
 use super::store::{CachedFile, Entry, FileKind};
 use crate::build::sources::copy_file;
+use crate::package::contents::is_binary;
 use crate::package::select::Snapshot;
 
 /// Move the files added to `prefix` since `before`, and the whole work dir, into `dest`.
@@ -128,23 +129,23 @@ pub fn restore(entry: &Entry, prefix: &Path, work_dir: &Path) -> Result<RestoreS
                 f.path
             ));
         }
-        restore_one(&cached_prefix.join(rel), &prefix.join(rel), &relocations, &stats)
+        restore_one(&cached_prefix.join(rel), prefix, rel, &relocations, &stats)
     })?;
 
     let cached_work = entry.work_dir();
     let mut files = Vec::new();
     for e in walkdir::WalkDir::new(&cached_work).follow_links(false) {
         let e = e.into_diagnostic()?;
-        let target = work_dir.join(e.path().strip_prefix(&cached_work).into_diagnostic()?);
+        let rel = e.path().strip_prefix(&cached_work).into_diagnostic()?.to_path_buf();
         if e.file_type().is_dir() {
-            fs_err::create_dir_all(&target).into_diagnostic()?;
+            crate::disk::create_dirs_inside(work_dir, &rel)?;
         } else {
-            files.push((e.path().to_path_buf(), target));
+            files.push((e.path().to_path_buf(), rel));
         }
     }
     files
         .par_iter()
-        .try_for_each(|(from, to)| restore_one(from, to, &relocations, &stats))?;
+        .try_for_each(|(from, rel)| restore_one(from, work_dir, rel, &relocations, &stats))?;
     Ok(stats.into_stats())
 }
 
@@ -167,10 +168,16 @@ impl Counters {
     }
 }
 
-fn restore_one(from: &Path, to: &Path, relocations: &[(Vec<u8>, Vec<u8>)], stats: &Counters) -> Result<()> {
-    if let Some(parent) = to.parent() {
-        fs_err::create_dir_all(parent).into_diagnostic()?;
-    }
+/// Restore `from` to `root/rel`, never writing through a symlinked directory.
+fn restore_one(
+    from: &Path,
+    root: &Path,
+    rel: &Path,
+    relocations: &[(Vec<u8>, Vec<u8>)],
+    stats: &Counters,
+) -> Result<()> {
+    let parent = crate::disk::create_dirs_inside(root, rel.parent().unwrap_or(Path::new("")))?;
+    let to = &parent.join(rel.file_name().ok_or_else(|| miette!("empty path in a cache entry"))?);
     if to.symlink_metadata().is_ok() {
         fs_err::remove_file(to).into_diagnostic()?;
     }
@@ -208,28 +215,84 @@ fn relocate_link(target: &Path, relocations: &[(Vec<u8>, Vec<u8>)]) -> PathBuf {
     target.to_path_buf()
 }
 
+/// Why `entry` cannot be restored into `prefix` and `work_dir`, if it cannot:
+/// a path that gets longer cannot be rewritten inside a binary file.
+pub fn unrelocatable(entry: &Entry, prefix: &Path, work_dir: &Path) -> Result<Option<String>> {
+    let longer: Vec<(Vec<u8>, &Path)> = [(&entry.meta.prefix, prefix), (&entry.meta.work_dir, work_dir)]
+        .into_iter()
+        .filter(|(old, new)| new.as_os_str().len() > old.as_os_str().len())
+        .map(|(old, _)| (old.to_string_lossy().into_owned().into_bytes(), old.as_path()))
+        .collect();
+    if longer.is_empty() {
+        return Ok(None);
+    }
+    let mut files: Vec<PathBuf> = entry
+        .meta
+        .files
+        .iter()
+        .map(|f| entry.prefix_dir().join(&f.path))
+        .collect();
+    for e in walkdir::WalkDir::new(entry.work_dir()).follow_links(false) {
+        let e = e.into_diagnostic()?;
+        if e.file_type().is_file() {
+            files.push(e.into_path());
+        }
+    }
+    let blocking = files.par_iter().find_map_any(|f| {
+        let data = std::fs::read(f).ok()?;
+        if !is_binary(&data) {
+            return None;
+        }
+        longer
+            .iter()
+            .find(|(old, _)| memmem::find(&data, old).is_some())
+            .map(|(_, old)| (f.clone(), *old))
+    });
+    Ok(blocking.map(|(file, old)| {
+        format!(
+            "the binary file {} holds the path {}, and this build's path is longer",
+            file.strip_prefix(&entry.dir).unwrap_or(&file).display(),
+            old.display()
+        )
+    }))
+}
+
 /// Replace old paths by new ones in a file; returns whether it changed.
-/// Text files get a plain replacement. In binary files a path sits in a
-/// NUL-terminated string: a shorter replacement is padded with NULs at the
-/// end of that string (as conda does); a longer one cannot be done safely.
+/// Text files get a plain replacement. In binary files only NUL-terminated
+/// strings are rewritten, padded with NULs to their old length (as conda
+/// does); nothing after a string moves.
 fn relocate_content(path: &Path, relocations: &[(Vec<u8>, Vec<u8>)]) -> Result<bool> {
     let data = fs_err::read(path).into_diagnostic()?;
     if !relocations.iter().any(|(old, _)| memmem::find(&data, old).is_some()) {
         return Ok(false);
     }
-    let is_text = crate::package::contents::looks_like_text(&data);
+    let binary = is_binary(&data);
     let mut out = data;
     for (old, new) in relocations {
-        out = if is_text {
-            replace_all(&out, old, new)
+        out = if binary {
+            replace_binary(&out, old, new).ok_or_else(|| {
+                miette!(
+                    "cannot relocate {} in binary file {}: the new path is longer",
+                    String::from_utf8_lossy(old),
+                    path.display()
+                )
+            })?
         } else {
-            replace_binary(&out, old, new, path)?
+            replace_all(&out, old, new)
         };
     }
-    // The file may be a reflink or hard to overwrite in place: write a new inode.
-    let tmp = path.with_extension("kiln-relocate");
-    fs_err::write(&tmp, &out).into_diagnostic()?;
-    fs_err::rename(&tmp, path).into_diagnostic()?;
+    // The file may be a reflink or hard to overwrite in place: write a new
+    // inode under a name no other file shares, then rename it over.
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".kiln-relocate")
+        .tempfile_in(dir)
+        .into_diagnostic()?;
+    std::io::Write::write_all(&mut tmp, &out).into_diagnostic()?;
+    tmp.persist(path)
+        .map_err(|e| miette!("cannot relocate {}: {e}", path.display()))?;
     Ok(true)
 }
 
@@ -245,27 +308,26 @@ fn replace_all(data: &[u8], old: &[u8], new: &[u8]) -> Vec<u8> {
     out
 }
 
-fn replace_binary(data: &[u8], old: &[u8], new: &[u8], path: &Path) -> Result<Vec<u8>> {
-    if new.len() > old.len() {
-        return Err(miette!(
-            help = "keep the output directory at a path no longer than the one the cache was built in, or delete the cache entry",
-            "cannot relocate {} in binary file {}: the new path is longer",
-            String::from_utf8_lossy(old),
-            path.display()
-        ));
-    }
+/// Rewrite each NUL-terminated string that contains `old`, from the first
+/// occurrence to its NUL, padded with NULs to its old length. An
+/// occurrence without a terminating NUL is left alone. `None` when `new`
+/// is longer than `old` and a string would have to grow.
+fn replace_binary(data: &[u8], old: &[u8], new: &[u8]) -> Option<Vec<u8>> {
     let mut out = data.to_vec();
-    let mut search_from = 0;
-    while let Some(pos) = memmem::find(&out[search_from..], old).map(|p| p + search_from) {
-        let end = out[pos..].iter().position(|&b| b == 0).map_or(out.len(), |p| pos + p);
-        let tail: Vec<u8> = out[pos + old.len()..end].to_vec();
-        let mut replacement = new.to_vec();
-        replacement.extend_from_slice(&tail);
-        replacement.resize(end - pos, 0);
-        out[pos..end].copy_from_slice(&replacement);
-        search_from = pos + new.len();
+    let mut from = 0;
+    while let Some(pos) = memmem::find(&data[from..], old).map(|p| p + from) {
+        let Some(nul) = memchr::memchr(0, &data[pos..]).map(|p| pos + p) else {
+            break;
+        };
+        if new.len() > old.len() {
+            return None;
+        }
+        let rewritten = replace_all(&data[pos..nul], old, new);
+        out[pos..pos + rewritten.len()].copy_from_slice(&rewritten);
+        out[pos + rewritten.len()..nul].fill(0);
+        from = nul + 1;
     }
-    Ok(out)
+    Some(out)
 }
 
 #[cfg(test)]
@@ -274,11 +336,16 @@ mod tests {
 
     #[test]
     fn binary_relocation_pads_with_nul() {
-        let data = b"xx/old/prefix/lib\0yy".to_vec();
-        let out = replace_binary(&data, b"/old/prefix", b"/new", Path::new("f")).unwrap();
+        let data = b"xx/old/prefix/lib:/old/prefix/x\0yy/old/prefix".to_vec();
+        let out = replace_binary(&data, b"/old/prefix", b"/new").unwrap();
         assert_eq!(out.len(), data.len());
-        assert_eq!(&out[..], b"xx/new/lib\0\0\0\0\0\0\0\0yy");
-        assert!(replace_binary(&data, b"/old", b"/much/longer", Path::new("f")).is_err());
+        // Both occurrences in the string; the one without a NUL stays.
+        assert_eq!(
+            &out[..],
+            b"xx/new/lib:/new/x\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0yy/old/prefix"
+        );
+        assert!(replace_binary(&data, b"/old", b"/much/longer").is_none());
+        assert_eq!(replace_binary(b"/old", b"/old", b"/much/longer").unwrap(), b"/old");
     }
 
     #[test]

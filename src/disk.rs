@@ -1,0 +1,106 @@
+//! Writing to disk so that a crash never leaves something a later run
+//! trusts: atomic file writes (temporary file, then rename), syncing a
+//! finished tree before it is published, and creating directories below a
+//! root without following symlinks.
+
+use std::io::Write;
+use std::path::{Component, Path, PathBuf};
+
+use miette::{miette, IntoDiagnostic, Result};
+use rayon::prelude::*;
+
+/// Write `data` to `path` through a temporary file in the same directory.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .into_diagnostic()?;
+    tmp.write_all(data).into_diagnostic()?;
+    tmp.as_file().sync_all().into_diagnostic()?;
+    tmp.persist(path)
+        .map_err(|e| miette!("cannot write {}: {e}", path.display()))?;
+    Ok(())
+}
+
+/// `fsync` every regular file and directory below `root` (files in
+/// parallel), so that a rename published afterwards survives a crash.
+pub fn sync_tree(root: &Path) -> Result<()> {
+    let mut files = Vec::new();
+    let mut dirs = Vec::new();
+    for e in walkdir::WalkDir::new(root).follow_links(false) {
+        let e = e.into_diagnostic()?;
+        if e.file_type().is_dir() {
+            dirs.push(e.into_path());
+        } else if e.file_type().is_file() {
+            files.push(e.into_path());
+        }
+    }
+    files
+        .par_iter()
+        .try_for_each(|f| fs_err::File::open(f).and_then(|f| f.sync_all()).into_diagnostic())?;
+    dirs.iter().try_for_each(|d| sync_dir(d))
+}
+
+/// `fsync` a directory (its entries' names).
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    fs_err::File::open(dir).and_then(|f| f.sync_all()).into_diagnostic()
+}
+
+/// Create the directories of `rel` (relative) below `root`, refusing to go
+/// through a symlink or to leave `root`; returns `root/rel`.
+pub fn create_dirs_inside(root: &Path, rel: &Path) -> Result<PathBuf> {
+    let mut current = root.to_path_buf();
+    for c in rel.components() {
+        match c {
+            Component::Normal(n) => current.push(n),
+            Component::CurDir => continue,
+            _ => return Err(miette!("{} leaves {}", rel.display(), root.display())),
+        }
+        match current.symlink_metadata() {
+            Ok(m) if m.is_dir() => {}
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(miette!(
+                    "refusing to write through the symlinked directory {}",
+                    current.display()
+                ))
+            }
+            Ok(_) => return Err(miette!("{} is not a directory", current.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match std::fs::create_dir(&current) {
+                Ok(()) => {}
+                // Created by a parallel restore in the meantime: check again.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    if !current.symlink_metadata().into_diagnostic()?.is_dir() {
+                        return Err(miette!("{} is not a directory", current.display()));
+                    }
+                }
+                Err(e) => return Err(miette!("cannot create {}: {e}", current.display())),
+            },
+            Err(e) => return Err(miette!("cannot read {}: {e}", current.display())),
+        }
+    }
+    Ok(current)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directories_never_go_through_symlinks() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("lib")).unwrap();
+        assert!(create_dirs_inside(root.path(), Path::new("lib/sub")).is_err());
+        assert!(create_dirs_inside(root.path(), Path::new("../x")).is_err());
+        let made = create_dirs_inside(root.path(), Path::new("a/b")).unwrap();
+        assert!(made.is_dir());
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+        let f = root.path().join("a/b/f");
+        write_atomic(&f, b"x").unwrap();
+        assert_eq!(std::fs::read(&f).unwrap(), b"x");
+        sync_tree(root.path()).unwrap();
+    }
+}
