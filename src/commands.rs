@@ -116,6 +116,7 @@ fn build(args: BuildArgs) -> Result<()> {
         );
         return Ok(());
     }
+    crate::preflight::check(&planned)?;
     let written = build_all(&planned, &opts)?;
     ui::finish();
     eprintln!("kiln built {} package(s) into {}", written.len(), output_dir.display());
@@ -160,10 +161,15 @@ fn absolute(p: &Path, create: bool) -> Result<PathBuf> {
 /// unchanged recipe gives byte-identical packages.
 fn build_timestamp(recipe_dir: &Path, output_dir: &Path) -> Result<i64> {
     if let Ok(v) = std::env::var("SOURCE_DATE_EPOCH") {
-        return v
-            .trim()
-            .parse()
-            .map_err(|_| miette!("SOURCE_DATE_EPOCH must be an integer number of seconds, got `{v}`"));
+        // Packages record milliseconds; jiff (and zip) need a sane calendar date.
+        const MAX: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+        return match v.trim().parse::<i64>() {
+            Ok(t) if (0..=MAX).contains(&t) => Ok(t),
+            _ => Err(miette!(
+                help = "set it to seconds since 1970, e.g. `git log -1 --format=%ct`",
+                "SOURCE_DATE_EPOCH must be a number of seconds between 0 and {MAX}, got `{v}`"
+            )),
+        };
     }
     let mut newest = 0i64;
     for entry in fs_err::read_dir(recipe_dir).into_diagnostic()? {

@@ -21,6 +21,7 @@ pub mod hash;
 pub mod lock;
 pub mod package;
 pub mod plan;
+pub mod preflight;
 pub mod recipe;
 pub mod redact;
 pub mod render;

@@ -255,7 +255,7 @@ fn source_date_epoch_sets_the_timestamp() {
         .arg(recipe("symlinks"))
         .arg("--output-dir")
         .arg(out.path())
-        .output()
+        .run()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let pkg = extract(&packages(out.path())[0]);
@@ -293,7 +293,7 @@ fn build_environment_is_isolated_and_secrets_are_masked() {
         .arg(recipe("env"))
         .arg("--output-dir")
         .arg(out.path())
-        .output()
+        .run()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let log = stderr(&o);
@@ -362,7 +362,7 @@ fn render_only_prints_json_and_writes_nothing() {
         .arg(recipe("multi"))
         .arg("--output-dir")
         .arg(&missing)
-        .output()
+        .run()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let rendered: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is JSON");

@@ -164,7 +164,7 @@ fn an_output_depending_on_a_sibling_is_built_after_it() {
         .arg("--output-dir")
         .arg(out.path())
         .args(["-c", &channel])
-        .output()
+        .run()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let rendered: Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -185,7 +185,7 @@ fn with_solve_shows_resolved_environments_and_needs_render_only() {
         .arg("--output-dir")
         .arg(out.path().join("never-created"))
         .args(["-c", &channel])
-        .output()
+        .run()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let rendered: Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -196,7 +196,7 @@ fn with_solve_shows_resolved_environments_and_needs_render_only() {
     let o = kiln()
         .args(["build", "--with-solve", "--recipe"])
         .arg(env_recipe("clib"))
-        .output()
+        .run()
         .unwrap();
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--render-only"), "{}", stderr(&o));

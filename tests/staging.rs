@@ -208,7 +208,7 @@ fn work_dir_restore_allows_an_incremental_make_without_recompiling() {
         "compiled greet.o\nlinked libgreet.so\ncompiled tool.o\nlinked greet-tool\n"
     );
     let run = std::process::Command::new(tool.path().join("bin/greet-tool"))
-        .output()
+        .run()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&run.stdout), "hello from a staged build\n");
 
@@ -259,7 +259,7 @@ fn build_counted(out: &Path, counter: &Path, extra: &[&str]) -> std::process::Ou
         .arg("--output-dir")
         .arg(out)
         .args(extra)
-        .output()
+        .run()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     o
@@ -397,7 +397,7 @@ fn a_shared_cache_is_relocated_into_another_output_dir() {
 
     let list = kiln()
         .args(["cache", "list", "--staging-cache-dir", &cache_arg])
-        .output()
+        .run()
         .unwrap();
     let table = String::from_utf8_lossy(&list.stdout);
     assert!(table.contains("links-build"), "{table}");
@@ -410,13 +410,13 @@ fn a_shared_cache_is_relocated_into_another_output_dir() {
             "--staging-cache-dir",
             &cache_arg,
         ])
-        .output()
+        .run()
         .unwrap();
     assert!(clean.status.success());
     assert_eq!(cache_entries(&cache).len(), 1, "a fresh entry survives --older-than 1d");
     kiln()
         .args(["cache", "clean", "--staging-cache-dir", &cache_arg])
-        .output()
+        .run()
         .unwrap();
     assert!(cache_entries(&cache).is_empty());
 }
@@ -467,7 +467,7 @@ fn render_only_shows_staging_caches_and_inheritance() {
     let o = kiln()
         .args(["build", "--experimental", "--render-only", "--recipe"])
         .arg(staging("basic"))
-        .output()
+        .run()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let rendered: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();

@@ -88,7 +88,7 @@ fn staging_runs_once_per_libfoo_and_is_reused_across_pythons() {
     let list = kiln()
         .args(["cache", "list", "--staging-cache-dir"])
         .arg(&cache)
-        .output()
+        .run()
         .unwrap();
     let table = String::from_utf8_lossy(&list.stdout);
     for v in ["libfoo=1.0", "libfoo=2.0"] {

@@ -21,50 +21,84 @@ pub fn fetch(recipe: &Recipe, sources: &[Source], work_dir: &Path, exclude: &Pat
     Ok(())
 }
 
-fn fetch_path(recipe: &Recipe, src: &PathSource, work_dir: &Path, exclude: &Path) -> Result<()> {
-    let from = recipe.dir.join(&src.path);
-    let dest_dir = match &src.target_directory {
+/// Check a source without placing it: it exists, its checksum matches, and
+/// it lands inside the work directory.
+pub fn check(recipe: &Recipe, source: &Source) -> Result<()> {
+    match source {
+        Source::Path(p) => {
+            let scratch = Path::new("/work");
+            destination(recipe, p, scratch)?;
+            let from = recipe.dir.join(&p.path);
+            if readable(recipe, p, &from)?.is_file() {
+                verify(recipe, p, &from)?;
+                file_target(recipe, p, &from, scratch)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn destination(recipe: &Recipe, src: &PathSource, work_dir: &Path) -> Result<PathBuf> {
+    match &src.target_directory {
         Some(t) => safe_join(work_dir, t).ok_or_else(|| {
             miette!(
                 "{}: `target_directory` {} leaves the work directory",
                 recipe.file.location(&src.span),
                 t.display()
             )
-        })?,
-        None => work_dir.to_path_buf(),
-    };
-    let meta = fs_err::metadata(&from).map_err(|e| {
+        }),
+        None => Ok(work_dir.to_path_buf()),
+    }
+}
+
+fn readable(recipe: &Recipe, src: &PathSource, from: &Path) -> Result<std::fs::Metadata> {
+    fs_err::metadata(from).map_err(|e| {
         miette!(
             help = "`path` is relative to the directory of the recipe",
             "{}: source path {} cannot be read: {e}",
             recipe.file.location(&src.span),
             from.display()
         )
-    })?;
+    })
+}
+
+fn verify(recipe: &Recipe, src: &PathSource, from: &Path) -> Result<()> {
+    if let Some(expected) = &src.sha256 {
+        let actual =
+            hex::encode(rattler_digest::compute_file_digest::<rattler_digest::Sha256>(from).into_diagnostic()?);
+        if !actual.eq_ignore_ascii_case(expected) {
+            return Err(miette!(
+                "{}: checksum mismatch for {}\n  expected sha256: {expected}\n  actual sha256:   {actual}",
+                recipe.file.location(&src.span),
+                from.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn file_target(recipe: &Recipe, src: &PathSource, from: &Path, dest_dir: &Path) -> Result<PathBuf> {
+    let name = src.file_name.clone().unwrap_or_else(|| {
+        from.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    safe_join(dest_dir, Path::new(&name)).ok_or_else(|| {
+        miette!(
+            "{}: `file_name` {name} leaves the work directory",
+            recipe.file.location(&src.span)
+        )
+    })
+}
+
+fn fetch_path(recipe: &Recipe, src: &PathSource, work_dir: &Path, exclude: &Path) -> Result<()> {
+    let from = recipe.dir.join(&src.path);
+    let dest_dir = destination(recipe, src, work_dir)?;
+    let meta = readable(recipe, src, &from)?;
     fs_err::create_dir_all(&dest_dir).into_diagnostic()?;
     if meta.is_file() {
-        if let Some(expected) = &src.sha256 {
-            let actual =
-                hex::encode(rattler_digest::compute_file_digest::<rattler_digest::Sha256>(&from).into_diagnostic()?);
-            if !actual.eq_ignore_ascii_case(expected) {
-                return Err(miette!(
-                    "{}: checksum mismatch for {}\n  expected sha256: {expected}\n  actual sha256:   {actual}",
-                    recipe.file.location(&src.span),
-                    from.display()
-                ));
-            }
-        }
-        let name = src.file_name.clone().unwrap_or_else(|| {
-            from.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        });
-        let target = safe_join(&dest_dir, Path::new(&name)).ok_or_else(|| {
-            miette!(
-                "{}: `file_name` {name} leaves the work directory",
-                recipe.file.location(&src.span)
-            )
-        })?;
+        verify(recipe, src, &from)?;
+        let target = file_target(recipe, src, &from, &dest_dir)?;
         copy_file(&from, &target)?;
         return Ok(());
     }

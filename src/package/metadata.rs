@@ -193,11 +193,26 @@ fn write_licenses(dest: &Path, i: &InfoInputs) -> Result<()> {
     }
     for g in globs {
         let mut found = false;
+        let pattern = g.pattern.trim_end_matches('/');
+        let escapes = Path::new(pattern)
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir));
+        if escapes {
+            return Err(miette!(
+                help = "license files are looked up in the work directory (sources) and the recipe directory; name them relative to those",
+                "{}: license_file `{}` leaves the recipe and work directories",
+                i.recipe.file.location(&g.span),
+                g.pattern
+            ));
+        }
         // The recipe directory wins over the work directory.
         for root in [i.work_dir, i.recipe.dir.as_path()] {
-            let pattern = g.pattern.trim_end_matches('/');
             let candidate = root.join(pattern);
-            if candidate.is_dir() {
+            let inside = |p: &Path| {
+                let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+                std::fs::canonicalize(p).is_ok_and(|p| p.starts_with(&root))
+            };
+            if candidate.is_dir() && inside(&candidate) {
                 for e in walkdir::WalkDir::new(&candidate).into_iter().filter_map(|e| e.ok()) {
                     if e.file_type().is_file() {
                         let rel = e.path().strip_prefix(root).into_diagnostic()?;

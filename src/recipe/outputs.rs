@@ -407,7 +407,12 @@ impl Loader<'_> {
                             )));
                     }
                 }
-                let staging_node = r.render(omap.get_node("staging").expect("present"))?.expect("mapping");
+                let Some(staging_node) = r.render(omap.get_node("staging").expect("present"))? else {
+                    return Err(self
+                        .file
+                        .error(key.span(), "`staging` is empty", "a staging output needs a name")
+                        .with_help("write `staging: { name: my-build }`"));
+                };
                 let entries = reader.map(&staging_node, "staging", &["name"])?;
                 let Some((_, name_node)) = entries.iter().find(|(k, _)| k.name == "name") else {
                     return Err(self.file.error(

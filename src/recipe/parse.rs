@@ -498,10 +498,34 @@ impl<'a> Reader<'a> {
                         .as_map()
                         .ok_or_else(|| self.file.error(&v.span, "`env` must be a mapping", "here"))?
                     {
+                        if !is_shell_name(&ek.name) {
+                            return Err(self
+                                .file
+                                .error(
+                                    &ek.span,
+                                    format!("`{}` is not a valid environment variable name", ek.name),
+                                    "here",
+                                )
+                                .with_help("use letters, digits and `_`, not starting with a digit"));
+                        }
                         script.env.insert(ek.name.clone(), self.string(ev, &ek.name)?);
                     }
                 }
-                "secrets" => script.secrets = self.string_list(v, "secrets")?.into_iter().map(|(s, _)| s).collect(),
+                "secrets" => {
+                    for (name, span) in self.string_list(v, "secrets")? {
+                        if !is_shell_name(&name) {
+                            return Err(self
+                                .file
+                                .error(
+                                    &span,
+                                    format!("`{name}` is not a valid environment variable name"),
+                                    "here",
+                                )
+                                .with_help("use letters, digits and `_`, not starting with a digit"));
+                        }
+                        script.secrets.push(name);
+                    }
+                }
                 "interpreter" => {
                     let i = self.string(v, "interpreter")?;
                     if i != "bash" {
@@ -596,4 +620,11 @@ impl<'a> Reader<'a> {
         }
         Ok(items.iter().map(RNode::to_json).collect())
     }
+}
+
+/// Whether `name` can be exported by a POSIX shell (`[A-Za-z_][A-Za-z0-9_]*`).
+pub fn is_shell_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }

@@ -78,6 +78,13 @@ pub fn read(path: &Path, platforms: Platforms) -> miette::Result<VariantFile> {
             tracing::warn!("{}: {why}", file.location(&k.span));
             continue;
         }
+        if !crate::recipe::parse::is_shell_name(&key) {
+            // Keys become environment variables of the build script.
+            return Err(file
+                .error(&k.span, format!("`{}` is not a valid variant key", k.name), "here")
+                .with_help("use letters, digits, `_`, `-` and `.`, not starting with a digit")
+                .into());
+        }
         let items: Vec<&RNode> = match v.as_seq() {
             Some(items) => items.iter().collect(),
             None if v.as_scalar().is_some() => vec![v],

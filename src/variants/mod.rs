@@ -130,6 +130,13 @@ pub fn load(recipe_dir: &Path, sources: &Sources, platforms: Platforms) -> miett
         if key.trim().is_empty() || values.is_empty() {
             miette::bail!("invalid --variant `{o}`: needs a key and at least one value");
         }
+        if !crate::recipe::parse::is_shell_name(&normalize_key(key.trim())) {
+            miette::bail!(
+                help = "use letters, digits, `_`, `-` and `.`, not starting with a digit",
+                "invalid --variant `{o}`: `{}` is not a valid variant key",
+                key.trim()
+            );
+        }
         config.values.insert(normalize_key(key.trim()), values);
     }
     if let Some((file, spans)) = zip_origin {

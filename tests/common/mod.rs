@@ -8,6 +8,72 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
+/// Seconds any kiln run may take before the test fails
+/// (`KILN_TEST_TIMEOUT`, default 300): a hang fails instead of blocking CI.
+pub fn timeout() -> std::time::Duration {
+    let secs = std::env::var("KILN_TEST_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    std::time::Duration::from_secs(secs)
+}
+
+/// `Command::output` with [`timeout`]: the process is killed and the test
+/// fails when it takes longer.
+pub trait RunExt {
+    /// Run to completion, capturing stdout and stderr.
+    fn run(&mut self) -> std::io::Result<Output>;
+}
+
+impl RunExt for std::process::Command {
+    fn run(&mut self) -> std::io::Result<Output> {
+        let child = self
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?;
+        Ok(wait_with_timeout(child))
+    }
+}
+
+/// Wait for a spawned child (with piped or null output) for at most
+/// [`timeout`]; kill it and fail the test when it takes longer.
+pub fn wait_with_timeout(mut child: std::process::Child) -> Output {
+    use std::io::Read;
+    let pipe = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = pipe(child.stdout.take().map(|o| Box::new(o) as Box<dyn Read + Send>));
+    let err = pipe(child.stderr.take().map(|e| Box::new(e) as Box<dyn Read + Send>));
+    let deadline = std::time::Instant::now() + timeout();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let err = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
+            panic!(
+                "kiln did not finish within {:?}; it was killed. stderr:\n{err}",
+                timeout()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }
+}
+
 /// Path of a test recipe.
 pub fn recipe(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/recipes").join(rel)
@@ -51,7 +117,7 @@ pub fn fixture_channel() -> &'static Path {
                 .arg(&r)
                 .arg("--output-dir")
                 .arg(dir.path())
-                .output()
+                .run()
                 .unwrap();
             assert!(o.status.success(), "building fixture {}:\n{}", r.display(), stderr(&o));
         }
@@ -130,7 +196,7 @@ pub fn build_with_env(recipe: &Path, out: &Path, extra: &[&str], env: &[(&str, &
         .arg("--output-dir")
         .arg(out)
         .args(extra)
-        .output()
+        .run()
         .expect("kiln runs")
 }
 
