@@ -13,12 +13,15 @@ pub const MASK: &str = "********";
 
 static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
 
+/// Values shorter than this are not masked: they would mask ordinary text
+/// (a secret `1` would hide every digit 1), and are no secret anyway.
+pub const MIN_SECRET_LEN: usize = 4;
+
 /// Mask `value` from now on. A multi-line value is also masked line by
-/// line (output is shown a line at a time); lines shorter than 4
-/// characters are too common to mask.
+/// line (output is shown a line at a time).
 pub fn register(value: &str) {
     let mut new: Vec<String> = Vec::new();
-    if !value.trim().is_empty() {
+    if value.trim().len() >= MIN_SECRET_LEN {
         new.push(value.to_string());
     }
     if value.contains('\n') {
@@ -26,7 +29,7 @@ pub fn register(value: &str) {
             value
                 .lines()
                 .map(str::trim)
-                .filter(|l| l.len() >= 4)
+                .filter(|l| l.len() >= MIN_SECRET_LEN)
                 .map(str::to_string),
         );
     }

@@ -132,7 +132,7 @@ pub fn fixture_channel_url() -> String {
 }
 
 /// Serve `dir` over HTTP on 127.0.0.1 for the rest of the test process;
-/// returns the base URL. Missing files are 404 (as for a channel without
+/// returns the base URL. A `/t/<token>/` path prefix is ignored. Missing files are 404 (as for a channel without
 /// `repodata.json.zst` or shards).
 pub fn serve_http(dir: &Path) -> String {
     let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
@@ -140,13 +140,17 @@ pub fn serve_http(dir: &Path) -> String {
     let root = dir.to_path_buf();
     std::thread::spawn(move || {
         for request in server.incoming_requests() {
-            let rel = request
+            let mut rel = request
                 .url()
                 .trim_start_matches('/')
                 .split('?')
                 .next()
                 .unwrap_or("")
                 .to_string();
+            // A `/t/<token>/` prefix (anaconda.org-style tokens) is accepted and ignored.
+            if let Some(rest) = rel.strip_prefix("t/") {
+                rel = rest.split_once('/').map_or(String::new(), |(_, r)| r.to_string());
+            }
             let path = root.join(&rel);
             let response = if !rel.contains("..") && path.is_file() {
                 let file = std::fs::File::open(&path).unwrap();
@@ -323,4 +327,36 @@ pub fn cache_entries(cache: &Path) -> Vec<PathBuf> {
     });
     v.sort();
     v
+}
+
+/// Write `text` as `recipe.yaml` into a new directory `dir/name`; returns the directory.
+pub fn write_recipe(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let d = dir.join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("recipe.yaml"), text).unwrap();
+    d
+}
+
+/// Every file below `dir`, with each package in it also extracted and
+/// searched: the paths (and, for packages, inner paths) containing `needle`.
+pub fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
+    let mut hits = Vec::new();
+    for e in walkdir::WalkDir::new(dir).into_iter().filter_map(|e| e.ok()) {
+        if !e.file_type().is_file() {
+            continue;
+        }
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".conda") || name.ends_with(".tar.bz2") {
+            let x = extract(e.path());
+            for inner in files_containing(x.path(), needle) {
+                hits.push(format!("{}!{inner}", e.path().display()));
+            }
+            continue;
+        }
+        let data = std::fs::read(e.path()).unwrap_or_default();
+        if data.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+            hits.push(e.path().display().to_string());
+        }
+    }
+    hits
 }
