@@ -87,10 +87,11 @@ pub fn register_url(text: &str) {
             .unwrap_or_default();
         register(&decoded);
     }
-    let mut segments = url.path_segments().into_iter().flatten();
-    if let (Some("t"), Some(token)) = (segments.next(), segments.next()) {
-        if !token.is_empty() {
-            register(token);
+    // `/t/<token>/`, usually first in the path (behind a proxy, maybe later).
+    let segments: Vec<&str> = url.path_segments().into_iter().flatten().collect();
+    for pair in segments.windows(2) {
+        if pair[0] == "t" && !pair[1].is_empty() {
+            register(pair[1]);
         }
     }
 }

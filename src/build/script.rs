@@ -50,7 +50,12 @@ pub fn run(s: &ScriptRun) -> Result<std::result::Result<(), ScriptFailed>> {
     let env_file = s.script_dir.join("build_env.sh");
     let mut env_text = String::new();
     for (k, v) in s.env {
-        env_text.push_str(&format!("export {k}={}\n", shell_quote(v)));
+        if crate::redact::mask(v) != v.as_str() {
+            // The process gets it; the file, which outlives the build, does not.
+            env_text.push_str(&format!("# {k} holds a secret: set by kiln, not written here\n"));
+        } else {
+            env_text.push_str(&format!("export {k}={}\n", shell_quote(v)));
+        }
     }
     env_text.push_str("\n# Activation of $PREFIX, then $BUILD_PREFIX (whose bin/ comes first on PATH).\n");
     env_text.push_str(s.activation);
