@@ -1,0 +1,137 @@
+//! Bad input: every mistake exits non-zero with a message (never a panic),
+//! and every mistake that needs no script is reported before the first
+//! script runs.
+
+mod common;
+
+use std::fs;
+
+use common::*;
+
+fn assert_clean_failure(o: &std::process::Output, needles: &[&str]) {
+    let log = stderr(o);
+    assert!(!o.status.success(), "expected a failure:\n{log}");
+    assert!(!log.contains("panicked"), "kiln panicked:\n{log}");
+    for n in needles {
+        assert!(log.contains(n), "expected `{n}` in:\n{log}");
+    }
+}
+
+#[test]
+fn empty_staging_outputs_are_located_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, staging, needles) in [
+        ("null", "staging:", ["recipe.yaml:3:5", "`staging` is empty"]),
+        ("empty", "staging: {}", ["recipe.yaml:3:14", "missing `staging.name`"]),
+    ] {
+        let r = write_recipe(
+            dir.path(),
+            name,
+            &format!("recipe: {{name: x, version: '1.0'}}\noutputs:\n  - {staging}\n  - package: {{name: x}}\n"),
+        );
+        let o = build(&r, &dir.path().join("out"), &["--experimental"]);
+        assert_clean_failure(&o, &needles);
+    }
+}
+
+#[test]
+fn odd_cache_metadata_and_ages_are_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    build_ok(&recipe("staging/basic"), &out, &["--experimental"]);
+    let cache = out.join("build_cache");
+    let real = &cache_entries(&cache)[0];
+    // An entry whose metadata names a short key (hand-edited or corrupted).
+    let fake = cache.join("staging_abc");
+    fs::create_dir_all(fake.join("prefix")).unwrap();
+    fs::create_dir_all(fake.join("work_dir")).unwrap();
+    let mut meta = json(&real.join("metadata.json"));
+    meta["key"] = "abc".into();
+    fs::write(fake.join("metadata.json"), meta.to_string()).unwrap();
+    let list = kiln().args(["cache", "list", "--output-dir"]).arg(&out).run().unwrap();
+    assert!(list.status.success(), "{}", stderr(&list));
+    let table = String::from_utf8_lossy(&list.stdout);
+    assert_eq!(table.lines().count(), 2, "header and the one real entry: {table}");
+
+    for age in ["99999999999999999999w", "9999999999999999d", "-5d", "1y"] {
+        let o = kiln()
+            .args(["cache", "clean", &format!("--older-than={age}"), "--output-dir"])
+            .arg(&out)
+            .run()
+            .unwrap();
+        assert_clean_failure(&o, &["--older-than"]);
+    }
+    assert_eq!(cache_entries(&cache).len(), 1);
+}
+
+#[test]
+fn out_of_range_source_date_epoch_is_an_error() {
+    let out = tempfile::tempdir().unwrap();
+    for epoch in ["99999999999999999", "-1", "9223372036854775807", "soon"] {
+        let o = build_with_env(&recipe("multi"), out.path(), &[], &[("SOURCE_DATE_EPOCH", epoch)]);
+        assert_clean_failure(&o, &["SOURCE_DATE_EPOCH"]);
+    }
+    assert!(packages(out.path()).is_empty());
+}
+
+#[test]
+fn license_files_outside_the_recipe_and_work_directories_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, license) in [("abs", "/etc/passwd"), ("up", "../../../../etc/passwd")] {
+        let r = write_recipe(
+            dir.path(),
+            name,
+            &format!(
+                "package: {{name: lic, version: '1.0'}}\nbuild:\n  script: [mkdir -p $PREFIX/share, touch $PREFIX/share/x]\nabout:\n  license_file: {license}\n"
+            ),
+        );
+        let out = dir.path().join("out");
+        let o = build(&r, &out, &[]);
+        assert_failed_with(
+            &o,
+            &out,
+            &["recipe.yaml:5:17", "leaves the recipe and work directories"],
+        );
+    }
+}
+
+#[test]
+fn problems_in_later_outputs_stop_the_build_before_any_script_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = write_recipe(
+        dir.path(),
+        "late",
+        r#"
+recipe: {name: late, version: "1.0"}
+outputs:
+  - package: {name: late-first}
+    build:
+      script:
+        secrets: [KILN_TEST_MARK]
+        content: [touch "$KILN_TEST_MARK"]
+  - package: {name: late-second}
+    build:
+      script: {file: does-not-exist.sh}
+  - package: {name: late-third}
+    build:
+      files: ["lib/[unclosed"]
+      script:
+        secrets: [KILN_TEST_UNSET_SECRET]
+        content: [true]
+"#,
+    );
+    let out = dir.path().join("out");
+    let mark = dir.path().join("first-script-ran");
+    let o = build_with_env(&r, &out, &[], &[("KILN_TEST_MARK", mark.to_str().unwrap())]);
+    assert_failed_with(
+        &o,
+        &out,
+        &[
+            "3 problems found before building",
+            "does-not-exist.sh",
+            "recipe.yaml:14:15",
+            "KILN_TEST_UNSET_SECRET",
+        ],
+    );
+    assert!(!mark.exists(), "no script may run before every output is checked");
+}
