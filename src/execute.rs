@@ -62,6 +62,8 @@ pub fn build_all(plan: &Plan, opts: &BuildOptions) -> Result<Vec<PathBuf>> {
         }
     }
     let envs = LazyEnvironments::new(&opts.channels, &opts.output_dir, subdirs.clone(), false);
+    // Lock files of build directories that finished or were killed.
+    crate::lock::remove_stale(&opts.output_dir.join("bld").join(".locks"));
     let mut stager = Stager::new(opts, &envs)?;
     let mut built = Vec::new();
     for p in plan {

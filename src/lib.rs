@@ -7,7 +7,9 @@
 //! sources, scripts), [`environment`] (channels, solving, installing,
 //! activation, run exports) and [`staging`] (build once, cache, restore) → [`package`]
 //! (prefix → `.conda`/`.tar.bz2`) → [`channel`] (indexed output directory).
-//! [`cli`] and [`commands`] sit on top.
+//! [`preflight`] checks the whole plan before the first script runs.
+//! [`lock`], [`disk`] and [`redact`] are mechanisms every layer may use
+//! (locks, crash-safe writes, secrets). [`cli`] and [`commands`] sit on top.
 
 pub mod build;
 pub mod channel;

@@ -110,20 +110,22 @@ impl<'a> Stager<'a> {
         let dirs = BuildDirs::new(&self.opts.output_dir, &recipe.shared_build_name());
 
         let entry = match self.hit(&key, &dirs, &label, "")? {
-            Some(entry) => entry,
-            None => {
+            Hit::Usable(entry) => *entry,
+            first => {
                 let build_lock = self.store.build_lock(&key)?;
-                match self.hit(&key, &dirs, &label, " (built by another kiln process)")? {
-                    Some(entry) => entry,
-                    None => {
-                        let publish = match self.store.lookup(&key) {
-                            // Complete, but not usable at this run's paths.
-                            Some(_) => false,
-                            None => {
-                                self.explain_miss(&label, name, &key, &inputs);
-                                true
-                            }
-                        };
+                // Another process may have built it while we waited.
+                let second = match first {
+                    Hit::Missing => self.hit(&key, &dirs, &label, " (built by another kiln process)")?,
+                    other => other,
+                };
+                match second {
+                    Hit::Usable(entry) => *entry,
+                    miss => {
+                        // An entry not usable at this run's paths stays where it is.
+                        let publish = matches!(miss, Hit::Missing);
+                        if publish {
+                            self.explain_miss(&label, name, &key, &inputs);
+                        }
                         let built = self.build(
                             recipe,
                             staging,
@@ -152,21 +154,20 @@ impl<'a> Stager<'a> {
         Ok(entry)
     }
 
-    /// A usable cache entry for `key`, with its use lock held from now on.
-    /// An entry that cannot be relocated to `dirs` counts as a miss.
-    fn hit(&mut self, key: &str, dirs: &BuildDirs, label: &str, how: &str) -> Result<Option<Entry>> {
+    /// Look up `key`; a usable entry's use lock is held from now on.
+    fn hit(&mut self, key: &str, dirs: &BuildDirs, label: &str, how: &str) -> Result<Hit> {
         let Some((entry, lock)) = self.store.open(key)? else {
-            return Ok(None);
+            return Ok(Hit::Missing);
         };
         if let Some(reason) = transfer::unrelocatable(&entry, &dirs.host_prefix, &dirs.work_dir)? {
             tracing::info!(
                 "{label}: cache miss: staging_{key} cannot be used here ({reason}); rebuilding for this run"
             );
-            return Ok(None);
+            return Ok(Hit::Unusable);
         }
         ui::print_line(&format!("✔ {label}: cache hit staging_{key}{how}, script skipped"));
         self.held.push(lock);
-        Ok(Some(entry))
+        Ok(Hit::Usable(Box::new(entry)))
     }
 
     /// Solve the staging environments (needed for the key even on a hit;
@@ -365,6 +366,16 @@ impl<'a> Stager<'a> {
         ));
         Ok(entry)
     }
+}
+
+/// What the cache holds for a key.
+enum Hit {
+    /// A complete entry that can be restored into this run's directories.
+    Usable(Box<Entry>),
+    /// A complete entry that cannot (a path would have to grow in a binary file).
+    Unusable,
+    /// Nothing.
+    Missing,
 }
 
 /// `name`, followed by the variant values that set it apart (if any):
