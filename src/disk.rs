@@ -9,8 +9,21 @@ use std::path::{Component, Path, PathBuf};
 use miette::{miette, IntoDiagnostic, Result};
 use rayon::prelude::*;
 
-/// Write `data` to `path` through a temporary file in the same directory.
+/// Write `data` to `path` through a temporary file in the same directory,
+/// synced before the rename.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    write_via_temp(path, data, true)
+}
+
+/// Replace the content of `path` with a new file (a new inode, so a
+/// reflinked or hard-linked original is left alone), through a temporary
+/// file whose name no other file shares. Not synced: for files of a build
+/// in progress.
+pub fn replace_file(path: &Path, data: &[u8]) -> Result<()> {
+    write_via_temp(path, data, false)
+}
+
+fn write_via_temp(path: &Path, data: &[u8], sync: bool) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let mut tmp = tempfile::Builder::new()
@@ -19,7 +32,9 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
         .tempfile_in(dir)
         .into_diagnostic()?;
     tmp.write_all(data).into_diagnostic()?;
-    tmp.as_file().sync_all().into_diagnostic()?;
+    if sync {
+        tmp.as_file().sync_all().into_diagnostic()?;
+    }
     tmp.persist(path)
         .map_err(|e| miette!("cannot write {}: {e}", path.display()))?;
     Ok(())

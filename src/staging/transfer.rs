@@ -281,18 +281,7 @@ fn relocate_content(path: &Path, relocations: &[(Vec<u8>, Vec<u8>)]) -> Result<b
             replace_all(&out, old, new)
         };
     }
-    // The file may be a reflink or hard to overwrite in place: write a new
-    // inode under a name no other file shares, then rename it over.
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".kiln-relocate")
-        .tempfile_in(dir)
-        .into_diagnostic()?;
-    std::io::Write::write_all(&mut tmp, &out).into_diagnostic()?;
-    tmp.persist(path)
-        .map_err(|e| miette!("cannot relocate {}: {e}", path.display()))?;
+    crate::disk::replace_file(path, &out)?;
     Ok(true)
 }
 
