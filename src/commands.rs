@@ -71,6 +71,19 @@ fn build(args: BuildArgs) -> Result<()> {
     for c in &channels {
         crate::redact::register_url(c);
     }
+    // Proxy credentials reach build scripts (and so maybe their logs).
+    for var in [
+        "http_proxy",
+        "https_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+    ] {
+        if let Ok(v) = std::env::var(var) {
+            crate::redact::register_url(&v);
+        }
+    }
     let options = recipe::LoadOptions {
         platforms,
         experimental: args.experimental,
@@ -187,7 +200,7 @@ fn build_timestamp(recipe_dir: &Path, output_dir: &Path) -> Result<i64> {
 }
 
 fn cache(cmd: CacheCommand) -> Result<()> {
-    use crate::staging::store::Store;
+    use crate::staging::store::{Removal, Store};
     let now = chrono::Utc::now().timestamp();
     match cmd {
         CacheCommand::List(args) => {
@@ -233,12 +246,16 @@ fn cache(cmd: CacheCommand) -> Result<()> {
                     continue;
                 }
                 // A running build holds the entry's use lock: never cut it from under it.
-                if !store.remove(&e)? {
-                    eprintln!(
-                        "kept staging_{} ({}): a running kiln build is using it",
-                        e.meta.key, e.meta.name
-                    );
-                    continue;
+                match store.remove(&e)? {
+                    Removal::Removed => {}
+                    Removal::Gone => continue,
+                    Removal::InUse => {
+                        eprintln!(
+                            "kept staging_{} ({}): a running kiln build is using it",
+                            e.meta.key, e.meta.name
+                        );
+                        continue;
+                    }
                 }
                 removed += 1;
                 freed += e.meta.size_bytes;

@@ -3,7 +3,7 @@
 //! finished tree before it is published, and creating directories below a
 //! root without following symlinks.
 
-use std::io::Write;
+use std::io::{ErrorKind, Write};
 use std::path::{Component, Path, PathBuf};
 
 use miette::{miette, IntoDiagnostic, Result};
@@ -42,26 +42,43 @@ fn write_via_temp(path: &Path, data: &[u8], sync: bool) -> Result<()> {
 
 /// `fsync` every regular file and directory below `root` (files in
 /// parallel), so that a rename published afterwards survives a crash.
+/// What we may not open (a build left a mode-000 file) is skipped.
 pub fn sync_tree(root: &Path) -> Result<()> {
     let mut files = Vec::new();
     let mut dirs = Vec::new();
     for e in walkdir::WalkDir::new(root).follow_links(false) {
-        let e = e.into_diagnostic()?;
+        let e = match e {
+            Ok(e) => e,
+            Err(err)
+                if err
+                    .io_error()
+                    .is_some_and(|io| io.kind() == ErrorKind::PermissionDenied) =>
+            {
+                continue
+            }
+            Err(err) => return Err(miette!("cannot read {}: {err}", root.display())),
+        };
         if e.file_type().is_dir() {
             dirs.push(e.into_path());
         } else if e.file_type().is_file() {
             files.push(e.into_path());
         }
     }
-    files
-        .par_iter()
-        .try_for_each(|f| fs_err::File::open(f).and_then(|f| f.sync_all()).into_diagnostic())?;
-    dirs.iter().try_for_each(|d| sync_dir(d))
+    files.par_iter().try_for_each(|f| sync_path(f))?;
+    dirs.iter().try_for_each(|d| sync_path(d))
 }
 
 /// `fsync` a directory (its entries' names).
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    fs_err::File::open(dir).and_then(|f| f.sync_all()).into_diagnostic()
+    sync_path(dir)
+}
+
+fn sync_path(path: &Path) -> Result<()> {
+    match std::fs::File::open(path).and_then(|f| f.sync_all()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::PermissionDenied => Ok(()),
+        Err(e) => Err(miette!("cannot sync {}: {e}", path.display())),
+    }
 }
 
 /// Create the directories of `rel` (relative) below `root`, refusing to go

@@ -135,3 +135,17 @@ outputs:
     );
     assert!(!mark.exists(), "no script may run before every output is checked");
 }
+
+#[test]
+fn a_failure_inside_a_command_substitution_is_not_blamed_for_the_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = write_recipe(
+        dir.path(),
+        "subst",
+        "package: {name: subst, version: '1.0'}\nbuild:\n  script:\n    - x=$(false; echo y)\n    - exit 3\n",
+    );
+    let out = dir.path().join("out");
+    let o = build(&r, &out, &[]);
+    assert_failed_with(&o, &out, &["(exit code 3)"]);
+    assert!(!stderr(&o).contains("command `false`"), "{}", stderr(&o));
+}

@@ -260,6 +260,28 @@ fn the_staging_key_covers_the_version_and_recipe_directory_files_and_nothing_els
     assert!(meta["key_inputs"]["build_logic"].is_number(), "{meta}");
 }
 
+#[test]
+fn other_runs_output_directories_are_not_inputs_and_links_are_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = dir.path().join("r");
+    let shared = dir.path().join("shared");
+    fs::create_dir_all(&r).unwrap();
+    fs::create_dir_all(&shared).unwrap();
+    fs::copy(recipe("staging/basic/recipe.yaml"), r.join("recipe.yaml")).unwrap();
+    fs::write(shared.join("helper.sh"), "echo one\n").unwrap();
+    std::os::unix::fs::symlink("../shared/helper.sh", r.join("helper.sh")).unwrap();
+    let cache = dir.path().join("cache");
+    let args = ["--experimental", "--staging-cache-dir", cache.to_str().unwrap()];
+    build_ok(&r, &r.join("out1"), &args);
+    // out1 (packages, bld/) now sits in the recipe directory: not an input.
+    let o = build_ok(&r, &r.join("out2"), &args);
+    assert!(stderr(&o).contains("cache hit"), "{}", stderr(&o));
+    // The content behind a link is an input.
+    fs::write(shared.join("helper.sh"), "echo two\n").unwrap();
+    let o = build_ok(&r, &r.join("out2"), &args);
+    assert!(stderr(&o).contains("helper.sh changed"), "{}", stderr(&o));
+}
+
 const RELOCATION: &str = r#"
 recipe: {name: reloc, version: "1.0"}
 outputs:
@@ -353,7 +375,10 @@ fn restores_relocate_text_and_binary_files_to_a_new_work_directory() {
     let leftovers: Vec<PathBuf> = fs::read_dir(&cache)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(".tmp-"))
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().into_owned();
+            n.starts_with(".tmp-") || n.starts_with(".private-")
+        })
         .collect();
     assert!(leftovers.is_empty(), "the private rebuild is removed: {leftovers:?}");
 }

@@ -64,7 +64,8 @@ impl BuildDirs {
         }
         if let Some(bld) = self.build_dir.parent() {
             fs_err::create_dir_all(bld)?;
-            private(bld)?;
+            // Best effort: `bld/` may belong to someone else in a shared output directory.
+            let _ = private(bld);
         }
         fs_err::create_dir_all(&self.build_dir)?;
         private(&self.build_dir)?;

@@ -41,8 +41,10 @@ pub struct ScriptRun<'a> {
 
 const FAILED_MARKER: &str = ".kiln_failed_command";
 
-/// How long output is still shown after the script has exited.
-const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+/// After the script has exited: how long a silent but open output pipe is
+/// waited for, and how long output is shown at most.
+const DRAIN_IDLE: Duration = Duration::from_secs(2);
+const DRAIN_LIMIT: Duration = Duration::from_secs(60);
 
 /// Run the script. The outer error is kiln's own (cannot write, cannot
 /// start bash); the inner one is the script failing.
@@ -140,10 +142,21 @@ pub fn run(s: &ScriptRun) -> Result<std::result::Result<(), ScriptFailed>> {
             break status;
         }
     };
-    let deadline = Instant::now() + DRAIN_AFTER_EXIT;
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        match rx.recv_timeout(left) {
-            Ok(line) => show(line)?,
+    // What is queued or still in flight is shown while it keeps coming; a
+    // pipe that stays open but silent (a daemon holds it) ends the wait.
+    let limit = Instant::now() + DRAIN_LIMIT;
+    loop {
+        match rx.recv_timeout(DRAIN_IDLE) {
+            Ok(line) => {
+                show(line)?;
+                if Instant::now() > limit {
+                    tracing::warn!(
+                        "{}: a process started by the build script is still writing; the rest of its output is not shown",
+                        s.label
+                    );
+                    break;
+                }
+            }
             Err(RecvTimeoutError::Disconnected) => break,
             Err(RecvTimeoutError::Timeout) => {
                 tracing::warn!(
@@ -159,11 +172,15 @@ pub fn run(s: &ScriptRun) -> Result<std::result::Result<(), ScriptFailed>> {
     }
     let failed = fs_err::read_to_string(&marker).unwrap_or_default();
     let mut lines = failed.lines();
-    let code = lines
-        .next()
-        .map(str::to_string)
-        .or_else(|| status.code().map(|c| c.to_string()));
-    let command: Vec<&str> = lines.collect();
+    let marked_code = lines.next().map(str::to_string);
+    let code = status.code().map(|c| c.to_string());
+    // The ERR trap also fires in subshells that did not end the script: the
+    // marker names the failing command only when its code is the script's.
+    let command: Vec<&str> = if marked_code.is_some() && marked_code == code {
+        lines.collect()
+    } else {
+        Vec::new()
+    };
     Ok(Err(ScriptFailed {
         command: (!command.is_empty()).then(|| crate::redact::mask(&command.join("\n")).into_owned()),
         code: code.unwrap_or_else(|| "a signal".into()),

@@ -122,6 +122,23 @@ pub fn walk_dir_source(
     use_gitignore: bool,
     exclude: &[&Path],
 ) -> impl Iterator<Item = Result<(PathBuf, PathBuf, bool)>> {
+    walk(from, use_gitignore, exclude, false)
+}
+
+/// The files a script may read below `dir` (the recipe directory), for the
+/// staging key: like [`walk_dir_source`] without `.gitignore`, but through
+/// symlinks, and skipping kiln's own output and cache directories (any
+/// directory with a `CACHEDIR.TAG` or a `bld/.locks`), whoever's run made them.
+pub fn walk_inputs(dir: &Path, exclude: &[&Path]) -> impl Iterator<Item = Result<(PathBuf, PathBuf, bool)>> {
+    walk(dir, false, exclude, true)
+}
+
+fn walk(
+    from: &Path,
+    use_gitignore: bool,
+    exclude: &[&Path],
+    inputs: bool,
+) -> impl Iterator<Item = Result<(PathBuf, PathBuf, bool)>> {
     let exclude: Vec<PathBuf> = exclude
         .iter()
         .map(|x| std::fs::canonicalize(x).unwrap_or_else(|_| x.to_path_buf()))
@@ -135,10 +152,14 @@ pub fn walk_dir_source(
         .git_global(false)
         .require_git(false)
         .add_custom_ignore_filename(".condapackageignore")
-        .follow_links(false)
+        .follow_links(inputs)
         .sort_by_file_name(|a, b| a.cmp(b))
         .filter_entry(move |e| {
-            std::fs::canonicalize(e.path()).map_or(true, |p| !exclude.iter().any(|x| p.starts_with(x)))
+            let kiln_dir = inputs
+                && e.depth() > 0
+                && e.file_type().is_some_and(|t| t.is_dir())
+                && (e.path().join("CACHEDIR.TAG").is_file() || e.path().join("bld/.locks").is_dir());
+            !kiln_dir && std::fs::canonicalize(e.path()).map_or(true, |p| !exclude.iter().any(|x| p.starts_with(x)))
         })
         .build()
         .filter_map(move |entry| {

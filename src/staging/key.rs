@@ -21,7 +21,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::build::sources::walk_dir_source;
+use crate::build::sources::{walk_dir_source, walk_inputs};
 use crate::environment::resolve::PackageRef;
 use crate::recipe::model::{PathSource, Source};
 use crate::recipe::Recipe;
@@ -174,16 +174,20 @@ fn changed_files(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>)
     out
 }
 
-/// SHA-256 of every file in the recipe directory (symlinks by their
-/// target), except the recipe file, the variant files next to it, `.git`
+/// SHA-256 of every file in the recipe directory (through symlinks),
+/// except the recipe file, the variant files next to it, `.git`
 /// and anything below `exclude` (the output and staging cache directories,
 /// when they are nested inside the recipe directory, and the path sources,
-/// which are hashed as sources).
+/// which are hashed as sources) or in another kiln output or cache
+/// directory (see [`walk_inputs`]).
 pub fn recipe_files(recipe: &Recipe, exclude: &[&Path]) -> Result<BTreeMap<String, String>> {
     let recipe_file = std::fs::canonicalize(&recipe.file.path).unwrap_or_else(|_| recipe.file.path.clone());
     let mut files = Vec::new();
-    for entry in walk_dir_source(&recipe.dir, false, exclude) {
-        let (path, rel, is_dir) = entry?;
+    for entry in walk_inputs(&recipe.dir, exclude) {
+        // Broken links and link loops are no input; neither is what we may not read.
+        let Ok((path, rel, is_dir)) = entry else {
+            continue;
+        };
         if is_dir {
             continue;
         }
@@ -195,18 +199,12 @@ pub fn recipe_files(recipe: &Recipe, exclude: &[&Path]) -> Result<BTreeMap<Strin
         }
         files.push((path, rel));
     }
-    files
+    // Through links (a script reads what they point to); a file that
+    // vanishes meanwhile (another run's scratch file) is no input either.
+    Ok(files
         .par_iter()
-        .map(|(path, rel)| {
-            let m = fs_err::symlink_metadata(path).into_diagnostic()?;
-            let hash = if m.file_type().is_symlink() {
-                format!("-> {}", fs_err::read_link(path).into_diagnostic()?.display())
-            } else {
-                file_sha256(path)?
-            };
-            Ok((rel.to_string_lossy().into_owned(), hash))
-        })
-        .collect()
+        .filter_map(|(path, rel)| Some((rel.to_string_lossy().into_owned(), file_sha256(path).ok()?)))
+        .collect())
 }
 
 /// Hash the sources of a staging output as they would land in the work dir.

@@ -36,7 +36,7 @@ pub struct Stager<'a> {
     /// Entries used so far, by staging name and used variant.
     done: HashMap<(String, String), Entry>,
     /// Locks held until the invocation ends: the use locks of the entries
-    /// in `done`, and the build locks of entries kept private.
+    /// in `done`, and the locks that keep private entries from being swept.
     held: Vec<crate::lock::Lock>,
     /// Entries built only for this run (removed when it ends).
     private: Vec<std::path::PathBuf>,
@@ -137,11 +137,8 @@ impl<'a> Stager<'a> {
                             &dirs,
                             publish,
                         )?;
-                        if publish {
-                            drop(build_lock);
-                        } else {
-                            // Keep others from removing our private attempt as an abandoned one.
-                            self.held.push(build_lock);
+                        drop(build_lock);
+                        if !publish {
                             self.private.push(built.dir.clone());
                         }
                         built
@@ -315,7 +312,13 @@ impl<'a> Stager<'a> {
 
         ui::step(&label, "caching");
         let started = Instant::now();
-        let tmp = self.store.begin(key)?;
+        let tmp = if publish {
+            self.store.begin(key)?
+        } else {
+            let (dir, alive) = self.store.begin_private(key)?;
+            self.held.push(alive);
+            dir
+        };
         let files = transfer::capture(&dirs.host_prefix, &before, &dirs.work_dir, &tmp)?;
         let (size_bytes, work_dir_entries) = tree_size(&tmp)?;
         // What this staging output passes on to inheritors: its own run
@@ -352,6 +355,7 @@ impl<'a> Stager<'a> {
             fs_err::remove_dir_all(&dirs.build_dir).into_diagnostic()?;
         }
         drop(dir_lock);
+        let committing = Instant::now();
         let entry = if publish {
             // Hold the use lock before the entry exists, so that nothing removes it under us.
             self.held.push(self.store.use_lock(key)?);
@@ -360,10 +364,15 @@ impl<'a> Stager<'a> {
             self.store.keep_private(&tmp, meta)?
         };
         ui::print_line(&format!(
-            "✔ {label}: cached {} prefix files ({:.1} MB with the work dir) as staging_{key}",
+            "✔ {label}: cached {} prefix files ({:.1} MB with the work dir) as staging_{key}{}",
             entry.meta.files.len(),
-            size_bytes as f64 / 1e6
+            size_bytes as f64 / 1e6,
+            if publish { "" } else { " (for this run only)" }
         ));
+        tracing::info!(
+            "{label}: entry synced to disk and published in {:.2} s",
+            committing.elapsed().as_secs_f64()
+        );
         Ok(entry)
     }
 }

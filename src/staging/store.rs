@@ -107,6 +107,17 @@ impl Entry {
     }
 }
 
+/// What [`Store::remove`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// The entry is gone.
+    Removed,
+    /// A running build uses it; it was kept.
+    InUse,
+    /// Someone else removed it first.
+    Gone,
+}
+
 /// A staging cache directory.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -147,10 +158,13 @@ impl Store {
         self.root.join(".locks").join(format!("staging_{key}.{kind}.lock"))
     }
 
-    /// Create the cache directory (owner-only, with a `CACHEDIR.TAG`).
+    /// Create the cache directory (owner-only when kiln creates it, with a `CACHEDIR.TAG`).
     pub fn create(&self) -> Result<()> {
+        if !self.root.exists() {
+            fs_err::create_dir_all(&self.root).into_diagnostic()?;
+            crate::build::dirs::private(&self.root).into_diagnostic()?;
+        }
         fs_err::create_dir_all(self.root.join(".locks")).into_diagnostic()?;
-        crate::build::dirs::private(&self.root).into_diagnostic()?;
         let tag = self.root.join("CACHEDIR.TAG");
         if !tag.exists() {
             crate::disk::write_atomic(
@@ -171,6 +185,12 @@ impl Store {
             let name = e.file_name().to_string_lossy().into_owned();
             if name.starts_with(".trash-") {
                 let _ = std::fs::remove_dir_all(e.path());
+            } else if name.starts_with(".private-staging_") {
+                // Its owner holds this lock for as long as it runs.
+                let lock = self.root.join(".locks").join(format!("{name}.lock"));
+                if let Ok(Some(_dead)) = Lock::try_acquire(&lock, Mode::Exclusive) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
             } else if let Some(rest) = name.strip_prefix(".tmp-staging_") {
                 let key = rest.rsplit_once('-').map_or(rest, |(k, _)| k);
                 // Whoever builds `key` holds its build lock.
@@ -252,36 +272,59 @@ impl Store {
         })
     }
 
+    /// A directory for a staging build only this run may use, with the lock
+    /// that tells [`Store::sweep`] its owner is alive (nobody waits for it).
+    pub fn begin_private(&self, key: &str) -> Result<(PathBuf, Lock)> {
+        let name = format!(".private-staging_{key}-{}", std::process::id());
+        let lock = Lock::try_acquire(&self.root.join(".locks").join(format!("{name}.lock")), Mode::Exclusive)
+            .into_diagnostic()?
+            .ok_or_else(|| miette!("{name} is in use by this process already"))?;
+        let dir = self.root.join(name);
+        if dir.symlink_metadata().is_ok() {
+            fs_err::remove_dir_all(&dir).into_diagnostic()?;
+        }
+        fs_err::create_dir_all(dir.join("prefix")).into_diagnostic()?;
+        Ok((dir, lock))
+    }
+
     fn finish(&self, tmp: &Path, meta: &Metadata) -> Result<()> {
-        let text = serde_json::to_string_pretty(meta).into_diagnostic()?;
+        let mut value = serde_json::to_value(meta).into_diagnostic()?;
+        // A secret may have reached any input (a variant value, a spec).
+        crate::redact::mask_json(&mut value);
+        let text = serde_json::to_string_pretty(&value).into_diagnostic()?;
         fs_err::write(tmp.join("metadata.json"), text).into_diagnostic()?;
         crate::disk::sync_tree(tmp)
     }
 
-    /// Remove `entry` unless a build is using it; `Ok(false)` when it is in use.
-    pub fn remove(&self, entry: &Entry) -> Result<bool> {
+    /// Remove `entry` unless a build is using it.
+    pub fn remove(&self, entry: &Entry) -> Result<Removal> {
         let Some(lock) =
             Lock::try_acquire(&self.lock_path(&entry.meta.key, "use"), Mode::Exclusive).into_diagnostic()?
         else {
-            return Ok(false);
+            return Ok(Removal::InUse);
         };
+        // Another `kiln cache clean` may have removed it meanwhile.
+        if self.lookup(&entry.meta.key).is_none() {
+            return Ok(Removal::Gone);
+        }
         self.trash(&entry.dir)?;
         lock.remove();
-        Ok(true)
+        Ok(Removal::Removed)
     }
 
-    /// Rename `dir` out of the way, then delete it.
+    /// Rename `dir` out of the way (one atomic step), then delete it; what
+    /// a crash leaves behind is removed by the next [`Store::sweep`].
     fn trash(&self, dir: &Path) -> Result<()> {
         let name = dir.file_name().unwrap_or_default().to_string_lossy();
-        let trash = tempfile::Builder::new()
-            .prefix(&format!(".trash-{name}-"))
-            .tempdir_in(&self.root)
-            .into_diagnostic()?;
-        let to = trash.path().join("entry");
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let to = self.root.join(format!(".trash-{name}-{}-{nanos}", std::process::id()));
         fs_err::rename(dir, &to).into_diagnostic()?;
         crate::disk::sync_dir(&self.root)?;
-        let path = trash.keep();
-        fs_err::remove_dir_all(&path).into_diagnostic()
+        // A sweep running at the same time may delete it too.
+        let _ = std::fs::remove_dir_all(&to);
+        Ok(())
     }
 
     /// All trusted entries.

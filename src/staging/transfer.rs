@@ -230,6 +230,7 @@ pub fn unrelocatable(entry: &Entry, prefix: &Path, work_dir: &Path) -> Result<Op
         .meta
         .files
         .iter()
+        .filter(|f| f.kind == FileKind::File)
         .map(|f| entry.prefix_dir().join(&f.path))
         .collect();
     for e in walkdir::WalkDir::new(entry.work_dir()).follow_links(false) {
@@ -239,13 +240,16 @@ pub fn unrelocatable(entry: &Entry, prefix: &Path, work_dir: &Path) -> Result<Op
         }
     }
     let blocking = files.par_iter().find_map_any(|f| {
+        if !std::fs::symlink_metadata(f).is_ok_and(|m| m.is_file()) {
+            return None;
+        }
         let data = std::fs::read(f).ok()?;
         if !is_binary(&data) {
             return None;
         }
         longer
             .iter()
-            .find(|(old, _)| memmem::find(&data, old).is_some())
+            .find(|(old, _)| in_c_string(&data, old))
             .map(|(_, old)| (f.clone(), *old))
     });
     Ok(blocking.map(|(file, old)| {
@@ -295,6 +299,12 @@ fn replace_all(data: &[u8], old: &[u8], new: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(&data[last..]);
     out
+}
+
+/// Whether `old` occurs in `data` with a NUL after it (in a C string that
+/// relocation would rewrite).
+fn in_c_string(data: &[u8], old: &[u8]) -> bool {
+    memmem::find_iter(data, old).any(|pos| memchr::memchr(0, &data[pos + old.len()..]).is_some())
 }
 
 /// Rewrite each NUL-terminated string that contains `old`, from the first
