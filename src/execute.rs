@@ -34,9 +34,9 @@ struct Built {
 }
 
 /// Build every planned output in order and index the channel.
-pub fn build_all(plan: &Plan, opts: &BuildOptions) -> Result<Vec<PathBuf>> {
-    let recipe = &*plan.recipe;
-    let plan = &plan.outputs;
+pub fn build_all(plan_all: &Plan, opts: &BuildOptions) -> Result<Vec<PathBuf>> {
+    let recipe = &*plan_all.recipe;
+    let plan = &plan_all.outputs;
     for s in &recipe.staging {
         if !plan
             .iter()
@@ -62,6 +62,7 @@ pub fn build_all(plan: &Plan, opts: &BuildOptions) -> Result<Vec<PathBuf>> {
         }
     }
     let envs = LazyEnvironments::new(&opts.channels, &opts.output_dir, subdirs.clone(), false);
+    crate::preflight::solve(plan_all, opts, &envs)?;
     // Lock files of build directories that finished or were killed.
     crate::lock::remove_stale(&opts.output_dir.join("bld").join(".locks"));
     let mut stager = Stager::new(opts, &envs)?;

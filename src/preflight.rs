@@ -1,16 +1,20 @@
 //! Checks that need no script: run over every output and staging output of
 //! every variant before the first script runs, so that a mistake in the
 //! last output does not surface after an hour of compiling the first.
-//! Every problem found is reported at once.
+//! Every problem found is reported at once. [`check`] needs nothing but the
+//! plan; [`solve`] also solves every environment that does not wait for a
+//! sibling output to be built (nothing is installed).
 
 use std::collections::BTreeSet;
 
 use miette::{miette, Result};
 
-use crate::build::{script, sources};
+use crate::build::{script, sources, BuildOptions};
+use crate::environment::resolve::{self, Request};
+use crate::environment::LazyEnvironments;
 use crate::package::glob::Selector;
 use crate::plan::Plan;
-use crate::recipe::model::{Script, Source};
+use crate::recipe::model::{spec_name, Requirements, Script, Source};
 use crate::recipe::Recipe;
 
 /// Check script files, secrets, sources and file globs of everything in `plan`.
@@ -38,6 +42,54 @@ pub fn check(plan: &Plan) -> Result<()> {
                 .map_err(|(msg, g)| miette!("{}: {msg}", recipe.file.location(&g.span))),
         );
     }
+    report(problems)
+}
+
+/// Solve the build and host environments of every output and staging
+/// output whose requirements name no output of the recipe (those can only
+/// be solved once the sibling is built).
+pub fn solve(plan: &Plan, opts: &BuildOptions, envs: &LazyEnvironments) -> Result<()> {
+    let mut problems: Vec<miette::Report> = Vec::new();
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut asked: BTreeSet<String> = BTreeSet::new();
+    for p in &plan.outputs {
+        let recipe = &*p.recipe;
+        let siblings: BTreeSet<&str> = p.siblings.iter().map(|s| s.name.as_str()).collect();
+        let mut requests: Vec<(String, &Requirements, bool)> = recipe
+            .staging
+            .iter()
+            .map(|s| (format!("staging {}", s.name), &s.requirements, false))
+            .collect();
+        requests.push((p.identifier(), &p.output.requirements, !p.output.build.noarch.is_none()));
+        for (label, requirements, noarch) in requests {
+            let waits_for_sibling = requirements
+                .build
+                .iter()
+                .chain(&requirements.host)
+                .any(|d| spec_name(&d.spec).is_some_and(|n| siblings.contains(n.as_str())));
+            // The same request (a staging output shared by every output) is solved once.
+            let id = format!("{label} {:?} {:?}", requirements.build, requirements.host);
+            if waits_for_sibling || !asked.insert(id) {
+                continue;
+            }
+            let request = Request {
+                label: &label,
+                recipe,
+                requirements,
+                platforms: opts.platforms,
+                noarch,
+            };
+            if let Err(e) = resolve::resolve(envs, &request) {
+                if seen.insert(e.to_string()) {
+                    problems.push(e);
+                }
+            }
+        }
+    }
+    report(problems)
+}
+
+fn report(mut problems: Vec<miette::Report>) -> Result<()> {
     match problems.len() {
         0 => Ok(()),
         1 => Err(problems.remove(0)),

@@ -149,3 +149,41 @@ fn a_failure_inside_a_command_substitution_is_not_blamed_for_the_exit() {
     assert_failed_with(&o, &out, &["(exit code 3)"]);
     assert!(!stderr(&o).contains("command `false`"), "{}", stderr(&o));
 }
+
+#[test]
+fn an_unsatisfiable_environment_of_a_later_output_stops_the_build_before_any_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = write_recipe(
+        dir.path(),
+        "unsat",
+        r#"
+recipe: {name: unsat, version: "1.0"}
+outputs:
+  - package: {name: unsat-first}
+    build:
+      script:
+        secrets: [KILN_TEST_MARK]
+        content: [touch "$KILN_TEST_MARK"]
+  - package: {name: unsat-second}
+    requirements:
+      host:
+        - zlib >=99
+    build:
+      script: [true]
+"#,
+    );
+    let out = dir.path().join("out");
+    let mark = dir.path().join("first-script-ran");
+    let channel = fixture_channel_url();
+    let o = build_with_env(
+        &r,
+        &out,
+        &["-c", &channel],
+        &[("KILN_TEST_MARK", mark.to_str().unwrap())],
+    );
+    assert_failed_with(&o, &out, &["recipe.yaml:12:11", "zlib >=99"]);
+    assert!(
+        !mark.exists(),
+        "the environments are solved before the first script runs"
+    );
+}

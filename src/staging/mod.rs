@@ -370,7 +370,8 @@ impl<'a> Stager<'a> {
             if publish { "" } else { " (for this run only)" }
         ));
         tracing::info!(
-            "{label}: entry synced to disk and published in {:.2} s",
+            "{label}: entry synced to disk{} in {:.2} s",
+            if publish { " and published" } else { "" },
             committing.elapsed().as_secs_f64()
         );
         Ok(entry)
