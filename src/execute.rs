@@ -65,7 +65,7 @@ pub fn build_all(plan_all: &Plan, opts: &BuildOptions) -> Result<Vec<PathBuf>> {
     crate::preflight::solve(plan_all, opts, &envs)?;
     // Lock files of build directories that finished or were killed.
     crate::lock::remove_stale(&opts.output_dir.join("bld").join(".locks"));
-    let mut stager = Stager::new(opts, &envs)?;
+    let mut stager = Stager::new(opts, &envs);
     let mut built = Vec::new();
     for p in plan {
         built.push(build_one(p, opts, &mut stager, &envs)?);

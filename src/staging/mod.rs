@@ -40,6 +40,9 @@ pub struct Stager<'a> {
     held: Vec<crate::lock::Lock>,
     /// Entries built only for this run (removed when it ends).
     private: Vec<std::path::PathBuf>,
+    /// Whether the cache directory was created and swept (on first use, so
+    /// that recipes without staging outputs leave no cache directory).
+    prepared: bool,
 }
 
 impl Drop for Stager<'_> {
@@ -52,19 +55,17 @@ impl Drop for Stager<'_> {
 
 impl<'a> Stager<'a> {
     /// A stager using the cache in `opts.staging_cache_dir` (created when
-    /// missing, and swept of what killed processes left behind).
-    pub fn new(opts: &'a BuildOptions, envs: &'a LazyEnvironments) -> Result<Self> {
-        let store = Store::new(opts.staging_cache_dir.clone());
-        store.create()?;
-        store.sweep();
-        Ok(Self {
+    /// first needed, and then swept of what killed processes left behind).
+    pub fn new(opts: &'a BuildOptions, envs: &'a LazyEnvironments) -> Self {
+        Self {
             opts,
             envs,
-            store,
+            store: Store::new(opts.staging_cache_dir.clone()),
             done: HashMap::new(),
             held: Vec::new(),
             private: Vec::new(),
-        })
+            prepared: false,
+        }
     }
 
     /// The entries used so far.
@@ -97,6 +98,11 @@ impl<'a> Stager<'a> {
         let id = (name.to_string(), crate::hash::hash_input(&staging.used_variant));
         if let Some(e) = self.done.get(&id) {
             return Ok(e.clone());
+        }
+        if !self.prepared {
+            self.store.create()?;
+            self.store.sweep();
+            self.prepared = true;
         }
         let parent = match &staging.inherit {
             Some(p) => Some(self.ensure(recipe, p)?),
