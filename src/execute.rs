@@ -13,12 +13,12 @@ use crate::build::dirs::BuildDirs;
 use crate::build::env::BuildIdentity;
 pub use crate::build::BuildOptions;
 use crate::build::{run_script, sources};
-use crate::environment::resolve::{self, PackageRef, Resolved};
-use crate::environment::run_exports::Applied;
+use crate::dependencies::{finalize_run, resolve_output, Inherited};
+use crate::environment::resolve;
 use crate::environment::LazyEnvironments;
 use crate::package::{self, metadata::InfoInputs, select};
 use crate::plan::{Plan, PlannedOutput};
-use crate::recipe::model::{spec_name, Inherit};
+
 use crate::recipe::Recipe;
 use crate::staging::{restore_into, Stager};
 use crate::variants::variant_text;
@@ -87,68 +87,6 @@ fn inherits_transitively(recipe: &Recipe, from: Option<&str>, target: &str) -> b
         current = recipe.staging(name).and_then(|s| s.inherit.as_deref());
     }
     false
-}
-
-/// What an output takes from the staging output it inherits.
-pub struct Inherited {
-    /// Run exports of the staging dependencies (after the staging filters).
-    pub run_exports: Applied,
-    /// The staging host environment (for `pin_compatible`).
-    pub host_packages: Vec<PackageRef>,
-}
-
-/// Solve an output's environments (none when it has no build/host requirements).
-pub fn resolve_output(p: &PlannedOutput, opts: &BuildOptions, envs: &LazyEnvironments) -> Result<Resolved> {
-    resolve::resolve(
-        envs,
-        &resolve::Request {
-            label: &p.identifier(),
-            recipe: &p.recipe,
-            requirements: &p.output.requirements,
-            platforms: opts.platforms,
-            noarch: !p.output.build.noarch.is_none(),
-        },
-    )
-}
-
-/// The final `depends` and `constrains` of an output: its own run
-/// requirements (pins applied), the run exports of its environments, and
-/// those of the staging output it inherits (unless `run_exports: false`),
-/// all after the output's `ignore_run_exports`.
-pub fn finalize_run(
-    p: &PlannedOutput,
-    resolved: &Resolved,
-    staging: Option<&Inherited>,
-) -> Result<(Vec<String>, Vec<String>, Applied)> {
-    let recipe = &*p.recipe;
-    let output = &p.output;
-    let id = p.identifier();
-    let staging_host = staging.map(|e| e.host_packages.clone()).unwrap_or_default();
-    let mut depends = resolve::apply_compatible_pins(recipe, &id, &output.requirements.run, resolved, &staging_host)?;
-    let mut constrains = resolve::apply_compatible_pins(
-        recipe,
-        &id,
-        &output.requirements.run_constraints,
-        resolved,
-        &staging_host,
-    )?;
-    let mut exports = resolved.exports.clone();
-    if let (Some(entry), Inherit::Staging { run_exports: true, .. }) = (staging, &output.inherit) {
-        exports.extend(&entry.run_exports.filtered(&output.requirements.ignore_run_exports));
-    }
-    let me = output.package.name.as_normalized();
-    for (list, extra) in [(&mut depends, &exports.depends), (&mut constrains, &exports.constrains)] {
-        for e in extra {
-            // A package never depends on itself through its own exports.
-            if spec_name(&e.spec).as_deref() == Some(me) {
-                continue;
-            }
-            if !list.contains(&e.spec) {
-                list.push(e.spec.clone());
-            }
-        }
-    }
-    Ok((depends, constrains, exports))
 }
 
 fn build_one(p: &PlannedOutput, opts: &BuildOptions, stager: &mut Stager, envs: &LazyEnvironments) -> Result<Built> {

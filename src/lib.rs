@@ -15,6 +15,7 @@ pub mod build;
 pub mod channel;
 pub mod cli;
 pub mod commands;
+pub mod dependencies;
 pub mod diagnostics;
 pub mod disk;
 pub mod environment;

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use miette::{miette, Result};
 
 use crate::build::{script, sources, BuildOptions};
-use crate::environment::resolve::{self, Request};
+use crate::dependencies;
 use crate::environment::LazyEnvironments;
 use crate::package::glob::Selector;
 use crate::plan::Plan;
@@ -51,39 +51,36 @@ pub fn check(plan: &Plan) -> Result<()> {
 pub fn solve(plan: &Plan, opts: &BuildOptions, envs: &LazyEnvironments) -> Result<()> {
     let mut problems: Vec<miette::Report> = Vec::new();
     let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut note = |r: Result<()>| {
+        if let Err(e) = r {
+            if seen.insert(e.to_string()) {
+                problems.push(e);
+            }
+        }
+    };
     let mut asked: BTreeSet<String> = BTreeSet::new();
     for p in &plan.outputs {
         let recipe = &*p.recipe;
         let siblings: BTreeSet<&str> = p.siblings.iter().map(|s| s.name.as_str()).collect();
-        let mut requests: Vec<(String, &Requirements, bool)> = recipe
-            .staging
-            .iter()
-            .map(|s| (format!("staging {}", s.name), &s.requirements, false))
-            .collect();
-        requests.push((p.identifier(), &p.output.requirements, !p.output.build.noarch.is_none()));
-        for (label, requirements, noarch) in requests {
-            let waits_for_sibling = requirements
-                .build
+        let waits_for_sibling = |r: &Requirements| {
+            r.build
                 .iter()
-                .chain(&requirements.host)
-                .any(|d| spec_name(&d.spec).is_some_and(|n| siblings.contains(n.as_str())));
-            // The same request (a staging output shared by every output) is solved once.
-            let id = format!("{label} {:?} {:?}", requirements.build, requirements.host);
-            if waits_for_sibling || !asked.insert(id) {
-                continue;
+                .chain(&r.host)
+                .any(|d| spec_name(&d.spec).is_some_and(|n| siblings.contains(n.as_str())))
+        };
+        for s in &recipe.staging {
+            // A staging output shared by every output (and variant) is solved once.
+            let id = format!(
+                "staging {} {:?} {:?}",
+                s.name, s.requirements.build, s.requirements.host
+            );
+            if !waits_for_sibling(&s.requirements) && asked.insert(id) {
+                let label = format!("staging {}", s.name);
+                note(dependencies::resolve_staging(envs, recipe, s, opts, &label).map(|_| ()));
             }
-            let request = Request {
-                label: &label,
-                recipe,
-                requirements,
-                platforms: opts.platforms,
-                noarch,
-            };
-            if let Err(e) = resolve::resolve(envs, &request) {
-                if seen.insert(e.to_string()) {
-                    problems.push(e);
-                }
-            }
+        }
+        if !waits_for_sibling(&p.output.requirements) {
+            note(dependencies::resolve_output(p, opts, envs).map(|_| ()));
         }
     }
     report(problems)

@@ -5,11 +5,11 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::environment::resolve::{self, PackageRef, Resolved};
+use crate::build::BuildOptions;
+use crate::dependencies;
+use crate::environment::resolve::{PackageRef, Resolved};
 use crate::environment::run_exports::Applied;
 use crate::environment::LazyEnvironments;
-use crate::execute;
-use crate::execute::BuildOptions;
 use crate::plan::{Plan, PlannedOutput};
 use crate::recipe::model::Output;
 
@@ -114,30 +114,15 @@ pub fn finalized_dependencies(
 pub fn with_solve(plan: &Plan, opts: &BuildOptions) -> miette::Result<Vec<Value>> {
     let envs = LazyEnvironments::new(&opts.channels, &opts.output_dir, Vec::new(), true);
     let mut out = Vec::new();
+    let mut staging = std::collections::HashMap::new();
     for p in &plan.outputs {
         let recipe = &*p.recipe;
-        let resolved = execute::resolve_output(p, opts, &envs)?;
-        let inherited = match p.output.inherit.staging_name().and_then(|n| recipe.staging(n)) {
-            Some(s) => {
-                let label = format!("staging {}", s.name);
-                let r = resolve::resolve(
-                    &envs,
-                    &resolve::Request {
-                        label: &label,
-                        recipe,
-                        requirements: &s.requirements,
-                        platforms: opts.platforms,
-                        noarch: false,
-                    },
-                )?;
-                Some(execute::Inherited {
-                    host_packages: r.host_refs(),
-                    run_exports: r.exports,
-                })
-            }
+        let resolved = dependencies::resolve_output(p, opts, &envs)?;
+        let inherited = match p.output.inherit.staging_name() {
+            Some(name) => dependencies::solve_inherited(&envs, recipe, name, opts, &mut staging)?,
             None => None,
         };
-        let (depends, constrains, exports) = execute::finalize_run(p, &resolved, inherited.as_ref())?;
+        let (depends, constrains, exports) = dependencies::finalize_run(p, &resolved, inherited.as_ref())?;
         let finalized = finalized_dependencies(&p.output, &resolved, &depends, &constrains, &exports);
         out.push(rendered_output(p, opts, Some(finalized)));
     }

@@ -203,6 +203,47 @@ fn with_solve_shows_resolved_environments_and_needs_render_only() {
 }
 
 #[test]
+fn with_solve_shows_exactly_the_run_requirements_the_build_writes() {
+    // Nested staging: `base` exports zlib (host), `derived` exports libgcc
+    // (build); `nested-all` inherits both through the chain.
+    let out = tempfile::tempdir().unwrap();
+    let channel = fixture_channel_url();
+    let o = kiln()
+        .args(["build", "--render-only", "--with-solve", "--experimental", "--recipe"])
+        .arg(env_recipe("nested-exports"))
+        .arg("--output-dir")
+        .arg(out.path())
+        .args(["-c", &channel])
+        .run()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rendered: Value = serde_json::from_slice(&o.stdout).unwrap();
+    build_ok(
+        &env_recipe("nested-exports"),
+        out.path(),
+        &["--experimental", "-c", &channel],
+    );
+    let entries = rendered.as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    for e in entries {
+        let name = e["recipe"]["package"]["name"].as_str().unwrap();
+        let index = index_of(out.path(), name);
+        let run = &e["finalized_dependencies"]["run"];
+        assert_eq!(strings(&run["depends"]), strings(&index["depends"]), "{name} depends");
+        assert_eq!(
+            strings(&run["constraints"]),
+            strings(&index["constrains"]),
+            "{name} constrains"
+        );
+    }
+    let all = index_of(out.path(), "nested-all");
+    let depends = strings(&all["depends"]);
+    for want in ["python", "libgcc >=12", "zlib >=1.3,<2.0a0"] {
+        assert!(depends.contains(&want.to_string()), "{want} in {depends:?}");
+    }
+}
+
+#[test]
 fn a_cycle_between_outputs_is_an_error_naming_them() {
     let out = tempfile::tempdir().unwrap();
     let o = build(&env_recipe("bad/cycle.yaml"), out.path(), &[]);

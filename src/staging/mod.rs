@@ -18,6 +18,7 @@ use miette::{miette, IntoDiagnostic, Result};
 use crate::build::dirs::BuildDirs;
 use crate::build::env::BuildIdentity;
 use crate::build::{run_script, script, sources, BuildOptions};
+use crate::dependencies;
 use crate::environment::resolve::{self, Resolved};
 use crate::environment::LazyEnvironments;
 use crate::package::select;
@@ -176,16 +177,7 @@ impl<'a> Stager<'a> {
     /// Solve the staging environments (needed for the key even on a hit;
     /// repodata is cached, so this is cheap when nothing changed).
     fn resolve(&self, recipe: &Recipe, staging: &StagingOutput, label: &str) -> Result<Resolved> {
-        resolve::resolve(
-            self.envs,
-            &resolve::Request {
-                label,
-                recipe,
-                requirements: &staging.requirements,
-                platforms: self.opts.platforms,
-                noarch: false,
-            },
-        )
+        dependencies::resolve_staging(self.envs, recipe, staging, self.opts, label)
     }
 
     fn key_inputs(
@@ -327,17 +319,8 @@ impl<'a> Stager<'a> {
         };
         let files = transfer::capture(&dirs.host_prefix, &before, &dirs.work_dir, &tmp)?;
         let (size_bytes, work_dir_entries) = tree_size(&tmp)?;
-        // What this staging output passes on to inheritors: its own run
-        // exports, plus those of the staging output it inherits from.
-        let mut run_exports = resolved.exports.clone();
-        if let Some(parent) = parent {
-            run_exports.extend(
-                &parent
-                    .meta
-                    .run_exports
-                    .filtered(&staging.requirements.ignore_run_exports),
-            );
-        }
+        let run_exports =
+            dependencies::staging_exports(staging, &resolved.exports, parent.map(|p| &p.meta.run_exports));
         let meta = Metadata {
             run_exports,
             format: CACHE_FORMAT_VERSION,
