@@ -1,7 +1,9 @@
-//! Writing to disk so that a crash never leaves something a later run
-//! trusts: atomic file writes (temporary file, then rename), syncing a
-//! finished tree before it is published, and creating directories below a
-//! root without following symlinks.
+//! File mechanisms, each with one home: writing so that a crash never
+//! leaves something a later run trusts (atomic writes: temporary file, then
+//! rename; syncing a finished tree before it is published), creating
+//! directories below a root without following symlinks, copying a file
+//! with its metadata (by reflink where the file system can), and a file's
+//! SHA-256.
 
 use std::io::{ErrorKind, Write};
 use std::path::{Component, Path, PathBuf};
@@ -96,6 +98,52 @@ fn sync_path(path: &Path) -> Result<()> {
         Err(e) if e.kind() == ErrorKind::PermissionDenied => Ok(()),
         Err(e) => Err(miette!("cannot sync {}: {e}", path.display())),
     }
+}
+
+/// How [`copy_file`] copied a regular file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Copied {
+    /// Cloned by reflink: no bytes were copied.
+    Reflinked,
+    /// The bytes were copied.
+    Copied,
+    /// A symlink, recreated with the same target.
+    Symlink,
+}
+
+/// Copy one file or symlink to `to` (replacing what is there), keeping the
+/// file's mode and modification time (so `make` sees nothing to rebuild);
+/// a reflink where the file system supports it. Parent directories are
+/// created (follow [`create_dirs_inside`] first where that matters).
+pub fn copy_file(from: &Path, to: &Path) -> Result<Copied> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(parent) = to.parent() {
+        fs_err::create_dir_all(parent).into_diagnostic()?;
+    }
+    let meta = fs_err::symlink_metadata(from).into_diagnostic()?;
+    if to.symlink_metadata().is_ok() {
+        fs_err::remove_file(to).into_diagnostic()?;
+    }
+    if meta.file_type().is_symlink() {
+        let target = fs_err::read_link(from).into_diagnostic()?;
+        std::os::unix::fs::symlink(&target, to).into_diagnostic()?;
+        return Ok(Copied::Symlink);
+    }
+    let how = match reflink_copy::reflink_or_copy(from, to) {
+        Ok(None) => Copied::Reflinked,
+        Ok(Some(_)) => Copied::Copied,
+        Err(e) => return Err(miette!("cannot copy {} to {}: {e}", from.display(), to.display())),
+    };
+    fs_err::set_permissions(to, std::fs::Permissions::from_mode(meta.permissions().mode())).into_diagnostic()?;
+    filetime::set_file_mtime(to, filetime::FileTime::from_last_modification_time(&meta)).into_diagnostic()?;
+    Ok(how)
+}
+
+/// Hex SHA-256 of a file's content.
+pub fn file_sha256(path: &Path) -> Result<String> {
+    let digest = rattler_digest::compute_file_digest::<rattler_digest::Sha256>(path)
+        .map_err(|e| miette!("cannot read {}: {e}", path.display()))?;
+    Ok(hex::encode(digest))
 }
 
 /// Create the directories of `rel` (relative) below `root`, refusing to go

@@ -79,14 +79,7 @@ pub fn build_all(plan_all: &Plan, opts: &BuildOptions) -> Result<Vec<PathBuf>> {
 }
 
 fn inherits_transitively(recipe: &Recipe, from: Option<&str>, target: &str) -> bool {
-    let mut current = from;
-    while let Some(name) = current {
-        if name == target {
-            return true;
-        }
-        current = recipe.staging(name).and_then(|s| s.inherit.as_deref());
-    }
-    false
+    from.is_some_and(|name| recipe.staging_chain(name).iter().any(|s| s.name == target))
 }
 
 fn build_one(p: &PlannedOutput, opts: &BuildOptions, stager: &mut Stager, envs: &LazyEnvironments) -> Result<Built> {

@@ -24,6 +24,7 @@ pub mod hash;
 pub mod lock;
 pub mod package;
 pub mod plan;
+pub mod platform;
 pub mod preflight;
 pub mod recipe;
 pub mod redact;

@@ -221,17 +221,16 @@ fn dependency_names(recipe: &Recipe, output: &Output) -> Vec<String> {
             names.push(pin.name.clone());
         }
     }
-    let mut staging = output.inherit.staging_name();
-    while let Some(name) = staging {
-        let Some(s) = recipe.staging(name) else { break };
-        names.extend(
-            s.requirements
-                .build
-                .iter()
-                .chain(&s.requirements.host)
-                .filter_map(|d| d.name()),
-        );
-        staging = s.inherit.as_deref();
+    if let Some(name) = output.inherit.staging_name() {
+        for s in recipe.staging_chain(name) {
+            names.extend(
+                s.requirements
+                    .build
+                    .iter()
+                    .chain(&s.requirements.host)
+                    .filter_map(|d| d.name()),
+            );
+        }
     }
     names
 }
@@ -432,7 +431,7 @@ fn plan_output(
             .find(|p| p.output.package.name.as_normalized() == pin.name)
         {
             variant.insert(
-                pin.name.replace(['-', '.'], "_"),
+                crate::variants::normalize_key(&pin.name),
                 json!(format!("{} {}", t.output.package.version.as_str(), t.build_string)),
             );
         }

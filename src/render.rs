@@ -25,12 +25,8 @@ pub fn rendered_output(p: &PlannedOutput, opts: &BuildOptions, finalized: Option
     }
     if let Some(name) = p.output.inherit.staging_name() {
         // The staging caches this output uses, outermost first, and where it inherits from.
-        let mut chain = Vec::new();
-        let mut current = recipe.staging(name);
-        while let Some(s) = current {
-            chain.insert(0, s);
-            current = s.inherit.as_deref().and_then(|n| recipe.staging(n));
-        }
+        let mut chain = recipe.staging_chain(name);
+        chain.reverse();
         rec.insert(
             "staging_caches".into(),
             serde_json::to_value(&chain).unwrap_or_default(),

@@ -98,14 +98,14 @@ pub fn build_env(i: &EnvInputs) -> BTreeMap<String, String> {
     set("host_platform", i.target.as_str().to_string());
     set("build_platform", i.build.as_str().to_string());
     set("SUBDIR", i.target.as_str().to_string());
-    set("ARCH", arch_suffix(i.target));
+    set("ARCH", crate::platform::arch_suffix(i.target));
     set(
         "CONDA_BUILD_CROSS_COMPILATION",
         if i.target != i.build { "1" } else { "0" }.to_string(),
     );
     set("CONDA_BUILD_STATE", "BUILD".into());
     set("CONDA_BUILD", "1".into());
-    set("SHLIB_EXT", shlib_ext(i.target).into());
+    set("SHLIB_EXT", crate::platform::shlib_ext(i.target).into());
     set(
         "CPU_COUNT",
         std::env::var("CPU_COUNT").unwrap_or_else(|_| num_cpus::get().to_string()),
@@ -130,19 +130,17 @@ pub fn build_env(i: &EnvInputs) -> BTreeMap<String, String> {
     if i.target.is_linux() {
         set("LD_RUN_PATH", s(&d.host_prefix.join("lib")));
         let arch = i.target.arch().map(|a| a.as_str().to_string()).unwrap_or_default();
-        let cos = if matches!(arch.as_str(), "aarch64" | "ppc64le" | "s390x") {
-            "cos7"
-        } else {
-            "cos6"
-        };
-        set("BUILD", format!("{arch}-conda_{cos}-linux-gnu"));
+        set(
+            "BUILD",
+            format!("{arch}-conda_{}-linux-gnu", crate::platform::cdt_name(i.target)),
+        );
     }
     let system_path = std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into());
     // Activation (see `environment::activation`) puts the host, then the
     // build prefix in front of this.
     set("PATH", system_path);
     for (k, v) in i.variant {
-        let key = k.replace(['-', '.'], "_");
+        let key = crate::variants::normalize_key(k);
         if !NOT_EXPORTED.contains(&key.as_str()) {
             env.insert(key, v.clone());
         }
@@ -151,24 +149,4 @@ pub fn build_env(i: &EnvInputs) -> BTreeMap<String, String> {
         env.insert(k.clone(), v.clone());
     }
     env
-}
-
-/// `.so`, `.dylib` or `.dll`.
-pub fn shlib_ext(p: Subdir) -> &'static str {
-    if p.is_windows() {
-        ".dll"
-    } else if p.is_osx() {
-        ".dylib"
-    } else {
-        ".so"
-    }
-}
-
-fn arch_suffix(p: Subdir) -> String {
-    match p.arch().map(|a| a.as_str()) {
-        Some("x86_64") => "64".into(),
-        Some("x86") => "32".into(),
-        Some(a) => a.to_string(),
-        None => "noarch".into(),
-    }
 }

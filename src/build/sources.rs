@@ -64,8 +64,7 @@ fn readable(recipe: &Recipe, src: &PathSource, from: &Path) -> Result<std::fs::M
 
 fn verify(recipe: &Recipe, src: &PathSource, from: &Path) -> Result<()> {
     if let Some(expected) = &src.sha256 {
-        let actual =
-            hex::encode(rattler_digest::compute_file_digest::<rattler_digest::Sha256>(from).into_diagnostic()?);
+        let actual = crate::disk::file_sha256(from)?;
         if !actual.eq_ignore_ascii_case(expected) {
             return Err(miette!(
                 "{}: checksum mismatch for {}\n  expected sha256: {expected}\n  actual sha256:   {actual}",
@@ -99,7 +98,7 @@ fn fetch_path(recipe: &Recipe, src: &PathSource, work_dir: &Path, exclude: &Path
     if meta.is_file() {
         verify(recipe, src, &from)?;
         let target = file_target(recipe, src, &from, &dest_dir)?;
-        copy_file(&from, &target)?;
+        crate::disk::copy_file(&from, &target)?;
         return Ok(());
     }
     for entry in walk_dir_source(&from, src.use_gitignore, &[exclude]) {
@@ -108,7 +107,7 @@ fn fetch_path(recipe: &Recipe, src: &PathSource, work_dir: &Path, exclude: &Path
         if is_dir {
             fs_err::create_dir_all(&target).into_diagnostic()?;
         } else {
-            copy_file(&path, &target)?;
+            crate::disk::copy_file(&path, &target)?;
         }
     }
     Ok(())
@@ -174,26 +173,6 @@ fn walk(
             let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
             Some(Ok((entry.path().to_path_buf(), rel, is_dir)))
         })
-}
-
-/// Copy one file or symlink, keeping mode and modification time.
-pub fn copy_file(from: &Path, to: &Path) -> Result<()> {
-    if let Some(parent) = to.parent() {
-        fs_err::create_dir_all(parent).into_diagnostic()?;
-    }
-    let meta = fs_err::symlink_metadata(from).into_diagnostic()?;
-    if to.symlink_metadata().is_ok() {
-        fs_err::remove_file(to).into_diagnostic()?;
-    }
-    if meta.file_type().is_symlink() {
-        let target = fs_err::read_link(from).into_diagnostic()?;
-        std::os::unix::fs::symlink(&target, to).into_diagnostic()?;
-        return Ok(());
-    }
-    fs_err::copy(from, to).into_diagnostic()?;
-    let mtime = filetime::FileTime::from_last_modification_time(&meta);
-    filetime::set_file_mtime(to, mtime).into_diagnostic()?;
-    Ok(())
 }
 
 /// `base/rel` if `rel` is relative and stays inside `base`.

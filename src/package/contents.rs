@@ -88,7 +88,7 @@ fn place(prefix: &Path, rel: &Path, pkg_dir: &Path, placeholder: &str) -> Result
         });
     }
     if std::fs::hard_link(&src, &dst).is_err() {
-        fs_err::copy(&src, &dst).into_diagnostic()?;
+        crate::disk::copy_file(&src, &dst)?;
     }
     let (sha256, size, mode) = scan(&src, Some(placeholder.as_bytes()))?;
     Ok(PathEntry {

@@ -179,7 +179,7 @@ fn write_recipe_dir(dest: &Path, i: &InfoInputs) -> Result<()> {
         if let Some(p) = target.parent() {
             fs_err::create_dir_all(p).into_diagnostic()?;
         }
-        fs_err::copy(entry.path(), &target).into_diagnostic()?;
+        crate::disk::copy_file(entry.path(), &target)?;
     }
     write_yaml(&dest.join("rendered_recipe.yaml"), i.rendered)?;
     write_yaml(&dest.join("variant_config.yaml"), i.variant)?;
@@ -216,7 +216,7 @@ fn write_licenses(dest: &Path, i: &InfoInputs) -> Result<()> {
                 for e in walkdir::WalkDir::new(&candidate).into_iter().filter_map(|e| e.ok()) {
                     if e.file_type().is_file() {
                         let rel = e.path().strip_prefix(root).into_diagnostic()?;
-                        copy_into(e.path(), &dest.join(rel))?;
+                        crate::disk::copy_file(e.path(), &dest.join(rel))?;
                         found = true;
                     }
                 }
@@ -233,7 +233,7 @@ fn write_licenses(dest: &Path, i: &InfoInputs) -> Result<()> {
                 }
                 let rel = e.path().strip_prefix(root).into_diagnostic()?;
                 if matcher.is_match(rel) {
-                    copy_into(e.path(), &dest.join(rel))?;
+                    crate::disk::copy_file(e.path(), &dest.join(rel))?;
                     found = true;
                 }
             }
@@ -247,14 +247,6 @@ fn write_licenses(dest: &Path, i: &InfoInputs) -> Result<()> {
             ));
         }
     }
-    Ok(())
-}
-
-fn copy_into(from: &Path, to: &Path) -> Result<()> {
-    if let Some(p) = to.parent() {
-        fs_err::create_dir_all(p).into_diagnostic()?;
-    }
-    fs_err::copy(from, to).into_diagnostic()?;
     Ok(())
 }
 

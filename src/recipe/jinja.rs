@@ -15,8 +15,8 @@ use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior};
 use rattler_conda_types::Subdir;
 
 use super::model::{Pin, PinKind};
-use crate::variants::variant_text;
 pub use crate::variants::Variant;
+use crate::variants::{normalize_key, variant_text};
 
 /// Platforms a recipe is rendered for.
 #[derive(Debug, Clone, Copy)]
@@ -65,7 +65,7 @@ impl Jinja {
         let lookup = {
             let text: BTreeMap<String, String> = variant
                 .iter()
-                .map(|(k, v)| (k.replace(['-', '.'], "_"), variant_text(v)))
+                .map(|(k, v)| (normalize_key(k), variant_text(v)))
                 .collect();
             let accessed = accessed.clone();
             Arc::new(move |key: &str| -> Option<String> {
@@ -98,10 +98,7 @@ impl Jinja {
         });
         let v = lookup.clone();
         env.add_function("cdt", move |name: String| -> String {
-            let cdt_name = v("cdt_name").unwrap_or_else(|| match target.arch().map(|a| a.as_str()) {
-                Some("aarch64" | "ppc64le" | "ppc64" | "s390x") => "cos7".into(),
-                _ => "cos6".into(),
-            });
+            let cdt_name = v("cdt_name").unwrap_or_else(|| crate::platform::cdt_name(target).into());
             let arch = v("cdt_arch").unwrap_or_else(|| match target.arch().map(|a| a.as_str()) {
                 Some("x86") => "i686".into(),
                 Some(a) => a.to_string(),
@@ -136,7 +133,7 @@ impl Jinja {
         let mut vars = BTreeMap::new();
         insert_platform_vars(&mut vars, platforms);
         for (k, val) in variant {
-            vars.insert(k.replace(['-', '.'], "_"), Value::from_serialize(val));
+            vars.insert(normalize_key(k), Value::from_serialize(val));
         }
         Self {
             env,
@@ -359,14 +356,7 @@ fn insert_platform_vars(vars: &mut BTreeMap<String, Value>, p: Platforms) {
         vars.insert(a.into(), Value::from(host_arch == a));
     }
     vars.insert("z".into(), Value::from(host_arch == "s390x"));
-    let shlib = if host.is_windows() {
-        ".dll"
-    } else if host.is_osx() {
-        ".dylib"
-    } else {
-        ".so"
-    };
-    vars.insert("SHLIB_EXT".into(), Value::from(shlib));
+    vars.insert("SHLIB_EXT".into(), Value::from(crate::platform::shlib_ext(host)));
 }
 
 /// `pin_subpackage(...)` / `pin_compatible(...)`: checks the arguments and

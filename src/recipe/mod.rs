@@ -67,6 +67,11 @@ impl Recipe {
     pub fn staging(&self, name: &str) -> Option<&StagingOutput> {
         self.staging.iter().find(|s| s.name == name)
     }
+
+    /// The staging output `name` and those it inherits from, innermost first.
+    pub fn staging_chain(&self, name: &str) -> Vec<&StagingOutput> {
+        model::staging_chain(&self.staging, name)
+    }
 }
 
 /// How to load a recipe.

@@ -502,6 +502,25 @@ pub struct Output {
     pub span: Span,
 }
 
+/// `name` and the staging outputs it inherits from, innermost first: the
+/// one place that follows `inherit:` between staging outputs. Stops at an
+/// unknown name or at a repeat (the loader reports both as errors).
+pub fn staging_chain<'a>(staging: &'a [StagingOutput], name: &str) -> Vec<&'a StagingOutput> {
+    let mut chain: Vec<&StagingOutput> = Vec::new();
+    let mut current = Some(name);
+    while let Some(n) = current {
+        let Some(s) = staging.iter().find(|s| s.name == n) else {
+            break;
+        };
+        if chain.iter().any(|c| c.name == s.name) {
+            break;
+        }
+        chain.push(s);
+        current = s.inherit.as_deref();
+    }
+    chain
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

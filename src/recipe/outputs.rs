@@ -725,29 +725,27 @@ impl Loader<'_> {
             }
         }
         for s in staging {
-            let mut seen = vec![s.name.as_str()];
-            let mut current = s;
-            while let Some(parent) = &current.inherit {
-                let Some(next) = staging.iter().find(|x| &x.name == parent) else {
+            let chain = staging_chain(staging, &s.name);
+            let last = chain.last().copied().unwrap_or(s);
+            if let Some(parent) = &last.inherit {
+                if !chain.iter().any(|c| &c.name == parent) {
                     return Err(self.file.error(
-                        &current.span,
+                        &last.span,
                         format!("staging cache '{parent}' not found. Available caches: {}", available()),
                         "inherits an unknown staging output",
                     ));
-                };
-                if seen.contains(&next.name.as_str()) {
-                    seen.push(next.name.as_str());
-                    return Err(self.file.error(
-                        &s.span,
-                        format!(
-                            "staging outputs inherit from each other in a cycle: {}",
-                            seen.join(" -> ")
-                        ),
-                        "part of the cycle",
-                    ));
                 }
-                seen.push(next.name.as_str());
-                current = next;
+                // The chain stopped at a name it had seen: a cycle.
+                let mut seen: Vec<&str> = chain.iter().map(|c| c.name.as_str()).collect();
+                seen.push(parent);
+                return Err(self.file.error(
+                    &s.span,
+                    format!(
+                        "staging outputs inherit from each other in a cycle: {}",
+                        seen.join(" -> ")
+                    ),
+                    "part of the cycle",
+                ));
             }
         }
         Ok(())
@@ -834,23 +832,23 @@ fn set_staging_variant(s: &mut StagingOutput, mut used: BTreeSet<String>, varian
         .collect();
 }
 
-/// A nested staging output also uses the keys of the one it inherits.
+/// A nested staging output also uses the keys of the ones it inherits.
 fn inherit_staging_variants(staging: &mut [StagingOutput]) {
-    for i in 0..staging.len() {
-        let mut extra = Variant::new();
-        let mut parent = staging[i].inherit.clone();
-        let mut seen = BTreeSet::new();
-        while let Some(name) = parent.filter(|n| seen.insert(n.clone())) {
-            let Some(p) = staging.iter().find(|s| s.name == name) else {
-                break;
-            };
-            for (k, v) in &p.used_variant {
-                extra.entry(k.clone()).or_insert_with(|| v.clone());
+    let extras: Vec<Variant> = staging
+        .iter()
+        .map(|s| {
+            let mut extra = Variant::new();
+            for p in staging_chain(staging, &s.name).into_iter().skip(1) {
+                for (k, v) in &p.used_variant {
+                    extra.entry(k.clone()).or_insert_with(|| v.clone());
+                }
             }
-            parent = p.inherit.clone();
-        }
+            extra
+        })
+        .collect();
+    for (s, extra) in staging.iter_mut().zip(extras) {
         for (k, v) in extra {
-            staging[i].used_variant.entry(k).or_insert(v);
+            s.used_variant.entry(k).or_insert(v);
         }
     }
 }
@@ -873,7 +871,7 @@ fn substitute_variant(r: &mut Requirements, variant: &Variant) -> BTreeSet<Strin
         if !bare {
             continue;
         }
-        let key = name.to_lowercase().replace(['-', '.'], "_");
+        let key = crate::variants::normalize_key(&name.to_lowercase());
         let Some(value) = variant.get(&key) else { continue };
         let value = crate::variants::variant_text(value);
         d.spec = if value.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') {

@@ -410,7 +410,7 @@ impl<'a> Reader<'a> {
             match k.name.as_str() {
                 "use_keys" => {
                     for (key, span) in self.string_list(v, "build.variant.use_keys")? {
-                        keys.use_keys.push(key.replace(['-', '.'], "_"));
+                        keys.use_keys.push(crate::variants::normalize_key(&key));
                         keys.use_key_spans.push(span);
                     }
                 }
@@ -418,7 +418,7 @@ impl<'a> Reader<'a> {
                     keys.ignore_keys = self
                         .string_list(v, "build.variant.ignore_keys")?
                         .into_iter()
-                        .map(|(key, _)| key.replace(['-', '.'], "_"))
+                        .map(|(key, _)| crate::variants::normalize_key(&key))
                         .collect();
                 }
                 _ => {

@@ -13,7 +13,6 @@
 //! inputs), and the key of the staging output it inherits from.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
 
 use miette::{IntoDiagnostic, Result};
@@ -22,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::build::sources::{walk_dir_source, walk_inputs};
+use crate::disk::file_sha256;
 use crate::environment::resolve::PackageRef;
 use crate::recipe::model::{PathSource, Source};
 use crate::recipe::Recipe;
@@ -248,20 +248,6 @@ fn path_source_hash(recipe: &Recipe, src: &PathSource, output_dir: &Path) -> Res
     let mut h = Sha256::new();
     for p in parts {
         h.update(p.as_bytes());
-    }
-    Ok(hex::encode(h.finalize()))
-}
-
-fn file_sha256(path: &Path) -> Result<String> {
-    let mut f = fs_err::File::open(path).into_diagnostic()?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf).into_diagnostic()?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
     }
     Ok(hex::encode(h.finalize()))
 }

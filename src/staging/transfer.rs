@@ -17,7 +17,7 @@ use miette::{miette, IntoDiagnostic, Result};
 use rayon::prelude::*;
 
 use super::store::{CachedFile, Entry, FileKind};
-use crate::build::sources::copy_file;
+use crate::disk::{copy_file, Copied};
 use crate::package::contents::is_binary;
 use crate::package::select::Snapshot;
 
@@ -78,7 +78,7 @@ fn move_path(from: &Path, to: &Path) -> Result<()> {
 
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     if !fs_err::symlink_metadata(from).into_diagnostic()?.is_dir() {
-        return copy_file(from, to);
+        return copy_file(from, to).map(|_| ());
     }
     for e in walkdir::WalkDir::new(from).follow_links(false) {
         let e = e.into_diagnostic()?;
@@ -189,15 +189,16 @@ fn restore_one(
         std::os::unix::fs::symlink(&target, to).into_diagnostic()?;
         return Ok(());
     }
-    if reflink_copy::reflink_or_copy(from, to).into_diagnostic()?.is_none() {
+    if crate::disk::copy_file(from, to)? == Copied::Reflinked {
         stats.reflinked.fetch_add(1, Ordering::Relaxed);
     }
     stats.bytes.fetch_add(meta.len(), Ordering::Relaxed);
     if !relocations.is_empty() && relocate_content(to, relocations)? {
         stats.relocated.fetch_add(1, Ordering::Relaxed);
+        // Relocation wrote a new file: give it the original's mode and time again.
+        fs_err::set_permissions(to, std::fs::Permissions::from_mode(meta.permissions().mode())).into_diagnostic()?;
+        filetime::set_file_mtime(to, filetime::FileTime::from_last_modification_time(&meta)).into_diagnostic()?;
     }
-    fs_err::set_permissions(to, std::fs::Permissions::from_mode(meta.permissions().mode())).into_diagnostic()?;
-    filetime::set_file_mtime(to, filetime::FileTime::from_last_modification_time(&meta)).into_diagnostic()?;
     Ok(())
 }
 
