@@ -128,7 +128,13 @@ fn build_one(p: &PlannedOutput, opts: &BuildOptions, stager: &mut Stager, envs: 
     ui::step(&id, "collecting files");
     let after = select::snapshot(&dirs.host_prefix)?;
     let new_files = select::new_files(&dirs.host_prefix, &before, &after)?;
-    let files = package::select_files(recipe, output, &new_files)?;
+    let mut files = package::select_files(recipe, output, &new_files)?;
+    for extra in package::always_included(recipe, output, &after)? {
+        if !files.contains(&extra) {
+            files.push(extra);
+        }
+    }
+    files.sort();
     if files.is_empty() {
         tracing::warn!("{id}: the package contains no files");
     }

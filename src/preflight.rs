@@ -28,6 +28,7 @@ pub fn check(plan: &Plan) -> Result<()> {
             }
         }
     };
+    let mut warned: BTreeSet<String> = BTreeSet::new();
     for p in &plan.outputs {
         let recipe = &*p.recipe;
         for s in &recipe.staging {
@@ -36,6 +37,22 @@ pub fn check(plan: &Plan) -> Result<()> {
         }
         note(check_script(recipe, p.output.build.script.as_ref()));
         note(check_sources(recipe, &p.output.source));
+        if p.output.build.noarch.is_python() {
+            let at = p.output.build.noarch_span.unwrap_or(p.output.span);
+            note(Err(miette!(
+                help = "build it per platform (drop `noarch: python`) until kiln lays out noarch python packages",
+                "{}: `noarch: python` packages are not supported yet: kiln does not move files into site-packages/ and python-scripts/, so {} would install wrongly",
+                recipe.file.location(&at),
+                p.output.package.name.as_source()
+            )));
+        }
+        if !p.output.tests.is_empty() && warned.insert(p.output.package.name.as_normalized().to_string()) {
+            tracing::warn!(
+                "{}: the tests of {} are stored in the package but not run: kiln does not run package tests yet",
+                recipe.file.location(&p.output.span),
+                p.output.package.name.as_source()
+            );
+        }
         note(
             Selector::new(&p.output.build.files)
                 .map(|_| ())

@@ -217,7 +217,10 @@ pub fn shell_quote(v: &str) -> String {
 /// The script text to run: inline commands, a file, or a one-line name of a
 /// file in the recipe directory (`.sh` appended when missing).
 pub fn resolve_body(recipe: &Recipe, s: &Script) -> Result<String> {
-    let read = |p: &Path| fs_err::read_to_string(p).into_diagnostic();
+    let read = |p: &Path| {
+        bash_only(recipe, s, p)?;
+        fs_err::read_to_string(p).into_diagnostic()
+    };
     match &s.body {
         ScriptBody::Inline(text) => {
             let one_line = text.trim();
@@ -246,6 +249,31 @@ pub fn resolve_body(recipe: &Recipe, s: &Script) -> Result<String> {
             }
         }
     }
+}
+
+/// A script file whose extension names another interpreter (`build.py`,
+/// `build.nu`, `build.bat`, ...) is an error, not something bash runs.
+fn bash_only(recipe: &Recipe, s: &Script, path: &Path) -> Result<()> {
+    let ext = path.extension().map(|e| e.to_string_lossy().to_lowercase());
+    let interpreter = match ext.as_deref() {
+        None | Some("sh" | "bash") => return Ok(()),
+        Some("py") => "python",
+        Some("nu") => "nushell",
+        Some("pl") => "perl",
+        Some("bat" | "cmd") => "cmd",
+        Some("ps1") => "powershell",
+        Some("r") => "Rscript",
+        Some("rb") => "ruby",
+        Some("js") => "node",
+        // Anything else (`build.txt`, `install.step`) is shell text.
+        Some(_) => return Ok(()),
+    };
+    Err(miette!(
+        help = "kiln runs build scripts with bash only for now: write the script in bash, or call the interpreter from a bash script",
+        "{}: script {} needs the {interpreter} interpreter, which is not supported yet",
+        recipe.file.location(&s.span),
+        path.display()
+    ))
 }
 
 /// Values of the secrets a script names, from kiln's environment; each is

@@ -6,11 +6,12 @@ pub mod glob;
 pub mod metadata;
 pub mod select;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use miette::{miette, IntoDiagnostic, Result};
 
-use crate::recipe::model::Output;
+use crate::recipe::model::{FileFilter, Output};
 use crate::recipe::Recipe;
 
 /// Apply `build.files` to the new files of an output; warns about globs
@@ -33,6 +34,37 @@ pub fn select_files(recipe: &Recipe, output: &Output, new_files: &[PathBuf]) -> 
         );
     }
     Ok(selected)
+}
+
+/// `build.always_include_files`: every file in the prefix (`all`, relative
+/// paths) matching one of its globs, new or not (a file a dependency
+/// installed included); warns about globs that matched nothing.
+pub fn always_included(recipe: &Recipe, output: &Output, all: &BTreeSet<PathBuf>) -> Result<Vec<PathBuf>> {
+    let globs = &output.build.always_include_files;
+    if globs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let filter = FileFilter {
+        include: globs.clone(),
+        exclude: Vec::new(),
+    };
+    let mut selector =
+        glob::Selector::new(&filter).map_err(|(msg, g)| miette!("{}: {msg}", recipe.file.location(&g.span)))?;
+    let chosen: Vec<PathBuf> = all
+        .iter()
+        .filter(|p| !p.starts_with("conda-meta"))
+        .filter(|p| selector.select(&p.to_string_lossy().replace('\\', "/")))
+        .cloned()
+        .collect();
+    for g in selector.unmatched() {
+        tracing::warn!(
+            "{}: `always_include_files` glob `{}` of {} matched no files",
+            recipe.file.location(&g.span),
+            g.pattern,
+            output.package.name.as_source()
+        );
+    }
+    Ok(chosen)
 }
 
 /// Build the package directory for `files` and archive it.

@@ -315,8 +315,8 @@ pub struct BuildSection {
     pub string: Option<(String, Span)>,
     /// `build.script`.
     pub script: Option<Script>,
-    /// `build.noarch`.
-    pub noarch: Option<NoArchType>,
+    /// `build.noarch`, and where it is written.
+    pub noarch: Option<(NoArchType, Span)>,
     /// `build.files`.
     pub files: Option<FileFilter>,
     /// `build.skip`, evaluated.
@@ -377,6 +377,9 @@ pub struct Build {
     /// Span of the `string` template.
     #[serde(skip)]
     pub string_span: Option<Span>,
+    /// Span of `noarch`, when set.
+    #[serde(skip)]
+    pub noarch_span: Option<Span>,
 }
 
 /// The `about` section.

@@ -919,9 +919,11 @@ fn finish_build(own: BuildSection, top: BuildSection) -> Build {
         string_span: string.as_ref().map(|(_, s)| *s),
         string: string.map(|(s, _)| s),
         script: own.script.or(top.script),
+        noarch_span: own.noarch.as_ref().or(top.noarch.as_ref()).map(|(_, s)| *s),
         noarch: own
             .noarch
             .or(top.noarch)
+            .map(|(n, _)| n)
             .unwrap_or_else(rattler_conda_types::NoArchType::none),
         files: own.files.or(top.files).unwrap_or_default(),
         always_include_files: if own.always_include_files.is_empty() {

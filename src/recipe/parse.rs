@@ -363,7 +363,7 @@ impl<'a> Reader<'a> {
                 "script" => b.script = Some(self.script(v)?),
                 "noarch" => {
                     let text = self.string(v, "build.noarch")?;
-                    b.noarch = Some(match text.as_str() {
+                    let kind = match text.as_str() {
                         "generic" => NoArchType::generic(),
                         "python" => NoArchType::python(),
                         _ => {
@@ -373,7 +373,8 @@ impl<'a> Reader<'a> {
                                 "expected `generic` or `python`",
                             ))
                         }
-                    });
+                    };
+                    b.noarch = Some((kind, v.span));
                 }
                 "files" => b.files = Some(self.file_filter(v)?),
                 "skip" => {
