@@ -109,7 +109,7 @@ fn build_one(p: &PlannedOutput, opts: &BuildOptions, stager: &mut Stager, envs: 
     if let Some(entry) = &staging {
         restore_into(entry, &dirs, &id)?;
     }
-    resolve::install(envs, &resolved, &dirs, opts.platforms, &id)?;
+    resolve::install(envs, &resolved, dirs.prefixes(), opts.platforms, &id)?;
     ui::step(&id, "placing sources");
     sources::fetch(recipe, &output.source, &dirs.work_dir, &opts.output_dir)?;
 

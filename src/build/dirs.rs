@@ -55,6 +55,14 @@ impl BuildDirs {
         )
     }
 
+    /// The two prefixes environments are installed into.
+    pub fn prefixes(&self) -> crate::environment::resolve::Prefixes<'_> {
+        crate::environment::resolve::Prefixes {
+            build: &self.build_prefix,
+            host: &self.host_prefix,
+        }
+    }
+
     /// Create fresh, empty directories (removing leftovers of an earlier run).
     /// The build directory (and `bld/`) are readable by the owner only: they
     /// hold the script's environment file.

@@ -11,7 +11,6 @@ use serde::{Deserialize, Serialize};
 
 use super::run_exports::{self, Applied};
 use super::{Environments, LazyEnvironments, SolveError};
-use crate::build::dirs::BuildDirs;
 use crate::recipe::jinja::Platforms;
 use crate::recipe::model::{Dependency, PinKind, Requirements};
 use crate::recipe::Recipe;
@@ -214,11 +213,20 @@ fn solve(
     }
 }
 
+/// Where a build's two environments are installed.
+#[derive(Debug, Clone, Copy)]
+pub struct Prefixes<'a> {
+    /// `$BUILD_PREFIX` (build platform).
+    pub build: &'a std::path::Path,
+    /// `$PREFIX` (host platform).
+    pub host: &'a std::path::Path,
+}
+
 /// Install both environments into the build's prefixes.
 pub fn install(
     envs: &LazyEnvironments,
     resolved: &Resolved,
-    dirs: &BuildDirs,
+    prefixes: Prefixes,
     platforms: Platforms,
     label: &str,
 ) -> Result<()> {
@@ -227,8 +235,8 @@ pub fn install(
     }
     let envs = envs.get()?;
     for (records, prefix, platform, which) in [
-        (&resolved.build, &dirs.build_prefix, platforms.build, "build"),
-        (&resolved.host, &dirs.host_prefix, platforms.host, "host"),
+        (&resolved.build, prefixes.build, platforms.build, "build"),
+        (&resolved.host, prefixes.host, platforms.host, "host"),
     ] {
         if records.is_empty() {
             continue;

@@ -287,7 +287,7 @@ impl<'a> Stager<'a> {
         ui::step(&label, "preparing directories");
         let dir_lock = dirs.lock().into_diagnostic()?;
         dirs.create().into_diagnostic()?;
-        resolve::install(self.envs, resolved, dirs, self.opts.platforms, &label)?;
+        resolve::install(self.envs, resolved, dirs.prefixes(), self.opts.platforms, &label)?;
         // Files of installed packages are not the staging build's output.
         let before = select::snapshot(&dirs.host_prefix)?;
         if let Some(parent) = parent {
