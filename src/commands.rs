@@ -7,7 +7,7 @@ use rattler_conda_types::Subdir;
 
 use crate::cli::{BuildArgs, CacheCommand, Cli, Command};
 use crate::execute::{build_all, BuildOptions};
-use crate::recipe::jinja::Platforms;
+use crate::syntax::jinja::Platforms;
 use crate::{plan, recipe, render, ui, variants};
 
 /// Run the parsed command line.

@@ -30,5 +30,6 @@ pub mod recipe;
 pub mod redact;
 pub mod render;
 pub mod staging;
+pub mod syntax;
 pub mod ui;
 pub mod variants;

@@ -13,10 +13,10 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::hash::{self, HashInfo, Variant};
-use crate::recipe::jinja::{Jinja, Platforms};
 use crate::recipe::model::{Dependency, Output, PinKind, Requirements};
-use crate::recipe::node::Renderer;
 use crate::recipe::{LoadOptions, Recipe, RecipeSource};
+use crate::syntax::jinja::{Jinja, Platforms};
+use crate::syntax::node::Renderer;
 use crate::variants::VariantConfig;
 
 /// Rounds of matrix expansion: rendering a combination can reveal more used

@@ -7,8 +7,8 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use kiln::recipe::jinja::Platforms;
 use kiln::recipe::{LoadOptions, RecipeSource};
+use kiln::syntax::jinja::Platforms;
 use kiln::variants;
 use rattler_conda_types::Subdir;
 

@@ -11,9 +11,9 @@ use std::path::PathBuf;
 use miette::Result;
 
 use crate::package::archive::Format;
-use crate::recipe::jinja::Platforms;
 use crate::recipe::model::Script;
 use crate::recipe::Recipe;
+use crate::syntax::jinja::Platforms;
 use crate::ui;
 use dirs::BuildDirs;
 use env::{build_env, BuildIdentity, EnvInputs};

@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use super::run_exports::{self, Applied};
 use super::{Environments, LazyEnvironments, SolveError};
-use crate::recipe::jinja::Platforms;
 use crate::recipe::model::{Dependency, PinKind, Requirements};
 use crate::recipe::Recipe;
+use crate::syntax::jinja::Platforms;
 
 /// What one build needs: its requirements and whether it is noarch.
 pub struct Request<'a> {

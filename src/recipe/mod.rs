@@ -5,20 +5,18 @@
 //! returns one merged [`Output`] per package (multi-output recipes inherit
 //! top-level sections as rattler-build does).
 
-pub mod jinja;
 pub mod model;
-pub mod node;
 pub mod outputs;
 pub mod parse;
 
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
-use marked_yaml::{loader::LoaderOptions, LoadError, Node, Span};
+use marked_yaml::Node;
 
 use crate::diagnostics::SourceFile;
-use crate::variants::Variant;
-use jinja::Platforms;
+use crate::syntax::jinja::Platforms;
+use crate::syntax::variant::Variant;
 use model::{Output, StagingOutput};
 use parse::PResult;
 
@@ -104,30 +102,7 @@ pub fn resolve_path(path: &Path) -> miette::Result<PathBuf> {
 
 /// Parse recipe text into a marked node tree.
 pub fn parse_yaml(file: &SourceFile) -> PResult<Node> {
-    parse_yaml_mapping(file, "the recipe")
-}
-
-/// Parse YAML text that must be a mapping (`what` names the document in errors).
-pub fn parse_yaml_mapping(file: &SourceFile, what: &str) -> PResult<Node> {
-    let options = LoaderOptions::default()
-        .error_on_duplicate_keys(true)
-        .prevent_coercion(true);
-    marked_yaml::parse_yaml_with_options(0, file.text.as_str(), options).map_err(|e| {
-        let (marker, msg) = match &e {
-            LoadError::TopLevelMustBeMapping(m) => (Some(*m), format!("{what} must be a YAML mapping")),
-            LoadError::UnexpectedAnchor(m) => (Some(*m), "YAML anchors are not supported here".to_string()),
-            LoadError::MappingKeyMustBeScalar(m) => (Some(*m), "mapping keys must be plain strings".to_string()),
-            LoadError::UnexpectedTag(m) => (Some(*m), "YAML tags are not supported here".to_string()),
-            LoadError::ScanError(m, se) => (Some(*m), format!("invalid YAML: {se}")),
-            LoadError::DuplicateKey(inner) => (
-                inner.key.span().start().copied(),
-                format!("duplicate key `{}`", inner.key.as_str()),
-            ),
-            other => (None, format!("invalid YAML: {other}")),
-        };
-        let span = marker.map(Span::new_start).unwrap_or_else(Span::new_blank);
-        file.error(&span, msg, "here")
-    })
+    crate::syntax::yaml::parse_mapping(file, "the recipe")
 }
 
 /// A recipe file, read and parsed once, to be rendered for many variants.

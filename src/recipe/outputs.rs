@@ -12,12 +12,12 @@ use marked_yaml::{Node, Span};
 use minijinja::value::Value;
 use rattler_conda_types::VersionWithSource;
 
-use super::jinja::Jinja;
 use super::model::*;
-use super::node::{coerce_plain, RNode, Renderer};
 use super::parse::{PResult, Reader};
 use super::LoadOptions;
 use crate::diagnostics::SourceFile;
+use crate::syntax::jinja::Jinja;
+use crate::syntax::node::{coerce_plain, RNode, Renderer};
 
 const SINGLE_KEYS: &[&str] = &[
     "schema_version",
@@ -238,7 +238,7 @@ impl Loader<'_> {
         staging: &[StagingOutput],
     ) -> PResult<Output> {
         used.extend(substitute_variant(&mut output.requirements, variant));
-        used.extend(crate::variants::implied_keys(&used, variant));
+        used.extend(crate::syntax::variant::implied_keys(&used, variant));
         let keys = &output.build.variant;
         for (key, span) in keys.use_keys.iter().zip(&keys.use_key_spans) {
             if !variant.contains_key(key) {
@@ -825,7 +825,7 @@ impl Loader<'_> {
 /// and its bare build/host names that are variant keys (substituted).
 fn set_staging_variant(s: &mut StagingOutput, mut used: BTreeSet<String>, variant: &Variant) {
     used.extend(substitute_variant(&mut s.requirements, variant));
-    used.extend(crate::variants::implied_keys(&used, variant));
+    used.extend(crate::syntax::variant::implied_keys(&used, variant));
     s.used_variant = used
         .into_iter()
         .filter_map(|k| variant.get(&k).map(|v| (k, v.clone())))
@@ -871,9 +871,9 @@ fn substitute_variant(r: &mut Requirements, variant: &Variant) -> BTreeSet<Strin
         if !bare {
             continue;
         }
-        let key = crate::variants::normalize_key(&name.to_lowercase());
+        let key = crate::syntax::variant::normalize_key(&name.to_lowercase());
         let Some(value) = variant.get(&key) else { continue };
-        let value = crate::variants::variant_text(value);
+        let value = crate::syntax::variant::variant_text(value);
         d.spec = if value.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') {
             format!("{name} ={value}")
         } else {

@@ -10,8 +10,8 @@ use minijinja::value::ValueKind;
 use rattler_conda_types::{MatchSpec, NoArchType, PackageName, ParseStrictness, VersionWithSource};
 
 use super::model::*;
-use super::node::{Key, RNode};
 use crate::diagnostics::{SourceError, SourceFile};
+use crate::syntax::node::{Key, RNode};
 
 /// Result of parsing: errors are located in the recipe file.
 pub type PResult<T> = Result<T, SourceError>;
@@ -411,7 +411,7 @@ impl<'a> Reader<'a> {
             match k.name.as_str() {
                 "use_keys" => {
                     for (key, span) in self.string_list(v, "build.variant.use_keys")? {
-                        keys.use_keys.push(crate::variants::normalize_key(&key));
+                        keys.use_keys.push(crate::syntax::variant::normalize_key(&key));
                         keys.use_key_spans.push(span);
                     }
                 }
@@ -419,7 +419,7 @@ impl<'a> Reader<'a> {
                     keys.ignore_keys = self
                         .string_list(v, "build.variant.ignore_keys")?
                         .into_iter()
-                        .map(|(key, _)| crate::variants::normalize_key(&key))
+                        .map(|(key, _)| crate::syntax::variant::normalize_key(&key))
                         .collect();
                 }
                 _ => {
@@ -499,7 +499,7 @@ impl<'a> Reader<'a> {
                         .as_map()
                         .ok_or_else(|| self.file.error(&v.span, "`env` must be a mapping", "here"))?
                     {
-                        if !is_shell_name(&ek.name) {
+                        if !crate::syntax::variant::is_shell_name(&ek.name) {
                             return Err(self
                                 .file
                                 .error(
@@ -514,7 +514,7 @@ impl<'a> Reader<'a> {
                 }
                 "secrets" => {
                     for (name, span) in self.string_list(v, "secrets")? {
-                        if !is_shell_name(&name) {
+                        if !crate::syntax::variant::is_shell_name(&name) {
                             return Err(self
                                 .file
                                 .error(
@@ -621,11 +621,4 @@ impl<'a> Reader<'a> {
         }
         Ok(items.iter().map(RNode::to_json).collect())
     }
-}
-
-/// Whether `name` can be exported by a POSIX shell (`[A-Za-z_][A-Za-z0-9_]*`).
-pub fn is_shell_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }

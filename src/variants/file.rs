@@ -10,8 +10,9 @@ use minijinja::value::ValueKind;
 
 use super::Variant;
 use crate::diagnostics::{SourceError, SourceFile};
-use crate::recipe::jinja::{Jinja, Platforms};
-use crate::recipe::node::{RNode, Renderer};
+use crate::syntax::jinja::{Jinja, Platforms};
+use crate::syntax::node::{RNode, Renderer};
+use crate::syntax::variant::normalize_key;
 
 /// Keys a variant file may set that kiln reads but does not vary over.
 const IGNORED: &[(&str, &str)] = &[
@@ -36,11 +37,6 @@ pub struct VariantFile {
     pub zip_keys: Option<Vec<(Vec<String>, Span)>>,
 }
 
-/// A variant key as kiln stores it: `-` and `.` become `_` (as in rattler-build).
-pub fn normalize_key(key: &str) -> String {
-    key.replace(['-', '.'], "_")
-}
-
 /// Read and evaluate one variant file for `platforms`.
 pub fn read(path: &Path, platforms: Platforms) -> miette::Result<VariantFile> {
     let mut file = SourceFile::read(path)?;
@@ -60,7 +56,7 @@ pub fn read(path: &Path, platforms: Platforms) -> miette::Result<VariantFile> {
     {
         return Ok(out);
     }
-    let root = crate::recipe::parse_yaml_mapping(&file, "a variant config")?;
+    let root = crate::syntax::yaml::parse_mapping(&file, "a variant config")?;
     let r = Renderer {
         file: &file,
         jinja: &jinja,
@@ -78,7 +74,7 @@ pub fn read(path: &Path, platforms: Platforms) -> miette::Result<VariantFile> {
             tracing::warn!("{}: {why}", file.location(&k.span));
             continue;
         }
-        if !crate::recipe::parse::is_shell_name(&key) {
+        if !crate::syntax::variant::is_shell_name(&key) {
             // Keys become environment variables of the build script.
             return Err(file
                 .error(&k.span, format!("`{}` is not a valid variant key", k.name), "here")

@@ -14,46 +14,11 @@ use std::path::{Path, PathBuf};
 use marked_yaml::Span;
 
 use crate::diagnostics::SourceFile;
-use crate::recipe::jinja::Platforms;
-pub use file::normalize_key;
-
-/// Variant values by normalized key, as typed in the variant config (an
-/// output's used variant, or one value of every key for rendering).
-pub type Variant = BTreeMap<String, serde_json::Value>;
-
-/// A variant value as text (`3.10`, `1`, `true`), as functions, specs and
-/// scripts see it.
-pub fn variant_text(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
+use crate::syntax::jinja::Platforms;
+pub use crate::syntax::variant::{implied_keys, normalize_key, variant_text, Variant, ALWAYS_USED};
 
 /// Variant files looked for next to the recipe, first found wins.
 const RECIPE_VARIANT_FILES: &[&str] = &["variants.yaml", "conda_build_config.yaml"];
-
-/// Keys that are part of every output's variant when the config sets them
-/// (as in rattler-build): channel settings, and build environment variables
-/// a variant file may override.
-pub const ALWAYS_USED: &[&str] = &[
-    "channel_targets",
-    "channel_sources",
-    "MACOSX_DEPLOYMENT_TARGET",
-    "CMAKE_GENERATOR",
-];
-
-/// The keys an output or staging output uses beyond those it reads: the
-/// [`ALWAYS_USED`] keys, and `CONDA_BUILD_SYSROOT` along with a C or C++
-/// compiler. Only keys present in `variant` are returned.
-pub fn implied_keys(used: &BTreeSet<String>, variant: &Variant) -> BTreeSet<String> {
-    let mut keys: BTreeSet<String> = ALWAYS_USED.iter().map(|k| k.to_string()).collect();
-    if used.contains("c_compiler") || used.contains("cxx_compiler") {
-        keys.insert("CONDA_BUILD_SYSROOT".to_string());
-    }
-    keys.retain(|k| variant.contains_key(k));
-    keys
-}
 
 /// The merged variant configuration.
 #[derive(Debug, Default, Clone)]
@@ -130,7 +95,7 @@ pub fn load(recipe_dir: &Path, sources: &Sources, platforms: Platforms) -> miett
         if key.trim().is_empty() || values.is_empty() {
             miette::bail!("invalid --variant `{o}`: needs a key and at least one value");
         }
-        if !crate::recipe::parse::is_shell_name(&normalize_key(key.trim())) {
+        if !crate::syntax::variant::is_shell_name(&normalize_key(key.trim())) {
             miette::bail!(
                 help = "use letters, digits, `_`, `-` and `.`, not starting with a digit",
                 "invalid --variant `{o}`: `{}` is not a valid variant key",

@@ -14,9 +14,9 @@ use minijinja::value::{from_args, Kwargs, Object, Value};
 use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior};
 use rattler_conda_types::Subdir;
 
-use super::model::{Pin, PinKind};
-pub use crate::variants::Variant;
-use crate::variants::{normalize_key, variant_text};
+use super::pin::{Pin, PinKind};
+pub use super::variant::Variant;
+use super::variant::{normalize_key, variant_text};
 
 /// Platforms a recipe is rendered for.
 #[derive(Debug, Clone, Copy)]
