@@ -5,9 +5,12 @@
 //! returns one merged [`Output`] per package (multi-output recipes inherit
 //! top-level sections as rattler-build does).
 
+mod context;
+mod inherit;
 pub mod model;
 pub mod outputs;
 pub mod parse;
+mod usage;
 
 use std::path::{Path, PathBuf};
 

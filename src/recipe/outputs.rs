@@ -1,7 +1,10 @@
-//! From the YAML tree to outputs: single-output recipes, multi-output
-//! recipes whose package outputs inherit top-level sections, staging
-//! outputs (`staging:`, gated behind `--experimental`) and the legacy
-//! top-level `cache:`, which is one staging output every package inherits.
+//! The recipe loader: from the YAML tree to outputs, for single-output
+//! recipes and multi-output recipes (with staging outputs, gated behind
+//! `--experimental`, and the legacy top-level `cache:`, which is one
+//! staging output every package inherits). The loader's other concerns
+//! live next to it: `context` evaluation ([`super::context`]), which
+//! variant keys an output uses ([`super::usage`]), and output sections,
+//! inheritance and name checks ([`super::inherit`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -9,17 +12,18 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 use marked_yaml::types::MarkedMappingNode;
 use marked_yaml::{Node, Span};
-use minijinja::value::Value;
 use rattler_conda_types::VersionWithSource;
 
+use super::inherit::*;
 use super::model::*;
 use super::parse::{PResult, Reader};
+use super::usage::*;
 use super::LoadOptions;
 use crate::diagnostics::SourceFile;
 use crate::syntax::jinja::Jinja;
-use crate::syntax::node::{coerce_plain, RNode, Renderer};
+use crate::syntax::node::{RNode, Renderer};
 
-const SINGLE_KEYS: &[&str] = &[
+pub(super) const SINGLE_KEYS: &[&str] = &[
     "schema_version",
     "context",
     "package",
@@ -31,7 +35,7 @@ const SINGLE_KEYS: &[&str] = &[
     "extra",
     "$schema",
 ];
-const MULTI_KEYS: &[&str] = &[
+pub(super) const MULTI_KEYS: &[&str] = &[
     "schema_version",
     "context",
     "recipe",
@@ -45,7 +49,7 @@ const MULTI_KEYS: &[&str] = &[
     "cache",
     "$schema",
 ];
-const OUTPUT_KEYS: &[&str] = &[
+pub(super) const OUTPUT_KEYS: &[&str] = &[
     "package",
     "inherit",
     "source",
@@ -54,34 +58,8 @@ const OUTPUT_KEYS: &[&str] = &[
     "about",
     "tests",
 ];
-const STAGING_KEYS: &[&str] = &["staging", "inherit", "source", "requirements", "build"];
-const CACHE_KEYS: &[&str] = &["source", "requirements", "build"];
-
-/// Which variant keys expressions read: directly, or through `context`
-/// variables (whose own reads are recorded when they are evaluated).
-#[derive(Default)]
-struct Usage {
-    /// Variant keys in play (every key of the variant config).
-    keys: BTreeSet<String>,
-    /// For each context variable, the variant keys its value depends on.
-    context: BTreeMap<String, BTreeSet<String>>,
-}
-
-impl Usage {
-    /// The variant keys behind the names an evaluation read.
-    fn resolve(&self, accessed: BTreeSet<String>) -> BTreeSet<String> {
-        let mut out = BTreeSet::new();
-        for name in accessed {
-            // Context variables shadow variant keys of the same name.
-            if let Some(deps) = self.context.get(&name) {
-                out.extend(deps.iter().cloned());
-            } else if self.keys.contains(&name) {
-                out.insert(name);
-            }
-        }
-        out
-    }
-}
+pub(super) const STAGING_KEYS: &[&str] = &["staging", "inherit", "source", "requirements", "build"];
+pub(super) const CACHE_KEYS: &[&str] = &["source", "requirements", "build"];
 
 /// What [`Loader::load`] produces.
 pub struct Loaded {
@@ -111,13 +89,13 @@ pub struct Loader<'a> {
 }
 
 /// Top-level sections shared by the outputs of a multi-output recipe.
-struct TopLevel {
-    build: BuildSection,
-    source: Vec<Source>,
-    about: About,
-    tests: Vec<serde_json::Value>,
-    extra: serde_json::Value,
-    version: Option<VersionWithSource>,
+pub(super) struct TopLevel {
+    pub(super) build: BuildSection,
+    pub(super) source: Vec<Source>,
+    pub(super) about: About,
+    pub(super) tests: Vec<serde_json::Value>,
+    pub(super) extra: serde_json::Value,
+    pub(super) version: Option<VersionWithSource>,
 }
 
 impl Loader<'_> {
@@ -224,52 +202,6 @@ impl Loader<'_> {
         }
         let top_used = usage.resolve(jinja.take_accessed());
         self.multi_output(map, &r, &reader, top, context, usage, top_used, variant)
-    }
-
-    /// Fill `used_variant`: `used` (keys read by the output's expressions),
-    /// bare build/host names that are variant keys (substituted with their
-    /// value), `use_keys` minus `ignore_keys`, then the keys of the staging
-    /// outputs it inherits.
-    fn with_used_variant(
-        &self,
-        mut output: Output,
-        mut used: BTreeSet<String>,
-        variant: &Variant,
-        staging: &[StagingOutput],
-    ) -> PResult<Output> {
-        used.extend(substitute_variant(&mut output.requirements, variant));
-        used.extend(crate::syntax::variant::implied_keys(&used, variant));
-        let keys = &output.build.variant;
-        for (key, span) in keys.use_keys.iter().zip(&keys.use_key_spans) {
-            if !variant.contains_key(key) {
-                return Err(self
-                    .file
-                    .error(
-                        span,
-                        format!("`use_keys` names `{key}`, which is not in the variant config"),
-                        "unknown variant key",
-                    )
-                    .with_help(format!(
-                        "add `{key}: [...]` to variants.yaml next to the recipe or to a `-m` file"
-                    )));
-            }
-            used.insert(key.clone());
-        }
-        for key in &keys.ignore_keys {
-            used.remove(key);
-        }
-        output.used_variant = used
-            .into_iter()
-            .filter_map(|k| variant.get(&k).map(|v| (k, v.clone())))
-            .collect();
-        if let Some(name) = output.inherit.staging_name() {
-            if let Some(s) = staging.iter().find(|s| s.name == name) {
-                for (k, v) in &s.used_variant {
-                    output.used_variant.entry(k.clone()).or_insert_with(|| v.clone());
-                }
-            }
-        }
-        Ok(output)
     }
 
     fn single_output(
@@ -464,7 +396,7 @@ impl Loader<'_> {
     }
 
     /// Reject keys of a raw mapping that are not in `allowed`.
-    fn check_keys(&self, map: &MarkedMappingNode, allowed: &[&str], what: &str) -> PResult<()> {
+    pub(super) fn check_keys(&self, map: &MarkedMappingNode, allowed: &[&str], what: &str) -> PResult<()> {
         match map.keys().find(|k| !allowed.contains(&k.as_str())) {
             None => Ok(()),
             Some(k) => Err(self
@@ -478,7 +410,7 @@ impl Loader<'_> {
         }
     }
 
-    fn require_experimental(&self, span: &Span, what: &str) -> PResult<()> {
+    pub(super) fn require_experimental(&self, span: &Span, what: &str) -> PResult<()> {
         if self.options.experimental {
             return Ok(());
         }
@@ -492,266 +424,12 @@ impl Loader<'_> {
             .with_help("pass `--experimental` to `kiln build` (or set KILN_EXPERIMENTAL=1)"))
     }
 
-    /// `inherit:` of an output: the top level, or a staging output with its span.
-    fn inherit(&self, node: &Node, r: &Renderer, reader: &Reader) -> PResult<(Inherit, Span)> {
-        let span = *node.span();
-        if let Some(s) = node.as_scalar() {
-            if s.may_coerce() && coerce_plain(s.as_str()).is_none() {
-                return Ok((Inherit::TopLevel, span));
-            }
-        }
-        let Some(rendered) = r.render(node)? else {
-            return Ok((Inherit::TopLevel, span));
-        };
-        if rendered.as_map().is_some() {
-            let mut from = None;
-            let mut run_exports = true;
-            for (k, v) in reader.map(&rendered, "inherit", &["from", "run_exports"])? {
-                if k.name == "from" {
-                    from = Some(reader.string(v, "inherit.from")?);
-                } else {
-                    run_exports = reader.bool(v, "inherit.run_exports")?;
-                }
-            }
-            let name = from.ok_or_else(|| {
-                self.file
-                    .error(&span, "`inherit` needs `from`", "name the staging output here")
-            })?;
-            return Ok((Inherit::Staging { name, run_exports }, span));
-        }
-        let name = reader.string(&rendered, "inherit")?;
-        Ok((
-            Inherit::Staging {
-                name,
-                run_exports: true,
-            },
-            span,
-        ))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn staging_output(
+    pub(super) fn expand_output_conditionals<'n>(
         &self,
-        node: &Node,
-        name: String,
-        parent: Option<(String, Span)>,
+        item: &'n Node,
         r: &Renderer,
-        reader: &Reader,
-        top: &TopLevel,
-        allowed: &[&str],
-    ) -> PResult<StagingOutput> {
-        let omap = node
-            .as_mapping()
-            .ok_or_else(|| self.file.error(node.span(), "expected a mapping", "here"))?;
-        self.check_keys(omap, allowed, "a staging output")?;
-        let render = |key: &str| render_key(r, omap, key);
-        let requirements = match render("requirements")? {
-            Some(n) => {
-                if let Some(entries) = n.as_map() {
-                    for (k, _) in entries {
-                        if matches!(k.name.as_str(), "run" | "run_constraints" | "run_exports") {
-                            return Err(self
-                                .file
-                                .error(&k.span, format!("`{}` is not allowed in staging requirements", k.name), "not allowed here")
-                                .with_help("staging outputs take `build`, `host` and `ignore_run_exports`; put runtime requirements on the package outputs"));
-                        }
-                    }
-                }
-                reader.requirements(&n)?
-            }
-            None => Requirements::default(),
-        };
-        let script = match render("build")? {
-            Some(n) => {
-                let entries = n
-                    .as_map()
-                    .ok_or_else(|| self.file.error(&n.span, "`build` must be a mapping", "here"))?;
-                if let Some((k, _)) = entries.iter().find(|(k, _)| k.name != "script") {
-                    return Err(self
-                        .file
-                        .error(&k.span, format!("`build.{}` is not allowed in a staging output", k.name), "not allowed here")
-                        .with_help("a staging output's `build` takes only `script`; set other build options on the package outputs"));
-                }
-                reader.build(&n, None)?.script
-            }
-            None => None,
-        };
-        // Top-level sources belong to the first staging build; a nested one finds them in the restored work dir.
-        let mut source = if parent.is_none() {
-            top.source.clone()
-        } else {
-            Vec::new()
-        };
-        if let Some(n) = render("source")? {
-            source.extend(reader.sources(&n)?);
-        }
-        Ok(StagingOutput {
-            name,
-            source,
-            requirements,
-            script,
-            inherit: parent.map(|(n, _)| n),
-            used_variant: Variant::new(),
-            span: *node.span(),
-        })
-    }
-
-    fn package_output(
-        &self,
-        raw: &Node,
-        r: &Renderer,
-        reader: &Reader,
-        top: &TopLevel,
-        cache_name: Option<&str>,
-    ) -> PResult<Option<Output>> {
-        let omap = raw.as_mapping().expect("checked by caller");
-        self.check_keys(omap, OUTPUT_KEYS, "output")?;
-        let render = |key: &str| render_key(r, omap, key);
-        let (inherit, inherit_span) = match (omap.get_node("inherit"), cache_name) {
-            (Some(node), _) => {
-                let (i, span) = self.inherit(node, r, reader)?;
-                (i, Some(span))
-            }
-            (None, Some(cache)) => (
-                Inherit::Staging {
-                    name: cache.to_string(),
-                    run_exports: true,
-                },
-                None,
-            ),
-            (None, None) => (Inherit::TopLevel, None),
-        };
-        let pkg_node = render("package")?.ok_or_else(|| {
-            self.file
-                .error(raw.span(), "output without `package`", "this output")
-                .with_help("each output needs `package: {name: ...}`")
-        })?;
-        let package = reader.package(&pkg_node, "package", top.version.as_ref())?;
-        let own_build = match omap.get_node("build").map(|n| r.render_build(n)).transpose()?.flatten() {
-            Some(n) => reader.build(&n, raw_build_string(omap.get_node("build")))?,
-            None => BuildSection::default(),
-        };
-        if own_build.skip || top.build.skip {
-            return Ok(None);
-        }
-        let from_staging = inherit.staging_name().is_some();
-        // A staging inheritor gets top-level sources through the staging work dir, and no top-level script or tests.
-        let mut source = if from_staging { Vec::new() } else { top.source.clone() };
-        if let Some(n) = render("source")? {
-            source.extend(reader.sources(&n)?);
-        }
-        let mut tests = if from_staging { Vec::new() } else { top.tests.clone() };
-        if let Some(n) = render("tests")? {
-            tests.extend(reader.tests(&n)?);
-        }
-        let about = match render("about")? {
-            Some(n) => merge_about(reader.about(&n)?, &top.about),
-            None => top.about.clone(),
-        };
-        let requirements = render("requirements")?
-            .map(|n| reader.requirements(&n))
-            .transpose()?
-            .unwrap_or_default();
-        let mut fallback = top.build.clone();
-        if from_staging {
-            fallback.script = None;
-        }
-        Ok(Some(Output {
-            package,
-            source,
-            build: finish_build(own_build, fallback),
-            requirements,
-            tests,
-            about,
-            extra: top.extra.clone(),
-            inherit,
-            inherit_span,
-            used_variant: Variant::new(),
-            span: *raw.span(),
-        }))
-    }
-
-    /// Names must be unique, inherit targets must exist, nesting must not loop.
-    fn check_names(&self, outputs: &[Output], staging: &[StagingOutput]) -> PResult<()> {
-        for (i, s) in staging.iter().enumerate() {
-            if staging[..i].iter().any(|o| o.name == s.name) {
-                return Err(self.file.error(
-                    &s.span,
-                    format!("two staging outputs are named `{}`", s.name),
-                    "second one",
-                ));
-            }
-        }
-        for (i, a) in outputs.iter().enumerate() {
-            let name = a.package.name.as_normalized();
-            if outputs[..i].iter().any(|b| b.package.name == a.package.name) {
-                return Err(self.file.error(
-                    &a.span,
-                    format!("two outputs are named `{name}`"),
-                    "second output with this name",
-                ));
-            }
-            if staging.iter().any(|s| s.name == name) {
-                return Err(self.file.error(
-                    &a.span,
-                    format!("package output `{name}` has the name of a staging output"),
-                    "rename one of them",
-                ));
-            }
-        }
-        let available = || {
-            let names: Vec<&str> = staging.iter().map(|s| s.name.as_str()).collect();
-            if names.is_empty() {
-                "none".to_string()
-            } else {
-                names.join(", ")
-            }
-        };
-        for o in outputs {
-            if let Some(name) = o.inherit.staging_name() {
-                if !staging.iter().any(|s| s.name == name) {
-                    let span = o.inherit_span.unwrap_or(o.span);
-                    return Err(self
-                        .file
-                        .error(
-                            &span,
-                            format!("staging cache '{name}' not found. Available caches: {}", available()),
-                            "unknown name",
-                        )
-                        .with_help(
-                            "`inherit:` names a `staging:` output of this recipe, or is `null` for the top-level build",
-                        ));
-                }
-            }
-        }
-        for s in staging {
-            let chain = staging_chain(staging, &s.name);
-            let last = chain.last().copied().unwrap_or(s);
-            if let Some(parent) = &last.inherit {
-                if !chain.iter().any(|c| &c.name == parent) {
-                    return Err(self.file.error(
-                        &last.span,
-                        format!("staging cache '{parent}' not found. Available caches: {}", available()),
-                        "inherits an unknown staging output",
-                    ));
-                }
-                // The chain stopped at a name it had seen: a cycle.
-                let mut seen: Vec<&str> = chain.iter().map(|c| c.name.as_str()).collect();
-                seen.push(parent);
-                return Err(self.file.error(
-                    &s.span,
-                    format!(
-                        "staging outputs inherit from each other in a cycle: {}",
-                        seen.join(" -> ")
-                    ),
-                    "part of the cycle",
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    fn expand_output_conditionals<'n>(&self, item: &'n Node, r: &Renderer, out: &mut Vec<&'n Node>) -> PResult<()> {
+        out: &mut Vec<&'n Node>,
+    ) -> PResult<()> {
         if let Some(m) = item.as_mapping() {
             if let Some(cond) = m.get_scalar("if") {
                 let truthy = r
@@ -774,163 +452,9 @@ impl Loader<'_> {
         out.push(item);
         Ok(())
     }
-
-    fn context(
-        &self,
-        node: Option<&Node>,
-        jinja: &mut Jinja,
-        usage: &mut Usage,
-    ) -> PResult<IndexMap<String, serde_json::Value>> {
-        let mut out = IndexMap::new();
-        let Some(node) = node else { return Ok(out) };
-        let Some(map) = node.as_mapping() else {
-            return Err(self.file.error(
-                node.span(),
-                "`context` must be a mapping",
-                "expected `name: value` entries",
-            ));
-        };
-        for (k, v) in map.iter() {
-            if k.as_str().contains('-') {
-                return Err(self
-                    .file
-                    .error(
-                        k.span(),
-                        format!("context key `{}` contains `-`", k.as_str()),
-                        "not a valid variable name",
-                    )
-                    .with_help(format!("use `{}`", k.as_str().replace('-', "_"))));
-            }
-            jinja.take_accessed();
-            let value = match (Renderer { file: self.file, jinja }).render(v)? {
-                Some(n) => match n.as_scalar() {
-                    Some(s) => s.clone(),
-                    None => Value::from_serialize(n.to_json()),
-                },
-                None => Value::from(()),
-            };
-            out.insert(
-                k.as_str().to_string(),
-                serde_json::to_value(&value).unwrap_or(serde_json::Value::Null),
-            );
-            let deps = usage.resolve(jinja.take_accessed());
-            usage.context.insert(k.as_str().to_string(), deps);
-            jinja.set_var(k.as_str(), value);
-        }
-        Ok(out)
-    }
-}
-
-/// Set a staging output's own used variant: the keys its expressions read
-/// and its bare build/host names that are variant keys (substituted).
-fn set_staging_variant(s: &mut StagingOutput, mut used: BTreeSet<String>, variant: &Variant) {
-    used.extend(substitute_variant(&mut s.requirements, variant));
-    used.extend(crate::syntax::variant::implied_keys(&used, variant));
-    s.used_variant = used
-        .into_iter()
-        .filter_map(|k| variant.get(&k).map(|v| (k, v.clone())))
-        .collect();
-}
-
-/// A nested staging output also uses the keys of the ones it inherits.
-fn inherit_staging_variants(staging: &mut [StagingOutput]) {
-    let extras: Vec<Variant> = staging
-        .iter()
-        .map(|s| {
-            let mut extra = Variant::new();
-            for p in staging_chain(staging, &s.name).into_iter().skip(1) {
-                for (k, v) in &p.used_variant {
-                    extra.entry(k.clone()).or_insert_with(|| v.clone());
-                }
-            }
-            extra
-        })
-        .collect();
-    for (s, extra) in staging.iter_mut().zip(extras) {
-        for (k, v) in extra {
-            s.used_variant.entry(k).or_insert(v);
-        }
-    }
-}
-
-/// Variant substitution (as rattler-build does it): a build or host
-/// requirement that is a bare package name which is also a variant key
-/// becomes `name =<value>` (or `name <value>` when the value is a full
-/// spec such as `3.11.* *_cpython`). Returns the keys substituted.
-fn substitute_variant(r: &mut Requirements, variant: &Variant) -> BTreeSet<String> {
-    let mut used = BTreeSet::new();
-    for d in r.build.iter_mut().chain(r.host.iter_mut()) {
-        if d.pin.is_some() {
-            continue;
-        }
-        let name = d.spec.trim();
-        let bare = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !bare {
-            continue;
-        }
-        let key = crate::syntax::variant::normalize_key(&name.to_lowercase());
-        let Some(value) = variant.get(&key) else { continue };
-        let value = crate::syntax::variant::variant_text(value);
-        d.spec = if value.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') {
-            format!("{name} ={value}")
-        } else {
-            format!("{name} {value}")
-        };
-        used.insert(key);
-    }
-    used
 }
 
 /// Render `key` of a raw mapping; absent or rendering to nothing is `None`.
-fn render_key(r: &Renderer, map: &MarkedMappingNode, key: &str) -> PResult<Option<RNode>> {
+pub(super) fn render_key(r: &Renderer, map: &MarkedMappingNode, key: &str) -> PResult<Option<RNode>> {
     map.get_node(key).map(|n| r.render(n)).transpose().map(Option::flatten)
-}
-
-fn raw_build_string(build: Option<&Node>) -> Option<(String, Span)> {
-    let s = build?.as_mapping()?.get_scalar("string")?;
-    Some((s.as_str().to_string(), *s.span()))
-}
-
-fn merge_about(own: About, top: &About) -> About {
-    About {
-        homepage: own.homepage.or_else(|| top.homepage.clone()),
-        repository: own.repository.or_else(|| top.repository.clone()),
-        documentation: own.documentation.or_else(|| top.documentation.clone()),
-        license: own.license.or_else(|| top.license.clone()),
-        license_family: own.license_family.or_else(|| top.license_family.clone()),
-        license_file: if own.license_file.is_empty() {
-            top.license_file.clone()
-        } else {
-            own.license_file
-        },
-        summary: own.summary.or_else(|| top.summary.clone()),
-        description: own.description.or_else(|| top.description.clone()),
-    }
-}
-
-/// Effective build settings: the output's own values, else the top level's.
-fn finish_build(own: BuildSection, top: BuildSection) -> Build {
-    let string = own.string.or(top.string);
-    Build {
-        number: own.number.or(top.number).unwrap_or(0),
-        string_span: string.as_ref().map(|(_, s)| *s),
-        string: string.map(|(s, _)| s),
-        script: own.script.or(top.script),
-        noarch_span: own.noarch.as_ref().or(top.noarch.as_ref()).map(|(_, s)| *s),
-        noarch: own
-            .noarch
-            .or(top.noarch)
-            .map(|(n, _)| n)
-            .unwrap_or_else(rattler_conda_types::NoArchType::none),
-        files: own.files.or(top.files).unwrap_or_default(),
-        always_include_files: if own.always_include_files.is_empty() {
-            top.always_include_files
-        } else {
-            own.always_include_files
-        },
-        variant: own.variant.or(top.variant).unwrap_or_default(),
-    }
 }
