@@ -8,7 +8,7 @@ use rattler_conda_types::Subdir;
 use crate::cli::{BuildArgs, CacheCommand, Cli, Command};
 use crate::execute::{build_all, BuildOptions};
 use crate::syntax::jinja::Platforms;
-use crate::{plan, recipe, render, ui, variants};
+use crate::{plan, recipe, rendered, ui, variants};
 
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
@@ -111,12 +111,12 @@ fn build(args: BuildArgs) -> Result<()> {
 
     if args.render_only {
         let all = if args.with_solve {
-            render::with_solve(&planned, &opts)?
+            rendered::with_solve(&planned, &opts)?
         } else {
             planned
                 .outputs
                 .iter()
-                .map(|p| render::rendered_output(p, &opts, None))
+                .map(|p| rendered::rendered_output(p, &opts, None))
                 .collect()
         };
         println!("{}", serde_json::to_string_pretty(&all).into_diagnostic()?);

@@ -22,7 +22,7 @@ use crate::plan::{Plan, PlannedOutput};
 use crate::recipe::Recipe;
 use crate::staging::{restore_into, Stager};
 use crate::variants::variant_text;
-use crate::{render, ui};
+use crate::{rendered, ui};
 
 /// What one output's build produced.
 struct Built {
@@ -146,8 +146,8 @@ fn build_one(p: &PlannedOutput, opts: &BuildOptions, stager: &mut Stager, envs: 
         host_packages: e.meta.key_inputs.host_packages.clone(),
     });
     let (depends, constrains, exports) = finalize_run(p, &resolved, inherited.as_ref())?;
-    let finalized = render::finalized_dependencies(output, &resolved, &depends, &constrains, &exports);
-    let rendered = render::rendered_output(p, opts, Some(finalized));
+    let finalized = rendered::finalized_dependencies(output, &resolved, &depends, &constrains, &exports);
+    let rendered = rendered::rendered_output(p, opts, Some(finalized));
     let variant_json = serde_json::to_value(&p.variant).into_diagnostic()?;
     let hash_input = crate::hash::hash_input(&p.variant);
     let info = InfoInputs {

@@ -28,7 +28,7 @@ pub mod platform;
 pub mod preflight;
 pub mod recipe;
 pub mod redact;
-pub mod render;
+pub mod rendered;
 pub mod staging;
 pub mod syntax;
 pub mod ui;

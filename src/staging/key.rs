@@ -79,7 +79,7 @@ pub struct KeyInputs {
     /// SHA-256 of each file in the recipe directory, by relative path.
     pub recipe_files: BTreeMap<String, String>,
     /// Key of the staging output this one restores first (nested staging).
-    pub parent: Option<String>,
+    pub parent_key: Option<String>,
 }
 
 /// A source as it enters the key.
@@ -142,7 +142,10 @@ impl KeyInputs {
             "platforms",
         );
         check(self.sources != other.sources, "sources");
-        check(self.parent != other.parent, "the staging output it inherits from");
+        check(
+            self.parent_key != other.parent_key,
+            "the staging output it inherits from",
+        );
         let files = changed_files(&other.recipe_files, &self.recipe_files);
         if !files.is_empty() {
             changed.push(format!("files in the recipe directory ({})", files.join(", ")));

@@ -77,14 +77,14 @@ impl<'a> Stager<'a> {
     /// The keys of `entry` and of the entries it was restored on top of.
     pub fn chain(&self, entry: &Entry) -> Vec<String> {
         let mut keys = vec![entry.meta.key.clone()];
-        let mut parent = entry.meta.key_inputs.parent.clone();
+        let mut parent = entry.meta.key_inputs.parent_key.clone();
         while let Some(key) = parent {
             keys.push(key.clone());
             parent = self
                 .done
                 .values()
                 .find(|e| e.meta.key == key)
-                .and_then(|e| e.meta.key_inputs.parent.clone());
+                .and_then(|e| e.meta.key_inputs.parent_key.clone());
         }
         keys
     }
@@ -233,7 +233,7 @@ impl<'a> Stager<'a> {
                 exclude.extend(sources.iter().map(|p| p.as_path()));
                 recipe_files(recipe, &exclude)?
             },
-            parent: parent.map(|e| e.meta.key.clone()),
+            parent_key: parent.map(|e| e.meta.key.clone()),
         })
     }
 

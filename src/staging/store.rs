@@ -350,7 +350,13 @@ impl Store {
         self.entries()
             .into_iter()
             .filter(|e| e.meta.name == name)
-            .max_by_key(|e| (e.meta.key_inputs.variant == *variant, e.meta.created))
+            // Entries made in the same second: the one used last.
+            .max_by_key(|e| {
+                let used = std::fs::metadata(e.dir.join("metadata.json"))
+                    .and_then(|m| m.modified())
+                    .ok();
+                (e.meta.key_inputs.variant == *variant, e.meta.created, used)
+            })
     }
 }
 
