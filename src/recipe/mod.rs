@@ -10,6 +10,7 @@ mod inherit;
 pub mod model;
 pub mod outputs;
 pub mod parse;
+mod parse_build;
 mod usage;
 
 use std::path::{Path, PathBuf};

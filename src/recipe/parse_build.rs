@@ -1,0 +1,241 @@
+//! Strict conversion of the `build` section: number, string, script (in
+//! all its forms), noarch, files, skip, always_include_files and variant
+//! keys; every other v1 build key is an error at its line.
+
+use std::path::PathBuf;
+
+use indexmap::IndexMap;
+use marked_yaml::Span;
+use rattler_conda_types::NoArchType;
+
+use super::model::*;
+use super::parse::{PResult, Reader};
+use crate::syntax::node::RNode;
+
+impl Reader<'_> {
+    /// The `build` section; `raw_string` is the unrendered `build.string`.
+    pub fn build(&self, node: &RNode, raw_string: Option<(String, Span)>) -> PResult<BuildSection> {
+        let allowed = [
+            "number",
+            "string",
+            "script",
+            "noarch",
+            "files",
+            "skip",
+            "always_include_files",
+            "always_copy_files",
+            "merge_build_and_host_envs",
+            "dynamic_linking",
+            "variant",
+            "prefix_detection",
+            "python",
+            "post_process",
+            "flags",
+        ];
+        let entries = self.map(node, "build", &allowed)?;
+        let mut b = BuildSection {
+            string: raw_string,
+            ..Default::default()
+        };
+        for (k, v) in entries {
+            match k.name.as_str() {
+                "number" => b.number = Some(self.u64(v, "build.number")?),
+                "string" => {}
+                "script" => b.script = Some(self.script(v)?),
+                "noarch" => {
+                    let text = self.string(v, "build.noarch")?;
+                    let kind = match text.as_str() {
+                        "generic" => NoArchType::generic(),
+                        "python" => NoArchType::python(),
+                        _ => {
+                            return Err(self.file.error(
+                                &v.span,
+                                format!("invalid `build.noarch` value `{text}`"),
+                                "expected `generic` or `python`",
+                            ))
+                        }
+                    };
+                    b.noarch = Some((kind, v.span));
+                }
+                "files" => b.files = Some(self.file_filter(v)?),
+                "skip" => {
+                    b.skip = match v.as_seq() {
+                        Some(items) => items.iter().any(|i| i.as_scalar().is_some_and(|s| s.is_true())),
+                        None => v.as_scalar().is_some_and(|s| s.is_true()),
+                    }
+                }
+                "always_include_files" => b.always_include_files = self.globs(v, "always_include_files")?,
+                "variant" => b.variant = Some(self.variant_keys(v)?),
+                other => {
+                    return Err(self
+                        .file
+                        .error(
+                            &k.span,
+                            format!("`build.{other}` is not supported yet"),
+                            "not implemented in kiln yet",
+                        )
+                        .with_help("remove it, or follow the kiln issue tracker for support"))
+                }
+            }
+        }
+        Ok(b)
+    }
+
+    /// `build.variant: {use_keys, ignore_keys, down_prioritize_variant}`.
+    pub(super) fn variant_keys(&self, node: &RNode) -> PResult<VariantKeys> {
+        let mut keys = VariantKeys::default();
+        for (k, v) in self.map(
+            node,
+            "build.variant",
+            &["use_keys", "ignore_keys", "down_prioritize_variant"],
+        )? {
+            match k.name.as_str() {
+                "use_keys" => {
+                    for (key, span) in self.string_list(v, "build.variant.use_keys")? {
+                        keys.use_keys.push(crate::syntax::variant::normalize_key(&key));
+                        keys.use_key_spans.push(span);
+                    }
+                }
+                "ignore_keys" => {
+                    keys.ignore_keys = self
+                        .string_list(v, "build.variant.ignore_keys")?
+                        .into_iter()
+                        .map(|(key, _)| crate::syntax::variant::normalize_key(&key))
+                        .collect();
+                }
+                _ => {
+                    keys.down_prioritize_variant = Some(self.u64(v, "build.variant.down_prioritize_variant")?);
+                }
+            }
+        }
+        Ok(keys)
+    }
+
+    pub(super) fn file_filter(&self, node: &RNode) -> PResult<FileFilter> {
+        if node.as_map().is_some() {
+            let mut f = FileFilter::default();
+            for (k, v) in self.map(node, "build.files", &["include", "exclude"])? {
+                let globs = self.globs(v, &k.name)?;
+                if k.name == "include" {
+                    f.include = globs;
+                } else {
+                    f.exclude = globs;
+                }
+            }
+            Ok(f)
+        } else {
+            Ok(FileFilter {
+                include: self.globs(node, "build.files")?,
+                exclude: vec![],
+            })
+        }
+    }
+
+    pub(super) fn script(&self, node: &RNode) -> PResult<Script> {
+        let mut script = Script {
+            body: ScriptBody::Inline(String::new()),
+            env: IndexMap::new(),
+            secrets: vec![],
+            span: node.span,
+            lines: vec![],
+        };
+        if let Some(items) = node.as_seq() {
+            (script.body, script.lines) = self.script_lines(items, "build.script")?;
+            return Ok(script);
+        }
+        if node.as_scalar().is_some() {
+            script.body = ScriptBody::Inline(self.string(node, "build.script")?);
+            return Ok(script);
+        }
+        let entries = self.map(
+            node,
+            "build.script",
+            &["content", "file", "env", "secrets", "interpreter", "cwd"],
+        )?;
+        let mut body = None;
+        for (k, v) in entries {
+            match k.name.as_str() {
+                "content" | "file" if body.is_some() => {
+                    return Err(self
+                        .file
+                        .error(&k.span, "`content` and `file` are mutually exclusive", "choose one"))
+                }
+                "content" => {
+                    body = Some(match v.as_seq() {
+                        Some(items) => {
+                            let (b, lines) = self.script_lines(items, "content")?;
+                            script.lines = lines;
+                            b
+                        }
+                        None => ScriptBody::Inline(self.string(v, "content")?),
+                    })
+                }
+                "file" => {
+                    body = Some(ScriptBody::File {
+                        file: PathBuf::from(self.string(v, "file")?),
+                    })
+                }
+                "env" => {
+                    for (ek, ev) in v
+                        .as_map()
+                        .ok_or_else(|| self.file.error(&v.span, "`env` must be a mapping", "here"))?
+                    {
+                        if !crate::syntax::variant::is_shell_name(&ek.name) {
+                            return Err(self
+                                .file
+                                .error(
+                                    &ek.span,
+                                    format!("`{}` is not a valid environment variable name", ek.name),
+                                    "here",
+                                )
+                                .with_help("use letters, digits and `_`, not starting with a digit"));
+                        }
+                        script.env.insert(ek.name.clone(), self.string(ev, &ek.name)?);
+                    }
+                }
+                "secrets" => {
+                    for (name, span) in self.string_list(v, "secrets")? {
+                        if !crate::syntax::variant::is_shell_name(&name) {
+                            return Err(self
+                                .file
+                                .error(
+                                    &span,
+                                    format!("`{name}` is not a valid environment variable name"),
+                                    "here",
+                                )
+                                .with_help("use letters, digits and `_`, not starting with a digit"));
+                        }
+                        script.secrets.push(name);
+                    }
+                }
+                "interpreter" => {
+                    let i = self.string(v, "interpreter")?;
+                    if i != "bash" {
+                        return Err(self.file.error(
+                            &v.span,
+                            format!("interpreter `{i}` is not supported yet"),
+                            "only bash for now",
+                        ));
+                    }
+                }
+                _ => {
+                    return Err(self
+                        .file
+                        .error(&k.span, "`script.cwd` is not supported yet", "remove it"))
+                }
+            }
+        }
+        script.body = body.unwrap_or(ScriptBody::Inline(String::new()));
+        Ok(script)
+    }
+
+    /// A script given as a list: the joined body and each item with its span.
+    pub(super) fn script_lines(&self, items: &[RNode], what: &str) -> PResult<(ScriptBody, Vec<(String, Span)>)> {
+        let lines: Vec<(String, Span)> = items
+            .iter()
+            .map(|i| Ok((self.string(i, what)?, i.span)))
+            .collect::<PResult<_>>()?;
+        let body = lines.iter().map(|(l, _)| l.as_str()).collect::<Vec<_>>().join("\n");
+        Ok((ScriptBody::Inline(body), lines))
+    }
+}
