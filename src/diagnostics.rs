@@ -119,3 +119,13 @@ impl SourceFile {
         (line, col)
     }
 }
+
+/// Log a warning once per process, however many variants render the line
+/// it is about.
+pub fn warn_once(message: String) {
+    static SEEN: std::sync::OnceLock<std::sync::Mutex<std::collections::BTreeSet<String>>> = std::sync::OnceLock::new();
+    let seen = SEEN.get_or_init(Default::default);
+    if seen.lock().map(|mut s| s.insert(message.clone())).unwrap_or(true) {
+        tracing::warn!("{message}");
+    }
+}

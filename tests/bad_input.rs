@@ -187,3 +187,52 @@ outputs:
         "the environments are solved before the first script runs"
     );
 }
+
+#[test]
+fn match_specs_conda_accepts_are_read_as_conda_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = write_recipe(
+        dir.path(),
+        "specs",
+        r#"
+context: {version: "1.3.1", build_num: 2}
+package: {name: specs, version: "1.0"}
+build:
+  script: [mkdir -p $PREFIX/share, touch $PREFIX/share/x]
+requirements:
+  run:
+    - zlib ${{ version }} *_${{ build_num }}
+    - numpy 1.26
+    - openssl ==3.0.*
+"#,
+    );
+    let out = dir.path().join("out");
+    let o = build_ok(&r, &out, &[]);
+    let log = stderr(&o);
+    assert!(
+        log.contains("recipe.yaml:8:7")
+            && log.contains("`zlib 1.3.1 *_2` is read as conda reads it, `zlib ==1.3.1 *_2`"),
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("is read as conda reads it").count(),
+        3,
+        "one warning per spec:\n{log}"
+    );
+    let index = json(&extract(&packages(&out)[0]).path().join("info/index.json"));
+    assert_eq!(
+        index["depends"],
+        serde_json::json!(["zlib ==1.3.1 *_2", "numpy ==1.26", "openssl 3.0.*"])
+    );
+
+    // What conda refuses, kiln refuses too.
+    for (name, spec) in [("four", "zlib 1.3 h1 extra"), ("ops", "numpy >>=1.2")] {
+        let r = write_recipe(
+            dir.path(),
+            name,
+            &format!("package: {{name: {name}, version: '1.0'}}\nrequirements:\n  run:\n    - {spec}\n"),
+        );
+        let o = build(&r, &dir.path().join("out2"), &[]);
+        assert_failed_with(&o, &dir.path().join("out2"), &["recipe.yaml:4:7", "invalid match spec"]);
+    }
+}

@@ -171,15 +171,30 @@ impl<'a> Reader<'a> {
                         });
                     }
                 }
-                MatchSpec::from_str(&spec, ParseStrictness::Strict).map_err(|e| {
-                    self.file
-                        .error(
-                            &item.span,
-                            format!("invalid match spec `{spec}` in `{what}`: {e}"),
-                            "not a valid match spec",
-                        )
-                        .with_help("a match spec looks like `name`, `name >=1.2,<2` or `name 1.2.* build_string`")
-                })?;
+                let spec = match MatchSpec::from_str(&spec, ParseStrictness::Strict) {
+                    Ok(_) => spec,
+                    Err(e) => match as_conda_reads_it(&spec) {
+                        Some(strict) => {
+                            crate::diagnostics::warn_once(format!(
+                                "{}: `{spec}` is read as conda reads it, `{strict}`; write that instead",
+                                self.file.location(&item.span)
+                            ));
+                            strict
+                        }
+                        None => {
+                            return Err(self
+                                .file
+                                .error(
+                                    &item.span,
+                                    format!("invalid match spec `{spec}` in `{what}`: {e}"),
+                                    "not a valid match spec",
+                                )
+                                .with_help(
+                                    "a match spec looks like `name`, `name >=1.2,<2` or `name 1.2.* build_string`",
+                                ))
+                        }
+                    },
+                };
                 Ok(Dependency {
                     spec,
                     pin: None,
@@ -394,4 +409,18 @@ impl<'a> Reader<'a> {
         }
         Ok(items.iter().map(RNode::to_json).collect())
     }
+}
+
+/// A spec conda accepts but the strict v1 grammar does not (`zlib 1.3.1 *_2`:
+/// a bare version means `==`; `x ==1.0.*` means `1.0.*`), in the strict form
+/// that means the same. `None` for what conda refuses too: more than the
+/// three space-separated parts `name version build`, or no valid reading.
+pub fn as_conda_reads_it(spec: &str) -> Option<String> {
+    if spec.contains('[') || spec.split_whitespace().count() > 3 {
+        return None;
+    }
+    let parsed = MatchSpec::from_str(spec, ParseStrictness::Lenient).ok()?;
+    let strict = parsed.to_string();
+    MatchSpec::from_str(&strict, ParseStrictness::Strict).ok()?;
+    Some(strict)
 }
