@@ -1,5 +1,6 @@
 //! Executing a build: directories, sources, environment and script.
 
+pub mod archive;
 pub mod dirs;
 pub mod env;
 pub mod script;

@@ -1,8 +1,10 @@
 //! Placing a recipe's sources into the work directory.
 //!
-//! Only `path` sources exist so far: a file is copied (checksum verified
-//! when given), a directory is copied honouring `.gitignore` and
-//! `.condapackageignore`, keeping symlinks, file modes and mtimes.
+//! Only `path` sources exist so far: an archive is extracted (see
+//! [`super::archive`]; `file_name` keeps it as a file), another file is
+//! copied (checksum verified when given), a directory is copied honouring
+//! `.gitignore` and `.condapackageignore`, keeping symlinks, file modes and
+//! mtimes.
 
 use std::path::{Path, PathBuf};
 
@@ -97,6 +99,21 @@ fn fetch_path(recipe: &Recipe, src: &PathSource, work_dir: &Path, exclude: &Path
     fs_err::create_dir_all(&dest_dir).into_diagnostic()?;
     if meta.is_file() {
         verify(recipe, src, &from)?;
+        // An archive is extracted, unless `file_name` asks for the file itself.
+        let name = from
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if let (None, Some(kind)) = (&src.file_name, super::archive::kind_of(&name)) {
+            return super::archive::extract(&from, kind, &dest_dir).map_err(|e| {
+                miette!(
+                    help = "an archive is extracted into the work directory; set `file_name` to keep it as a file",
+                    "{}: source {}: {e}",
+                    recipe.file.location(&src.span),
+                    from.display()
+                )
+            });
+        }
         let target = file_target(recipe, src, &from, &dest_dir)?;
         crate::disk::copy_file(&from, &target)?;
         return Ok(());

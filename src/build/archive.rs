@@ -1,0 +1,241 @@
+//! Extracting source archives: `.tar`, `.tar.gz`/`.tgz`, `.tar.bz2`/`.tbz2`,
+//! `.tar.zst`/`.tzst` and `.zip` (and `.whl`, which is a zip). Every entry
+//! must stay inside the extraction directory: absolute paths, `..`
+//! components, and symlinks or hard links whose target leaves it are
+//! refused with an error naming the archive and the entry. Extraction goes
+//! into a fresh directory next to the destination, so a refused archive
+//! leaves nothing behind; then a single top-level folder is stripped (as
+//! rattler-build does) and the result is moved into place.
+
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+
+use miette::{miette, IntoDiagnostic, Result};
+
+/// An archive format kiln extracts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// An uncompressed tarball.
+    Tar,
+    /// gzip-compressed.
+    TarGz,
+    /// bzip2-compressed.
+    TarBz2,
+    /// zstd-compressed.
+    TarZst,
+    /// A zip file (also wheels).
+    Zip,
+}
+
+/// The archive kind of a file name, if it is one kiln extracts.
+pub fn kind_of(name: &str) -> Option<Kind> {
+    let n = name.to_ascii_lowercase();
+    let ends = |exts: &[&str]| exts.iter().any(|e| n.ends_with(e));
+    if ends(&[".tar.gz", ".tgz"]) {
+        Some(Kind::TarGz)
+    } else if ends(&[".tar.bz2", ".tbz2", ".tbz"]) {
+        Some(Kind::TarBz2)
+    } else if ends(&[".tar.zst", ".tzst"]) {
+        Some(Kind::TarZst)
+    } else if ends(&[".tar"]) {
+        Some(Kind::Tar)
+    } else if ends(&[".zip", ".whl"]) {
+        Some(Kind::Zip)
+    } else {
+        None
+    }
+}
+
+/// Extract `archive` into `dest` (created if missing), stripping a single
+/// top-level folder. Nothing is written outside `dest`.
+pub fn extract(archive: &Path, kind: Kind, dest: &Path) -> Result<()> {
+    fs_err::create_dir_all(dest).into_diagnostic()?;
+    let scratch = tempfile::Builder::new()
+        .prefix(".kiln-extract-")
+        .tempdir_in(dest)
+        .into_diagnostic()?;
+    let file = fs_err::File::open(archive).into_diagnostic()?;
+    let reader = std::io::BufReader::new(file);
+    match kind {
+        Kind::Tar => untar(archive, reader, scratch.path())?,
+        Kind::TarGz => untar(archive, flate2::read::MultiGzDecoder::new(reader), scratch.path())?,
+        Kind::TarBz2 => untar(archive, bzip2::read::MultiBzDecoder::new(reader), scratch.path())?,
+        Kind::TarZst => untar(
+            archive,
+            zstd::stream::read::Decoder::new(reader).into_diagnostic()?,
+            scratch.path(),
+        )?,
+        Kind::Zip => unzip(archive, scratch.path())?,
+    }
+    let top: Vec<PathBuf> = fs_err::read_dir(scratch.path())
+        .into_diagnostic()?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<_>>()
+        .into_diagnostic()?;
+    let root = match top.as_slice() {
+        [only] if only.symlink_metadata().is_ok_and(|m| m.is_dir()) => only.clone(),
+        _ => scratch.path().to_path_buf(),
+    };
+    move_children(&root, dest)
+}
+
+/// Move everything in `from` into `to`, merging directories.
+fn move_children(from: &Path, to: &Path) -> Result<()> {
+    for entry in fs_err::read_dir(from).into_diagnostic()? {
+        let entry = entry.into_diagnostic()?;
+        let target = to.join(entry.file_name());
+        let is_dir = entry.file_type().into_diagnostic()?.is_dir();
+        match target.symlink_metadata() {
+            Ok(m) if m.is_dir() && is_dir => move_children(&entry.path(), &target)?,
+            Ok(m) => {
+                if m.is_dir() {
+                    fs_err::remove_dir_all(&target).into_diagnostic()?;
+                } else {
+                    fs_err::remove_file(&target).into_diagnostic()?;
+                }
+                fs_err::rename(entry.path(), &target).into_diagnostic()?;
+            }
+            Err(_) => fs_err::rename(entry.path(), &target).into_diagnostic()?,
+        }
+    }
+    Ok(())
+}
+
+/// `rel` as a path inside the extraction root, or `None` when it is
+/// absolute or climbs out with `..`.
+fn inside(rel: &Path) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for c in rel.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    return None;
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(out)
+}
+
+fn refuse(archive: &Path, entry: &Path, why: &str) -> miette::Report {
+    miette!(
+        "refusing to extract {} (damaged or hostile; nothing of it was kept): entry `{}` {why}",
+        archive.display(),
+        entry.display()
+    )
+}
+
+fn untar(archive: &Path, reader: impl Read, root: &Path) -> Result<()> {
+    let mut tar = tar::Archive::new(reader);
+    tar.set_preserve_permissions(true);
+    tar.set_preserve_mtime(true);
+    tar.set_overwrite(true);
+    for entry in tar
+        .entries()
+        .map_err(|e| miette!("cannot read {}: {e}", archive.display()))?
+    {
+        let mut entry = entry.map_err(|e| miette!("cannot read {}: {e}", archive.display()))?;
+        let path = entry.path().into_diagnostic()?.into_owned();
+        let Some(rel) = inside(&path) else {
+            return Err(refuse(archive, &path, "leaves the extraction directory"));
+        };
+        let kind = entry.header().entry_type();
+        if kind.is_symlink() || kind.is_hard_link() {
+            let target = entry
+                .link_name()
+                .into_diagnostic()?
+                .ok_or_else(|| refuse(archive, &path, "is a link without a target"))?
+                .into_owned();
+            // Symlink targets are relative to the link's directory; hard
+            // link targets to the archive root.
+            let base = if kind.is_symlink() {
+                rel.parent().unwrap_or(Path::new("")).to_path_buf()
+            } else {
+                PathBuf::new()
+            };
+            if target.is_absolute() || inside(&base.join(&target)).is_none() {
+                return Err(refuse(
+                    archive,
+                    &path,
+                    &format!("links to {}, outside the extraction directory", target.display()),
+                ));
+            }
+        }
+        // `unpack_in` also refuses to write through a symlinked directory
+        // that would lead outside `root`.
+        let written = entry
+            .unpack_in(root)
+            .map_err(|e| miette!("extracting `{}` from {}: {e}", path.display(), archive.display()))?;
+        if !written {
+            return Err(refuse(archive, &path, "leaves the extraction directory"));
+        }
+    }
+    Ok(())
+}
+
+fn unzip(archive: &Path, root: &Path) -> Result<()> {
+    let file = fs_err::File::open(archive).into_diagnostic()?;
+    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
+        .map_err(|e| miette!("cannot read {}: {e}", archive.display()))?;
+    for i in 0..zip.len() {
+        let mut entry = zip
+            .by_index(i)
+            .map_err(|e| miette!("cannot read {}: {e}", archive.display()))?;
+        let name = PathBuf::from(
+            entry
+                .name()
+                .map_err(|e| miette!("cannot read an entry name in {}: {e}", archive.display()))?
+                .into_owned(),
+        );
+        let Some(rel) = entry.enclosed_name().and_then(|p| inside(&p)) else {
+            return Err(refuse(archive, &name, "leaves the extraction directory"));
+        };
+        let target = crate::disk::create_dirs_inside(root, &rel)?;
+        if entry.is_dir() {
+            continue;
+        }
+        let mode = entry.unix_mode();
+        if mode.is_some_and(|m| m & 0o170000 == 0o120000) {
+            let mut link = String::new();
+            entry.read_to_string(&mut link).into_diagnostic()?;
+            let base = rel.parent().unwrap_or(Path::new(""));
+            if Path::new(&link).is_absolute() || inside(&base.join(&link)).is_none() {
+                return Err(refuse(
+                    archive,
+                    &name,
+                    &format!("links to {link}, outside the extraction directory"),
+                ));
+            }
+            std::os::unix::fs::symlink(&link, &target).into_diagnostic()?;
+            continue;
+        }
+        let _ = std::fs::remove_dir(&target);
+        let mut out = fs_err::File::create(&target).into_diagnostic()?;
+        std::io::copy(&mut entry, &mut out).into_diagnostic()?;
+        if let Some(m) = mode {
+            use std::os::unix::fs::PermissionsExt;
+            fs_err::set_permissions(&target, std::fs::Permissions::from_mode(m & 0o7777)).into_diagnostic()?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archive_kinds_and_paths() {
+        assert_eq!(kind_of("x-1.0.tar.gz"), Some(Kind::TarGz));
+        assert_eq!(kind_of("x.TGZ"), Some(Kind::TarGz));
+        assert_eq!(kind_of("x.tar.zst"), Some(Kind::TarZst));
+        assert_eq!(kind_of("x-1.0-py3-none-any.whl"), Some(Kind::Zip));
+        assert_eq!(kind_of("x.txt"), None);
+        assert_eq!(inside(Path::new("a/../b")), Some(PathBuf::from("b")));
+        assert_eq!(inside(Path::new("../b")), None);
+        assert_eq!(inside(Path::new("/etc/passwd")), None);
+    }
+}
