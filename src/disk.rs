@@ -1,9 +1,9 @@
 //! File mechanisms, each with one home: writing so that a crash never
 //! leaves something a later run trusts (atomic writes: temporary file, then
 //! rename; syncing a finished tree before it is published), creating
-//! directories below a root without following symlinks, copying a file
-//! with its metadata (by reflink where the file system can), and a file's
-//! SHA-256.
+//! directories below a root without following symlinks, following links
+//! without leaving a root, copying a file with its metadata (by reflink
+//! where the file system can), and a file's SHA-256.
 
 use std::io::{ErrorKind, Write};
 use std::path::{Component, Path, PathBuf};
@@ -179,6 +179,59 @@ pub fn create_dirs_inside(root: &Path, rel: &Path) -> Result<PathBuf> {
         }
     }
     Ok(current)
+}
+
+/// Follow `path` (relative to `prefix`) through the symlinks below
+/// `prefix`, one component at a time against the real files; `None` when
+/// some step leaves `prefix`. A missing path is fine (a broken link stays
+/// broken), and so is a loop of links.
+pub fn resolve_within(prefix: &Path, path: &Path) -> Option<PathBuf> {
+    let mut pending: Vec<std::ffi::OsString> = Vec::new();
+    let push = |pending: &mut Vec<std::ffi::OsString>, p: &Path| {
+        for c in p.components().rev() {
+            pending.push(c.as_os_str().to_os_string());
+        }
+    };
+    push(&mut pending, path);
+    let mut resolved = PathBuf::new();
+    let mut hops = 0;
+    while let Some(c) = pending.pop() {
+        match c.to_str() {
+            Some(".") => continue,
+            Some("..") => {
+                if !resolved.pop() {
+                    return None;
+                }
+                continue;
+            }
+            _ => {}
+        }
+        if Path::new(&c).is_absolute() {
+            return None;
+        }
+        resolved.push(&c);
+        let here = prefix.join(&resolved);
+        let Ok(meta) = here.symlink_metadata() else {
+            continue;
+        };
+        if !meta.file_type().is_symlink() {
+            continue;
+        }
+        hops += 1;
+        if hops > 40 {
+            return Some(resolved);
+        }
+        let target = std::fs::read_link(&here).ok()?;
+        resolved.pop();
+        if target.is_absolute() {
+            let inside = target.strip_prefix(prefix).ok()?;
+            resolved = PathBuf::new();
+            push(&mut pending, inside);
+        } else {
+            push(&mut pending, &target);
+        }
+    }
+    Some(resolved)
 }
 
 #[cfg(test)]

@@ -56,6 +56,15 @@ for ext, mode in [("tar", "w"), ("tar.gz", "w:gz"), ("tgz", "w:gz"), ("tar.bz2",
         add(t, "lib-1.0/configure", b"#!/bin/sh\n", 0o755)
 with tarfile.open("plain.tar", "w") as t:
     add(t, "lib-1.0/src/lib.c", b"x\n")
+with tarfile.open("modes.tar.gz", "w:gz") as t:
+    add(t, "m/bin/tool", b"#!/bin/sh\n", 0o4777)
+    info = tarfile.TarInfo("m/ro"); info.type = tarfile.DIRTYPE; info.mode = 0o555; t.addfile(info)
+    add(t, "m/ro/inside.txt", b"ro\n")
+    info = tarfile.TarInfo("m/lib/libx.so"); info.type = tarfile.SYMTYPE; info.linkname = "../bin/tool"; t.addfile(info)
+with zipfile.ZipFile("zlinks.zip", "w") as z:
+    z.writestr("z/real.txt", "real\n")
+    info = zipfile.ZipInfo("z/link.txt"); info.external_attr = (0o120777 << 16)
+    z.writestr(info, "real.txt")
 with zipfile.ZipFile("lib-1.0.zip", "w") as z:
     z.writestr("lib-1.0/src/lib.c", "int f(void) { return 1; }\n")
     z.writestr("lib-1.0/configure", "#!/bin/sh\n")
@@ -94,6 +103,32 @@ with zipfile.ZipFile("two-tops.zip", "w") as z:
     build_ok(&r, &dir.path().join("out-zst"), &[]);
     assert_eq!(listing(&dir.path().join("out-zst")), "./src/lib.c\n");
 
+    // Modes lose setuid and group/other write; a read-only folder still
+    // gets its files; links that stay inside are kept, in tars and zips.
+    let r = archive_recipe(dir.path(), "modes", "modes.tar.gz", "");
+    build_ok(&r, &dir.path().join("out-modes"), &[]);
+    assert_eq!(listing(&dir.path().join("out-modes")), "./bin/tool\n./ro/inside.txt\n");
+    let x = extract(&packages(&dir.path().join("out-modes"))[0]);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(x.path().join("share/tree/bin/tool"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o755, "setuid and world-write dropped: {mode:o}");
+    }
+    assert_eq!(
+        fs::read_link(x.path().join("share/tree/lib/libx.so")).unwrap(),
+        Path::new("../bin/tool")
+    );
+    let r = archive_recipe(dir.path(), "zlinks", "zlinks.zip", "");
+    build_ok(&r, &dir.path().join("out-zlinks"), &[]);
+    let x = extract(&packages(&dir.path().join("out-zlinks"))[0]);
+    assert_eq!(
+        fs::read_link(x.path().join("share/tree/link.txt")).unwrap(),
+        Path::new("real.txt")
+    );
+
     // Two top-level folders: nothing is stripped.
     let r = archive_recipe(dir.path(), "tops", "two-tops.zip", "");
     build_ok(&r, &dir.path().join("out-tops"), &[]);
@@ -128,6 +163,16 @@ tar("hardlink.tar.gz", lambda t: link(t, "pkg/hard", "../../../evil-hardlink.txt
 with zipfile.ZipFile("slip.zip", "w") as z:
     z.writestr("pkg/ok.txt", "ok\n")
     z.writestr("../../evil-zip.txt", "evil\n")
+# A link that is lexically inside but, through another link, points out.
+tar("through.tar.gz", lambda t: (link(t, "s", ".", tarfile.SYMTYPE), link(t, "s/s/s/l", "../../../evil-through", tarfile.SYMTYPE)))
+# Inside the top folder, but out once the top folder is stripped.
+tar("strip.tar.gz", lambda t: (add(t, "pkg/ok.txt", b"ok\n"), link(t, "pkg/up", "..", tarfile.SYMTYPE)))
+def zlink(z, name, target):
+    info = zipfile.ZipInfo(name); info.external_attr = (0o120777 << 16)
+    z.writestr(info, target)
+with zipfile.ZipFile("zlink.zip", "w") as z:
+    z.writestr("pkg/ok.txt", "ok\n")
+    zlink(z, "pkg/out", "../../../evil-zlink")
 "#,
     );
     for (i, (archive, entry)) in [
@@ -136,6 +181,9 @@ with zipfile.ZipFile("slip.zip", "w") as z:
         ("symlink.tar.gz", "pkg/escape"),
         ("hardlink.tar.gz", "pkg/hard"),
         ("slip.zip", "../../evil-zip.txt"),
+        ("through.tar.gz", "`l`"),
+        ("strip.tar.gz", "`up`"),
+        ("zlink.zip", "`out`"),
     ]
     .iter()
     .enumerate()

@@ -76,7 +76,32 @@ pub fn extract(archive: &Path, kind: Kind, dest: &Path) -> Result<()> {
         [only] if only.symlink_metadata().is_ok_and(|m| m.is_dir()) => only.clone(),
         _ => scratch.path().to_path_buf(),
     };
+    // Links are checked against what is really there, below the root that
+    // will land in `dest` (stripping a folder makes every link shallower).
+    check_links(archive, &root)?;
     move_children(&root, dest)
+}
+
+/// Every symlink below `root`, followed through the real tree, must stay
+/// below `root`.
+fn check_links(archive: &Path, root: &Path) -> Result<()> {
+    for e in walkdir::WalkDir::new(root).follow_links(false) {
+        let e = e.into_diagnostic()?;
+        if !e.file_type().is_symlink() {
+            continue;
+        }
+        let rel = e.path().strip_prefix(root).into_diagnostic()?;
+        let target = fs_err::read_link(e.path()).into_diagnostic()?;
+        let dir = rel.parent().unwrap_or(Path::new(""));
+        if target.is_absolute() || crate::disk::resolve_within(root, &dir.join(&target)).is_none() {
+            return Err(refuse(
+                archive,
+                rel,
+                &format!("links to {}, outside the extraction directory", target.display()),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Move everything in `from` into `to`, merging directories.
@@ -130,7 +155,9 @@ fn refuse(archive: &Path, entry: &Path, why: &str) -> miette::Report {
 
 fn untar(archive: &Path, reader: impl Read, root: &Path) -> Result<()> {
     let mut tar = tar::Archive::new(reader);
-    tar.set_preserve_permissions(true);
+    // Modes without setuid/setgid/sticky, and not writable by others.
+    tar.set_preserve_permissions(false);
+    tar.set_mask(0o022);
     tar.set_preserve_mtime(true);
     tar.set_overwrite(true);
     for entry in tar
@@ -143,6 +170,12 @@ fn untar(archive: &Path, reader: impl Read, root: &Path) -> Result<()> {
             return Err(refuse(archive, &path, "leaves the extraction directory"));
         };
         let kind = entry.header().entry_type();
+        if kind.is_dir() {
+            // Created writable (a read-only folder mode would block its own
+            // files, and the cleanup of a refused archive).
+            crate::disk::create_dirs_inside(root, &rel).map_err(|e| refuse(archive, &path, &e.to_string()))?;
+            continue;
+        }
         if kind.is_symlink() || kind.is_hard_link() {
             let target = entry
                 .link_name()
@@ -193,31 +226,29 @@ fn unzip(archive: &Path, root: &Path) -> Result<()> {
         let Some(rel) = entry.enclosed_name().and_then(|p| inside(&p)) else {
             return Err(refuse(archive, &name, "leaves the extraction directory"));
         };
-        let target = crate::disk::create_dirs_inside(root, &rel)?;
+        let bad = |e: &dyn std::fmt::Display| refuse(archive, &name, &format!("cannot be extracted: {e}"));
         if entry.is_dir() {
+            crate::disk::create_dirs_inside(root, &rel).map_err(|e| bad(&e))?;
             continue;
         }
+        if rel.as_os_str().is_empty() {
+            return Err(refuse(archive, &name, "names the extraction directory itself"));
+        }
+        crate::disk::create_dirs_inside(root, rel.parent().unwrap_or(Path::new(""))).map_err(|e| bad(&e))?;
+        let target = root.join(&rel);
         let mode = entry.unix_mode();
         if mode.is_some_and(|m| m & 0o170000 == 0o120000) {
+            // A link's target is its content; checked with all links below.
             let mut link = String::new();
-            entry.read_to_string(&mut link).into_diagnostic()?;
-            let base = rel.parent().unwrap_or(Path::new(""));
-            if Path::new(&link).is_absolute() || inside(&base.join(&link)).is_none() {
-                return Err(refuse(
-                    archive,
-                    &name,
-                    &format!("links to {link}, outside the extraction directory"),
-                ));
-            }
-            std::os::unix::fs::symlink(&link, &target).into_diagnostic()?;
+            (&mut entry).take(4096).read_to_string(&mut link).map_err(|e| bad(&e))?;
+            std::os::unix::fs::symlink(&link, &target).map_err(|e| bad(&e))?;
             continue;
         }
-        let _ = std::fs::remove_dir(&target);
-        let mut out = fs_err::File::create(&target).into_diagnostic()?;
-        std::io::copy(&mut entry, &mut out).into_diagnostic()?;
+        let mut out = std::fs::File::create(&target).map_err(|e| bad(&e))?;
+        std::io::copy(&mut entry, &mut out).map_err(|e| bad(&e))?;
         if let Some(m) = mode {
             use std::os::unix::fs::PermissionsExt;
-            fs_err::set_permissions(&target, std::fs::Permissions::from_mode(m & 0o7777)).into_diagnostic()?;
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(m & 0o755)).map_err(|e| bad(&e))?;
         }
     }
     Ok(())

@@ -112,7 +112,7 @@ fn contained_link_target(prefix: &Path, rel: &Path, target: &Path) -> Option<Pat
     } else {
         target.to_path_buf()
     };
-    resolve_inside(prefix, &link_dir.join(&packaged))?;
+    crate::disk::resolve_within(prefix, &link_dir.join(&packaged))?;
     Some(packaged)
 }
 
@@ -132,58 +132,6 @@ fn relative_path(from: &Path, to: &Path) -> PathBuf {
         out.push(".");
     }
     out
-}
-
-/// Follow `path` (relative to `prefix`) through the symlinks inside the
-/// prefix; `None` when some step leaves the prefix. A missing path is fine
-/// (a broken link stays broken), and so is a loop of links.
-fn resolve_inside(prefix: &Path, path: &Path) -> Option<PathBuf> {
-    let mut pending: Vec<std::ffi::OsString> = Vec::new();
-    let push = |pending: &mut Vec<std::ffi::OsString>, p: &Path| {
-        for c in p.components().rev() {
-            pending.push(c.as_os_str().to_os_string());
-        }
-    };
-    push(&mut pending, path);
-    let mut resolved = PathBuf::new();
-    let mut hops = 0;
-    while let Some(c) = pending.pop() {
-        match c.to_str() {
-            Some(".") => continue,
-            Some("..") => {
-                if !resolved.pop() {
-                    return None;
-                }
-                continue;
-            }
-            _ => {}
-        }
-        if Path::new(&c).is_absolute() {
-            return None;
-        }
-        resolved.push(&c);
-        let here = prefix.join(&resolved);
-        let Ok(meta) = here.symlink_metadata() else {
-            continue;
-        };
-        if !meta.file_type().is_symlink() {
-            continue;
-        }
-        hops += 1;
-        if hops > 40 {
-            return Some(resolved);
-        }
-        let target = std::fs::read_link(&here).ok()?;
-        resolved.pop();
-        if target.is_absolute() {
-            let inside = target.strip_prefix(prefix).ok()?;
-            resolved = PathBuf::new();
-            push(&mut pending, inside);
-        } else {
-            push(&mut pending, &target);
-        }
-    }
-    Some(resolved)
 }
 
 /// Lexically normalize a relative path; `None` if it climbs above its root.
