@@ -19,15 +19,8 @@ use crate::recipe::Recipe;
 
 /// Check script files, secrets, sources and file globs of everything in `plan`.
 pub fn check(plan: &Plan) -> Result<()> {
-    let mut problems: Vec<miette::Report> = Vec::new();
-    let mut seen: BTreeSet<String> = BTreeSet::new();
-    let mut note = |r: Result<()>| {
-        if let Err(e) = r {
-            if seen.insert(e.to_string()) {
-                problems.push(e);
-            }
-        }
-    };
+    let mut problems = Problems::default();
+    let mut note = |r: Result<()>| problems.note(r);
     let mut warned: BTreeSet<String> = BTreeSet::new();
     for p in &plan.outputs {
         let recipe = &*p.recipe;
@@ -59,22 +52,15 @@ pub fn check(plan: &Plan) -> Result<()> {
                 .map_err(|(msg, g)| miette!("{}: {msg}", recipe.file.location(&g.span))),
         );
     }
-    report(problems)
+    problems.report()
 }
 
 /// Solve the build and host environments of every output and staging
 /// output whose requirements name no output of the recipe (those can only
 /// be solved once the sibling is built).
 pub fn solve(plan: &Plan, opts: &BuildOptions, envs: &LazyEnvironments) -> Result<()> {
-    let mut problems: Vec<miette::Report> = Vec::new();
-    let mut seen: BTreeSet<String> = BTreeSet::new();
-    let mut note = |r: Result<()>| {
-        if let Err(e) = r {
-            if seen.insert(e.to_string()) {
-                problems.push(e);
-            }
-        }
-    };
+    let mut problems = Problems::default();
+    let mut note = |r: Result<()>| problems.note(r);
     let mut asked: BTreeSet<String> = BTreeSet::new();
     for p in &plan.outputs {
         let recipe = &*p.recipe;
@@ -100,20 +86,39 @@ pub fn solve(plan: &Plan, opts: &BuildOptions, envs: &LazyEnvironments) -> Resul
             note(dependencies::resolve_output(p, opts, envs).map(|_| ()));
         }
     }
-    report(problems)
+    problems.report()
 }
 
-fn report(mut problems: Vec<miette::Report>) -> Result<()> {
-    match problems.len() {
-        0 => Ok(()),
-        1 => Err(problems.remove(0)),
-        n => {
-            let all: Vec<String> = problems.iter().map(|e| format!("{e:?}")).collect();
-            Err(miette!(
-                help = "nothing was built; fix these and run again",
-                "{n} problems found before building:\n\n{}",
-                all.join("\n")
-            ))
+/// Problems found so far, each once.
+#[derive(Default)]
+struct Problems {
+    list: Vec<miette::Report>,
+    seen: BTreeSet<String>,
+}
+
+impl Problems {
+    fn note(&mut self, r: Result<()>) {
+        if let Err(e) = r {
+            if self.seen.insert(e.to_string()) {
+                self.list.push(e);
+            }
+        }
+    }
+
+    /// All of them as one error (none: `Ok`).
+    fn report(self) -> Result<()> {
+        let mut problems = self.list;
+        match problems.len() {
+            0 => Ok(()),
+            1 => Err(problems.remove(0)),
+            n => {
+                let all: Vec<String> = problems.iter().map(|e| format!("{e:?}")).collect();
+                Err(miette!(
+                    help = "nothing was built; fix these and run again",
+                    "{n} problems found before building:\n\n{}",
+                    all.join("\n")
+                ))
+            }
         }
     }
 }
