@@ -161,8 +161,8 @@ fn cases() -> Vec<Case> {
         },
         Case {
             key: "source.filter",
-            recipe: "package: {name: walk, version: '1.0'}\nsource:\n  path: data.txt\n  filter: [x]\n",
-            expect: Located("4:3", "not supported yet"),
+            recipe: "package: {name: walk, version: '1.0'}\nsource:\n  path: .\n  target_directory: src\n  filter: {include: ['*.txt'], exclude: [LICENSE*]}\nbuild:\n  script: [mkdir -p $PREFIX/share, cp -r src $PREFIX/share/]\n",
+            expect: Effect(|d, _| content_files(d) == ["share/src/data.txt"]),
         },
         // §4 build
         Case {

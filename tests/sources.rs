@@ -134,6 +134,11 @@ with zipfile.ZipFile("two-tops.zip", "w") as z:
     build_ok(&r, &dir.path().join("out-tops"), &[]);
     assert_eq!(listing(&dir.path().join("out-tops")), "./a/one.txt\n./b/two.txt\n");
 
+    // `filter` keeps what it selects, after the top folder is stripped.
+    let r = archive_recipe(dir.path(), "filtered", "lib-1.0.tar.gz", "  filter: [src/]\n");
+    build_ok(&r, &dir.path().join("out-filtered"), &[]);
+    assert_eq!(listing(&dir.path().join("out-filtered")), "./src/lib.c\n");
+
     // `file_name` keeps the archive as a file.
     let r = archive_recipe(dir.path(), "kept", "lib-1.0.tar.gz", "  file_name: kept.tar.gz\n");
     build_ok(&r, &dir.path().join("out-kept"), &[]);

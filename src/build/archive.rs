@@ -47,8 +47,9 @@ pub fn kind_of(name: &str) -> Option<Kind> {
 }
 
 /// Extract `archive` into `dest` (created if missing), stripping a single
-/// top-level folder. Nothing is written outside `dest`.
-pub fn extract(archive: &Path, kind: Kind, dest: &Path) -> Result<()> {
+/// top-level folder and keeping only the files (paths relative to the
+/// stripped root) that `keep` accepts. Nothing is written outside `dest`.
+pub fn extract(archive: &Path, kind: Kind, dest: &Path, keep: &mut dyn FnMut(&Path) -> bool) -> Result<()> {
     fs_err::create_dir_all(dest).into_diagnostic()?;
     let scratch = tempfile::Builder::new()
         .prefix(".kiln-extract-")
@@ -79,6 +80,15 @@ pub fn extract(archive: &Path, kind: Kind, dest: &Path) -> Result<()> {
     // Links are checked against what is really there, below the root that
     // will land in `dest` (stripping a folder makes every link shallower).
     check_links(archive, &root)?;
+    for e in walkdir::WalkDir::new(&root).follow_links(false) {
+        let e = e.into_diagnostic()?;
+        if e.file_type().is_dir() {
+            continue;
+        }
+        if !keep(e.path().strip_prefix(&root).into_diagnostic()?) {
+            fs_err::remove_file(e.path()).into_diagnostic()?;
+        }
+    }
     move_children(&root, dest)
 }
 

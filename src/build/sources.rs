@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use miette::{miette, IntoDiagnostic, Result};
 
+use crate::package::glob::Selector;
 use crate::recipe::model::{PathSource, Source};
 use crate::recipe::Recipe;
 
@@ -30,6 +31,7 @@ pub fn check(recipe: &Recipe, source: &Source) -> Result<()> {
         Source::Path(p) => {
             let scratch = Path::new("/work");
             destination(recipe, p, scratch)?;
+            filter(recipe, p)?;
             let from = recipe.dir.join(&p.path);
             if readable(recipe, p, &from)?.is_file() {
                 verify(recipe, p, &from)?;
@@ -105,7 +107,11 @@ fn fetch_path(recipe: &Recipe, src: &PathSource, work_dir: &Path, exclude: &Path
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         if let (None, Some(kind)) = (&src.file_name, super::archive::kind_of(&name)) {
-            return super::archive::extract(&from, kind, &dest_dir).map_err(|e| {
+            let mut selector = filter(recipe, src)?;
+            let mut keep = |rel: &Path| selector.select(&rel.to_string_lossy());
+            let extracted = super::archive::extract(&from, kind, &dest_dir, &mut keep);
+            warn_unmatched(recipe, &selector);
+            return extracted.map_err(|e| {
                 miette!(
                     help = "an archive is extracted into the work directory; set `file_name` to keep it as a file",
                     "{}: source {}: {e}",
@@ -118,16 +124,36 @@ fn fetch_path(recipe: &Recipe, src: &PathSource, work_dir: &Path, exclude: &Path
         crate::disk::copy_file(&from, &target)?;
         return Ok(());
     }
+    let mut selector = filter(recipe, src)?;
     for entry in walk_dir_source(&from, src.use_gitignore, &[exclude]) {
         let (path, rel, is_dir) = entry?;
         let target = dest_dir.join(&rel);
         if is_dir {
-            fs_err::create_dir_all(&target).into_diagnostic()?;
-        } else {
+            if src.filter.is_empty() {
+                fs_err::create_dir_all(&target).into_diagnostic()?;
+            }
+        } else if selector.select(&rel.to_string_lossy()) {
             crate::disk::copy_file(&path, &target)?;
         }
     }
+    warn_unmatched(recipe, &selector);
     Ok(())
+}
+
+/// The source's `filter` (everything when it has none); an invalid glob is
+/// an error at its line.
+pub fn filter<'a>(recipe: &Recipe, src: &'a PathSource) -> Result<Selector<'a>> {
+    Selector::new(&src.filter).map_err(|(msg, g)| miette!("{}: {msg}", recipe.file.location(&g.span)))
+}
+
+fn warn_unmatched(recipe: &Recipe, selector: &Selector) {
+    for g in selector.unmatched() {
+        tracing::warn!(
+            "{}: source `filter` glob `{}` matched no files",
+            recipe.file.location(&g.span),
+            g.pattern
+        );
+    }
 }
 
 /// The entries of a directory source as (path, path relative to the

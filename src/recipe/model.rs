@@ -149,6 +149,9 @@ pub struct PathSource {
     pub sha256: Option<String>,
     /// Honour `.gitignore` when copying a directory.
     pub use_gitignore: bool,
+    /// `filter`: which files of a directory or archive land in the work directory.
+    #[serde(skip_serializing_if = "FileFilter::is_empty")]
+    pub filter: FileFilter,
     /// Where the source is declared.
     #[serde(skip)]
     pub span: Span,

@@ -325,6 +325,7 @@ impl<'a> Reader<'a> {
             target_directory: None,
             sha256: None,
             use_gitignore: true,
+            filter: FileFilter::default(),
             span: node.span,
         };
         for (k, v) in entries {
@@ -334,6 +335,7 @@ impl<'a> Reader<'a> {
                 "target_directory" => src.target_directory = Some(PathBuf::from(self.string(v, "target_directory")?)),
                 "sha256" => src.sha256 = Some(self.string(v, "sha256")?),
                 "use_gitignore" => src.use_gitignore = self.bool(v, "use_gitignore")?,
+                "filter" => src.filter = self.file_filter(v)?,
                 other => {
                     return Err(self.file.error(
                         &k.span,

@@ -229,7 +229,15 @@ fn path_source_hash(recipe: &Recipe, src: &PathSource, output_dir: &Path) -> Res
     if meta.is_file() {
         return file_sha256(&from);
     }
-    let entries: Vec<_> = walk_dir_source(&from, src.use_gitignore, &[output_dir]).collect::<Result<_>>()?;
+    // Only what lands in the work directory: the `filter` applies (and,
+    // being part of the source, is in the key itself).
+    let mut selector = crate::build::sources::filter(recipe, src)?;
+    let entries: Vec<_> = walk_dir_source(&from, src.use_gitignore, &[output_dir])
+        .filter(|e| match e {
+            Ok((_, rel, is_dir)) => *is_dir || selector.select(&rel.to_string_lossy()),
+            Err(_) => true,
+        })
+        .collect::<Result<_>>()?;
     // Hash files in parallel, then fold in a fixed order.
     let parts: Vec<String> = entries
         .par_iter()
