@@ -77,39 +77,40 @@ pub fn extract(archive: &Path, kind: Kind, dest: &Path, keep: &mut dyn FnMut(&Pa
         [only] if only.symlink_metadata().is_ok_and(|m| m.is_dir()) => only.clone(),
         _ => scratch.path().to_path_buf(),
     };
-    // Links are checked against what is really there, below the root that
-    // will land in `dest` (stripping a folder makes every link shallower).
-    check_links(archive, &root)?;
+    // One walk below the root that will land in `dest`: links are checked
+    // against what is really there (stripping a folder makes every link
+    // shallower), and what `keep` rejects is dropped. Nothing moves into
+    // `dest` before the whole tree passed.
+    let mut dropped = Vec::new();
     for e in walkdir::WalkDir::new(&root).follow_links(false) {
         let e = e.into_diagnostic()?;
         if e.file_type().is_dir() {
             continue;
         }
-        if !keep(e.path().strip_prefix(&root).into_diagnostic()?) {
-            fs_err::remove_file(e.path()).into_diagnostic()?;
+        let rel = e.path().strip_prefix(&root).into_diagnostic()?;
+        if e.file_type().is_symlink() {
+            check_link(archive, &root, rel)?;
         }
+        if !keep(rel) {
+            dropped.push(e.into_path());
+        }
+    }
+    for path in dropped {
+        fs_err::remove_file(path).into_diagnostic()?;
     }
     move_children(&root, dest)
 }
 
-/// Every symlink below `root`, followed through the real tree, must stay
-/// below `root`.
-fn check_links(archive: &Path, root: &Path) -> Result<()> {
-    for e in walkdir::WalkDir::new(root).follow_links(false) {
-        let e = e.into_diagnostic()?;
-        if !e.file_type().is_symlink() {
-            continue;
-        }
-        let rel = e.path().strip_prefix(root).into_diagnostic()?;
-        let target = fs_err::read_link(e.path()).into_diagnostic()?;
-        let dir = rel.parent().unwrap_or(Path::new(""));
-        if target.is_absolute() || crate::disk::resolve_within(root, &dir.join(&target)).is_none() {
-            return Err(refuse(
-                archive,
-                rel,
-                &format!("links to {}, outside the extraction directory", target.display()),
-            ));
-        }
+/// The symlink `rel`, followed through the real tree, must stay below `root`.
+fn check_link(archive: &Path, root: &Path, rel: &Path) -> Result<()> {
+    let target = fs_err::read_link(root.join(rel)).into_diagnostic()?;
+    let dir = rel.parent().unwrap_or(Path::new(""));
+    if target.is_absolute() || crate::disk::resolve_within(root, &dir.join(&target)).is_none() {
+        return Err(refuse(
+            archive,
+            rel,
+            &format!("links to {}, outside the extraction directory", target.display()),
+        ));
     }
     Ok(())
 }

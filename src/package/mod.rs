@@ -17,23 +17,7 @@ use crate::recipe::Recipe;
 /// Apply `build.files` to the new files of an output; warns about globs
 /// that matched nothing, with their location in the recipe.
 pub fn select_files(recipe: &Recipe, output: &Output, new_files: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let filter = &output.build.files;
-    let mut selector =
-        glob::Selector::new(filter).map_err(|(msg, g)| miette!("{}: {msg}", recipe.file.location(&g.span)))?;
-    let selected: Vec<PathBuf> = new_files
-        .iter()
-        .filter(|p| selector.select(&p.to_string_lossy().replace('\\', "/")))
-        .cloned()
-        .collect();
-    for g in selector.unmatched() {
-        tracing::warn!(
-            "{}: `files` glob `{}` of {} matched no files",
-            recipe.file.location(&g.span),
-            g.pattern,
-            output.package.name.as_source()
-        );
-    }
-    Ok(selected)
+    select(recipe, output, &output.build.files, "files", new_files.iter())
 }
 
 /// `build.always_include_files`: every file in the prefix (`all`, relative
@@ -48,17 +32,28 @@ pub fn always_included(recipe: &Recipe, output: &Output, all: &BTreeSet<PathBuf>
         include: globs.clone(),
         exclude: Vec::new(),
     };
+    let candidates = all.iter().filter(|p| !p.starts_with("conda-meta"));
+    select(recipe, output, &filter, "always_include_files", candidates)
+}
+
+/// The paths `filter` selects, warning (at their lines) about include
+/// globs of the recipe key `what` that matched nothing.
+fn select<'p>(
+    recipe: &Recipe,
+    output: &Output,
+    filter: &FileFilter,
+    what: &str,
+    paths: impl Iterator<Item = &'p PathBuf>,
+) -> Result<Vec<PathBuf>> {
     let mut selector =
-        glob::Selector::new(&filter).map_err(|(msg, g)| miette!("{}: {msg}", recipe.file.location(&g.span)))?;
-    let chosen: Vec<PathBuf> = all
-        .iter()
-        .filter(|p| !p.starts_with("conda-meta"))
+        glob::Selector::new(filter).map_err(|(msg, g)| miette!("{}: {msg}", recipe.file.location(&g.span)))?;
+    let chosen: Vec<PathBuf> = paths
         .filter(|p| selector.select(&p.to_string_lossy().replace('\\', "/")))
         .cloned()
         .collect();
     for g in selector.unmatched() {
         tracing::warn!(
-            "{}: `always_include_files` glob `{}` of {} matched no files",
+            "{}: `{what}` glob `{}` of {} matched no files",
             recipe.file.location(&g.span),
             g.pattern,
             output.package.name.as_source()

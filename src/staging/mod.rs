@@ -29,6 +29,9 @@ use crate::variants::variant_text;
 use key::{recipe_files, source_keys, KeyInputs, BUILD_LOGIC_VERSION, CACHE_FORMAT_VERSION};
 use store::{Entry, Metadata, Store, Timings};
 
+/// Hashes of a recipe directory, by the directory and the paths left out.
+type RecipeFileHashes = HashMap<(std::path::PathBuf, Vec<std::path::PathBuf>), BTreeMap<String, String>>;
+
 /// Builds and remembers the staging outputs of a recipe's variants.
 pub struct Stager<'a> {
     opts: &'a BuildOptions,
@@ -41,6 +44,8 @@ pub struct Stager<'a> {
     held: Vec<crate::lock::Lock>,
     /// Entries built only for this run (removed when it ends).
     private: Vec<std::path::PathBuf>,
+    /// Hashes of the recipe directory, by excluded paths.
+    recipe_files: std::cell::RefCell<RecipeFileHashes>,
     /// Whether the cache directory was created and swept (on first use, so
     /// that recipes without staging outputs leave no cache directory).
     prepared: bool,
@@ -66,6 +71,7 @@ impl<'a> Stager<'a> {
             held: Vec::new(),
             private: Vec::new(),
             prepared: false,
+            recipe_files: Default::default(),
         }
     }
 
@@ -197,7 +203,6 @@ impl<'a> Stager<'a> {
         };
         let specs = |deps: &[crate::recipe::model::Dependency]| deps.iter().map(|d| d.spec.clone()).collect();
         let p = self.opts.platforms;
-        let cache_dir = &self.opts.staging_cache_dir;
         Ok(KeyInputs {
             format: CACHE_FORMAT_VERSION,
             build_logic: BUILD_LOGIC_VERSION,
@@ -221,20 +226,28 @@ impl<'a> Stager<'a> {
             host_platform: p.host.as_str().to_string(),
             build_platform: p.build.as_str().to_string(),
             sources: source_keys(recipe, &staging.source, &self.opts.output_dir)?,
-            recipe_files: {
-                let sources: Vec<std::path::PathBuf> = staging
-                    .source
-                    .iter()
-                    .map(|s| match s {
-                        crate::recipe::model::Source::Path(p) => recipe.dir.join(&p.path),
-                    })
-                    .collect();
-                let mut exclude: Vec<&std::path::Path> = vec![&self.opts.output_dir, cache_dir];
-                exclude.extend(sources.iter().map(|p| p.as_path()));
-                recipe_files(recipe, &exclude)?
-            },
+            recipe_files: self.recipe_files(recipe, staging)?,
             parent_key: parent.map(|e| e.meta.key.clone()),
         })
+    }
+
+    /// The recipe-directory part of the key, hashed once per run for each
+    /// set of path sources (every variant and staging output shares it).
+    fn recipe_files(&self, recipe: &Recipe, staging: &StagingOutput) -> Result<BTreeMap<String, String>> {
+        let mut exclude: Vec<std::path::PathBuf> =
+            vec![self.opts.output_dir.clone(), self.opts.staging_cache_dir.clone()];
+        exclude.extend(staging.source.iter().map(|s| match s {
+            crate::recipe::model::Source::Path(p) => recipe.dir.join(&p.path),
+        }));
+        let refs: Vec<&std::path::Path> = exclude.iter().map(|p| p.as_path()).collect();
+        let id = (recipe.dir.clone(), exclude.clone());
+        let mut cache = self.recipe_files.borrow_mut();
+        if let Some(hit) = cache.get(&id) {
+            return Ok(hit.clone());
+        }
+        let files = recipe_files(recipe, &refs)?;
+        cache.insert(id, files.clone());
+        Ok(files)
     }
 
     /// The variant values of a staging output: the keys it uses, and the
