@@ -107,6 +107,7 @@ fn build(args: BuildArgs) -> Result<()> {
         keep_build: args.keep_build,
         timestamp: build_timestamp(&recipe.dir, &output_dir)?,
         channels,
+        allow_insecure_host: args.allow_insecure_host.clone(),
     };
 
     if args.render_only {
@@ -116,7 +117,7 @@ fn build(args: BuildArgs) -> Result<()> {
             planned
                 .outputs
                 .iter()
-                .map(|p| rendered::rendered_output(p, &opts, None))
+                .map(|p| rendered::rendered_output(p, &opts, None, None))
                 .collect()
         };
         println!("{}", serde_json::to_string_pretty(&all).into_diagnostic()?);

@@ -255,3 +255,16 @@ mod tests {
         sync_each(root.path()).unwrap();
     }
 }
+
+/// `base/rel` if `rel` is relative and stays inside `base`.
+pub fn safe_join(base: &Path, rel: &Path) -> Option<PathBuf> {
+    let mut out = base.to_path_buf();
+    for c in rel.components() {
+        match c {
+            std::path::Component::Normal(n) => out.push(n),
+            std::path::Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    Some(out)
+}

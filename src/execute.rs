@@ -111,7 +111,8 @@ fn build_one(p: &PlannedOutput, opts: &BuildOptions, stager: &mut Stager, envs: 
     }
     resolve::install(envs, &resolved, dirs.prefixes(), opts.platforms, &id)?;
     ui::step(&id, "placing sources");
-    sources::fetch(recipe, &output.source, &dirs.work_dir, &opts.output_dir)?;
+    let mut finalized_sources = staging.as_ref().map(|e| e.meta.sources.clone()).unwrap_or_default();
+    finalized_sources.extend(sources::fetch(recipe, &output.source, &dirs.work_dir, opts)?);
 
     if let Some(s) = &output.build.script {
         let variant: BTreeMap<String, String> = p.variant.iter().map(|(k, v)| (k.clone(), variant_text(v))).collect();
@@ -147,7 +148,7 @@ fn build_one(p: &PlannedOutput, opts: &BuildOptions, stager: &mut Stager, envs: 
     });
     let (depends, constrains, exports) = finalize_run(p, &resolved, inherited.as_ref())?;
     let finalized = rendered::finalized_dependencies(output, &resolved, &depends, &constrains, &exports);
-    let rendered = rendered::rendered_output(p, opts, Some(finalized));
+    let rendered = rendered::rendered_output(p, opts, Some(finalized), Some(finalized_sources));
     let variant_json = serde_json::to_value(&p.variant).into_diagnostic()?;
     let hash_input = crate::hash::hash_input(&p.variant);
     let info = InfoInputs {

@@ -8,8 +8,8 @@
 //! activation, run exports) and [`staging`] (build once, cache, restore) → [`package`]
 //! (prefix → `.conda`/`.tar.bz2`) → [`channel`] (indexed output directory).
 //! [`preflight`] checks the whole plan before the first script runs.
-//! [`lock`], [`disk`] and [`redact`] are mechanisms every layer may use
-//! (locks, crash-safe writes, secrets). [`cli`] and [`commands`] sit on top.
+//! [`lock`], [`disk`], [`redact`] and [`net`] are mechanisms every layer may use
+//! (locks, crash-safe writes, secrets, the HTTP client). [`cli`] and [`commands`] sit on top.
 
 pub mod build;
 pub mod channel;
@@ -22,6 +22,7 @@ pub mod environment;
 pub mod execute;
 pub mod hash;
 pub mod lock;
+pub mod net;
 pub mod package;
 pub mod plan;
 pub mod platform;

@@ -14,7 +14,12 @@ use crate::plan::{Plan, PlannedOutput};
 use crate::recipe::model::Output;
 
 /// The JSON object describing one planned output.
-pub fn rendered_output(p: &PlannedOutput, opts: &BuildOptions, finalized: Option<Value>) -> Value {
+pub fn rendered_output(
+    p: &PlannedOutput,
+    opts: &BuildOptions,
+    finalized: Option<Value>,
+    sources: Option<Vec<Value>>,
+) -> Value {
     let recipe = &*p.recipe;
     let mut rec = match serde_json::to_value(&p.output) {
         Ok(Value::Object(m)) => m,
@@ -64,7 +69,7 @@ pub fn rendered_output(p: &PlannedOutput, opts: &BuildOptions, finalized: Option
         "recipe": Value::Object(recipe_obj),
         "build_configuration": config,
         "finalized_dependencies": finalized.unwrap_or(Value::Null),
-        "finalized_sources": null,
+        "finalized_sources": sources.map(Value::Array).unwrap_or(Value::Null),
         "system_tools": {"kiln": env!("CARGO_PKG_VERSION")},
     });
     // Values of secrets read with `env.get` must not be recorded.
@@ -120,7 +125,7 @@ pub fn with_solve(plan: &Plan, opts: &BuildOptions) -> miette::Result<Vec<Value>
         };
         let (depends, constrains, exports) = dependencies::finalize_run(p, &resolved, inherited.as_ref())?;
         let finalized = finalized_dependencies(&p.output, &resolved, &depends, &constrains, &exports);
-        out.push(rendered_output(p, opts, Some(finalized)));
+        out.push(rendered_output(p, opts, Some(finalized), None));
     }
     Ok(out)
 }

@@ -49,6 +49,23 @@ pub fn step(output: &str, step: &str) {
     }
 }
 
+/// Show how far a download of `what` got (on a terminal only).
+pub fn transfer(what: &str, done: u64, total: Option<u64>) {
+    let guard = bar().lock().expect("ui lock");
+    if let Some(pb) = guard.as_ref() {
+        let mb = |b: u64| b as f64 / 1e6;
+        pb.set_message(match total {
+            Some(t) if t > 0 => format!(
+                "downloading {what}: {:.1} / {:.1} MB ({}%)",
+                mb(done),
+                mb(t),
+                done * 100 / t
+            ),
+            _ => format!("downloading {what}: {:.1} MB", mb(done)),
+        });
+    }
+}
+
 /// Print a line of build-script output.
 pub fn script_line(line: &str) {
     print_line(&format!("  │ {line}"));

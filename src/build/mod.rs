@@ -1,6 +1,5 @@
 //! Executing a build: directories, sources, environment and script.
 
-pub mod archive;
 pub mod dirs;
 pub mod env;
 pub mod script;
@@ -40,6 +39,8 @@ pub struct BuildOptions {
     pub error_overlapping_files: bool,
     /// `-c` arguments, in priority order (the output directory comes first).
     pub channels: Vec<String>,
+    /// Hosts source downloads may reach over plain HTTP or invalid TLS.
+    pub allow_insecure_host: Vec<String>,
 }
 
 /// Run a recipe's script in `dirs` with the build environment for `identity`.

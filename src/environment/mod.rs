@@ -12,7 +12,7 @@ pub mod run_exports;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use miette::{miette, Result};
@@ -23,9 +23,6 @@ use rattler_repodata_gateway::{CacheClearMode, Gateway, SubdirSelection};
 use rattler_solve::{resolvo, ChannelPriority, SolverImpl, SolverTask};
 use rattler_virtual_packages::{VirtualPackageOverrides, VirtualPackages};
 use reqwest_middleware::ClientWithMiddleware;
-
-/// Seconds a connection may stay silent before kiln gives up (`KILN_NETWORK_TIMEOUT`).
-const DEFAULT_NETWORK_TIMEOUT: u64 = 20;
 
 /// Channels, repodata, package cache and solver settings for one invocation.
 pub struct Environments {
@@ -55,9 +52,9 @@ impl Environments {
     /// `channel_args`), the repodata and package caches and the HTTP client.
     pub fn new(channel_args: &[String], output_dir: Option<&Path>) -> Result<Self> {
         let channels = channels::resolve(channel_args, output_dir)?;
-        let cache_dir = cache_dir()?;
-        let timeout = network_timeout()?;
-        let client = http_client(timeout)?;
+        let cache_dir = crate::net::cache_dir()?;
+        let timeout = crate::net::timeout()?;
+        let client = crate::net::client(timeout, false)?;
         let package_cache = PackageCache::new(cache_dir.join("pkgs"));
         let gateway = Gateway::builder()
             .with_client(client.clone())
@@ -257,53 +254,4 @@ impl LazyEnvironments {
     }
 }
 
-/// `KILN_CACHE_DIR`, else rattler's shared cache directory (shared with
-/// pixi and rattler-build, so packages are downloaded once per machine).
-fn cache_dir() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("KILN_CACHE_DIR").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(dir));
-    }
-    rattler_cache::default_cache_dir()
-        .map_err(|e| miette!(help = "set KILN_CACHE_DIR", "cannot find a cache directory: {e}"))
-}
-
-fn network_timeout() -> Result<Duration> {
-    match std::env::var("KILN_NETWORK_TIMEOUT") {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|s| *s > 0)
-            .map(Duration::from_secs)
-            .ok_or_else(|| miette!("KILN_NETWORK_TIMEOUT must be a positive number of seconds, got `{v}`")),
-        _ => Ok(Duration::from_secs(DEFAULT_NETWORK_TIMEOUT)),
-    }
-}
-
-fn http_client(timeout: Duration) -> Result<ClientWithMiddleware> {
-    let client = reqwest::Client::builder()
-        .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(timeout.min(Duration::from_secs(10)))
-        .read_timeout(timeout)
-        .build()
-        .map_err(|e| miette!("cannot create the HTTP client: {e}"))?;
-    let auth = rattler_networking::AuthenticationMiddleware::from_env_and_defaults()
-        .map_err(|e| miette!("cannot read channel credentials: {e}"))?;
-    Ok(reqwest_middleware::ClientBuilder::new(client)
-        .with_arc(Arc::new(auth))
-        .build())
-}
-
-/// An error and its causes on one line.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
-}
+pub use crate::net::error_chain;

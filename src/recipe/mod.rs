@@ -11,6 +11,7 @@ pub mod model;
 pub mod outputs;
 pub mod parse;
 mod parse_build;
+mod parse_source;
 mod usage;
 
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! platform. Plain data; parsing lives in `parse`, merging of multi-output
 //! recipes in `outputs`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use crate::syntax::pin::{Pin, PinKind};
 use indexmap::IndexMap;
@@ -131,6 +131,48 @@ impl IgnoreRunExports {
 pub enum Source {
     /// A local file or directory.
     Path(PathSource),
+    /// A file downloaded from one of several URLs.
+    Url(UrlSource),
+    /// A git repository checked out at a tag, branch or commit.
+    Git(GitSource),
+}
+
+impl Source {
+    /// Where the source is declared.
+    pub fn span(&self) -> Span {
+        match self {
+            Source::Path(s) => s.span,
+            Source::Url(s) => s.span,
+            Source::Git(s) => s.span,
+        }
+    }
+
+    /// Patch files (relative to the recipe directory), applied in order.
+    pub fn patches(&self) -> &[PathBuf] {
+        match self {
+            Source::Path(s) => &s.patches,
+            Source::Url(s) => &s.patches,
+            Source::Git(s) => &s.patches,
+        }
+    }
+
+    /// The subdirectory of the work directory the source goes to.
+    pub fn target_directory(&self) -> Option<&Path> {
+        match self {
+            Source::Path(s) => s.target_directory.as_deref(),
+            Source::Url(s) => s.target_directory.as_deref(),
+            Source::Git(s) => s.target_directory.as_deref(),
+        }
+    }
+
+    /// Which files land in the work directory.
+    pub fn filter(&self) -> &FileFilter {
+        match self {
+            Source::Path(s) => &s.filter,
+            Source::Url(s) => &s.filter,
+            Source::Git(s) => &s.filter,
+        }
+    }
 }
 
 /// `source: {path: ...}`.
@@ -147,9 +189,90 @@ pub struct PathSource {
     /// Expected SHA-256 of a file source.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// Expected MD5 of a file source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub md5: Option<String>,
     /// Honour `.gitignore` when copying a directory.
     pub use_gitignore: bool,
+    /// Patches applied after placing the source.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub patches: Vec<PathBuf>,
     /// `filter`: which files of a directory or archive land in the work directory.
+    #[serde(skip_serializing_if = "FileFilter::is_empty")]
+    pub filter: FileFilter,
+    /// Where the source is declared.
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// `source: {url: ...}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct UrlSource {
+    /// The URL, or mirrors tried in order.
+    pub url: Vec<String>,
+    /// Expected SHA-256 of the download.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Expected MD5 of the download.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub md5: Option<String>,
+    /// Keep the download as this file (not extracted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
+    /// Place it in this subdirectory of the work directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_directory: Option<PathBuf>,
+    /// Patches applied after placing the source.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub patches: Vec<PathBuf>,
+    /// `filter`: which files of the archive land in the work directory.
+    #[serde(skip_serializing_if = "FileFilter::is_empty")]
+    pub filter: FileFilter,
+    /// Where the source is declared.
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// Which commit of a git source to check out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GitRef {
+    /// A commit (or anything `git rev-parse` reads).
+    Rev(String),
+    /// A tag.
+    Tag(String),
+    /// The tip of a branch.
+    Branch(String),
+    /// The remote's default branch.
+    #[serde(skip)]
+    Head,
+}
+
+/// `source: {git: ...}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct GitSource {
+    /// Repository URL, `user@host:path`, or a local path (relative to the recipe directory).
+    pub git: String,
+    /// What to check out.
+    #[serde(flatten)]
+    pub reference: GitRef,
+    /// Fetch only this many commits of history.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub depth: Option<u64>,
+    /// Check out submodules too.
+    pub submodules: bool,
+    /// Fetch git-lfs files.
+    pub lfs: bool,
+    /// The commit `reference` must resolve to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_commit: Option<String>,
+    /// Place it in this subdirectory of the work directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_directory: Option<PathBuf>,
+    /// Patches applied after the checkout.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub patches: Vec<PathBuf>,
+    /// `filter`: which files of the checkout land in the work directory.
     #[serde(skip_serializing_if = "FileFilter::is_empty")]
     pub filter: FileFilter,
     /// Where the source is declared.

@@ -1,7 +1,6 @@
 //! Strict conversion of rendered nodes into the typed model: unknown keys,
 //! wrong types and invalid match specs are errors that point at the node.
 
-use std::path::PathBuf;
 use std::str::FromStr;
 
 use marked_yaml::Span;
@@ -266,86 +265,6 @@ impl<'a> Reader<'a> {
             }
         }
         Ok(out)
-    }
-
-    /// The `source` section: a mapping or a list of them.
-    pub fn sources(&self, node: &RNode) -> PResult<Vec<Source>> {
-        let items: Vec<&RNode> = match node.as_seq() {
-            Some(items) => items.iter().collect(),
-            None => vec![node],
-        };
-        items.into_iter().map(|item| self.source(item)).collect()
-    }
-
-    fn source(&self, node: &RNode) -> PResult<Source> {
-        let entries = node.as_map().ok_or_else(|| {
-            self.file
-                .error(&node.span, "a source must be a mapping", "expected e.g. `path: ../src`")
-        })?;
-        let has = |k: &str| entries.iter().any(|(key, _)| key.name == k);
-        if has("url") || has("git") {
-            let key = entries
-                .iter()
-                .find(|(k, _)| k.name == "url" || k.name == "git")
-                .map(|(k, _)| k)
-                .expect("checked");
-            return Err(self
-                .file
-                .error(
-                    &key.span,
-                    format!("`{}` sources are not supported yet", key.name),
-                    "only `path` sources for now",
-                )
-                .with_help("download the source next to the recipe and use `path:` instead"));
-        }
-        if !has("path") {
-            return Err(self.file.error(
-                &node.span,
-                "a source needs `path`, `url` or `git`",
-                "no source type here",
-            ));
-        }
-        let entries = self.map(
-            node,
-            "source",
-            &[
-                "path",
-                "file_name",
-                "target_directory",
-                "sha256",
-                "md5",
-                "use_gitignore",
-                "patches",
-                "filter",
-            ],
-        )?;
-        let mut src = PathSource {
-            path: PathBuf::new(),
-            file_name: None,
-            target_directory: None,
-            sha256: None,
-            use_gitignore: true,
-            filter: FileFilter::default(),
-            span: node.span,
-        };
-        for (k, v) in entries {
-            match k.name.as_str() {
-                "path" => src.path = PathBuf::from(self.string(v, "path")?),
-                "file_name" => src.file_name = Some(self.string(v, "file_name")?),
-                "target_directory" => src.target_directory = Some(PathBuf::from(self.string(v, "target_directory")?)),
-                "sha256" => src.sha256 = Some(self.string(v, "sha256")?),
-                "use_gitignore" => src.use_gitignore = self.bool(v, "use_gitignore")?,
-                "filter" => src.filter = self.file_filter(v)?,
-                other => {
-                    return Err(self.file.error(
-                        &k.span,
-                        format!("`source.{other}` is not supported yet"),
-                        "remove it for now",
-                    ))
-                }
-            }
-        }
-        Ok(Source::Path(src))
     }
 
     /// The `about` section.

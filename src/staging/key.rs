@@ -20,14 +20,14 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::build::sources::{walk_dir_source, walk_inputs};
+use crate::build::sources::{git, url, walk_dir_source, walk_inputs};
 use crate::disk::file_sha256;
 use crate::environment::resolve::PackageRef;
 use crate::recipe::model::{PathSource, Source};
 use crate::recipe::Recipe;
 
 /// Bumped whenever the layout or meaning of cache entries changes.
-pub const CACHE_FORMAT_VERSION: u32 = 3;
+pub const CACHE_FORMAT_VERSION: u32 = 4;
 
 /// Bumped whenever kiln changes how it runs a staging build (the script's
 /// environment, activation, how files are captured), so that entries
@@ -85,10 +85,16 @@ pub struct KeyInputs {
 /// A source as it enters the key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SourceKey {
-    /// The source as written in the recipe.
+    /// The source as written in the recipe (for a `url` source, without
+    /// its URLs: mirrors serve the same bytes, the checksum says which).
     pub source: serde_json::Value,
-    /// SHA-256 over the content (files, modes, symlink targets) that lands in the work dir.
-    pub content_sha256: String,
+    /// What lands in the work directory: SHA-256 over the files, modes and
+    /// symlink targets of a `path` source, the SHA-256 of a `url` download,
+    /// the resolved commit of a `git` source.
+    pub content: String,
+    /// Each patch with the SHA-256 of its file (`None` for a patch that an
+    /// earlier source brings, which that source's content covers).
+    pub patches: Vec<(String, Option<String>)>,
 }
 
 impl KeyInputs {
@@ -210,15 +216,49 @@ pub fn recipe_files(recipe: &Recipe, exclude: &[&Path]) -> Result<BTreeMap<Strin
         .collect())
 }
 
-/// Hash the sources of a staging output as they would land in the work dir.
-pub fn source_keys(recipe: &Recipe, sources: &[Source], output_dir: &Path) -> Result<Vec<SourceKey>> {
+/// Hash the sources of a staging output as they would land in the work
+/// dir. A `url` source without a checksum is downloaded (into the source
+/// cache) to learn it; a `git` reference is resolved to its commit.
+pub fn source_keys(
+    recipe: &Recipe,
+    sources: &[Source],
+    output_dir: &Path,
+    insecure: &[String],
+) -> Result<Vec<SourceKey>> {
     sources
         .iter()
-        .map(|s| match s {
-            Source::Path(p) => Ok(SourceKey {
-                source: serde_json::to_value(p).into_diagnostic()?,
-                content_sha256: path_source_hash(recipe, p, output_dir)?,
-            }),
+        .map(|s| {
+            let mut source = serde_json::to_value(s).into_diagnostic()?;
+            let content = match s {
+                Source::Path(p) => path_source_hash(recipe, p, output_dir)?,
+                Source::Url(u) => {
+                    if let serde_json::Value::Object(m) = &mut source {
+                        m.remove("url");
+                    }
+                    match &u.sha256 {
+                        Some(sha) if !sha.is_empty() => sha.clone(),
+                        _ => {
+                            let where_ = recipe.file.location(&u.span);
+                            url::obtain(u, &where_, insecure)?.sha256
+                        }
+                    }
+                }
+                Source::Git(g) => git::resolve(g, &recipe.dir, &recipe.file.location(&g.span))?,
+            };
+            let patches = s
+                .patches()
+                .iter()
+                .map(|p| {
+                    let in_recipe = recipe.dir.join(p);
+                    let hash = in_recipe.is_file().then(|| file_sha256(&in_recipe)).transpose()?;
+                    Ok((p.display().to_string(), hash))
+                })
+                .collect::<Result<_>>()?;
+            Ok(SourceKey {
+                source,
+                content,
+                patches,
+            })
         })
         .collect()
 }
@@ -231,7 +271,7 @@ fn path_source_hash(recipe: &Recipe, src: &PathSource, output_dir: &Path) -> Res
     }
     // Only what lands in the work directory: the `filter` applies (and,
     // being part of the source, is in the key itself).
-    let mut selector = crate::build::sources::filter(recipe, src)?;
+    let mut selector = crate::build::sources::selector(recipe, &src.filter)?;
     let entries: Vec<_> = walk_dir_source(&from, src.use_gitignore, &[output_dir])
         .filter(|e| match e {
             Ok((_, rel, is_dir)) => *is_dir || selector.select(&rel.to_string_lossy()),

@@ -22,7 +22,7 @@ use crate::dependencies;
 use crate::environment::resolve::{self, Resolved};
 use crate::environment::LazyEnvironments;
 use crate::package::select;
-use crate::recipe::model::StagingOutput;
+use crate::recipe::model::{Source, StagingOutput};
 use crate::recipe::Recipe;
 use crate::ui;
 use crate::variants::variant_text;
@@ -225,19 +225,27 @@ impl<'a> Stager<'a> {
             target_platform: p.target.as_str().to_string(),
             host_platform: p.host.as_str().to_string(),
             build_platform: p.build.as_str().to_string(),
-            sources: source_keys(recipe, &staging.source, &self.opts.output_dir)?,
+            sources: source_keys(
+                recipe,
+                &staging.source,
+                &self.opts.output_dir,
+                &self.opts.allow_insecure_host,
+            )?,
             recipe_files: self.recipe_files(recipe, staging)?,
             parent_key: parent.map(|e| e.meta.key.clone()),
         })
     }
 
     /// The recipe-directory part of the key, hashed once per run for each
-    /// set of path sources (every variant and staging output shares it).
+    /// set of local sources (every variant and staging output shares it).
     fn recipe_files(&self, recipe: &Recipe, staging: &StagingOutput) -> Result<BTreeMap<String, String>> {
         let mut exclude: Vec<std::path::PathBuf> =
             vec![self.opts.output_dir.clone(), self.opts.staging_cache_dir.clone()];
-        exclude.extend(staging.source.iter().map(|s| match s {
-            crate::recipe::model::Source::Path(p) => recipe.dir.join(&p.path),
+        // Local sources are in the key as sources already.
+        exclude.extend(staging.source.iter().filter_map(|s| match s {
+            Source::Path(p) => Some(recipe.dir.join(&p.path)),
+            Source::Git(g) => Some(std::path::PathBuf::from(sources::git::repository(g, &recipe.dir))),
+            Source::Url(_) => None,
         }));
         let refs: Vec<&std::path::Path> = exclude.iter().map(|p| p.as_path()).collect();
         let id = (recipe.dir.clone(), exclude.clone());
@@ -307,7 +315,7 @@ impl<'a> Stager<'a> {
             restore_into(parent, dirs, &label)?;
         }
         ui::step(&label, "placing sources");
-        sources::fetch(recipe, &staging.source, &dirs.work_dir, &self.opts.output_dir)?;
+        let finalized_sources = sources::fetch(recipe, &staging.source, &dirs.work_dir, self.opts)?;
         let started = Instant::now();
         if let Some(s) = &staging.script {
             let identity = BuildIdentity {
@@ -340,7 +348,7 @@ impl<'a> Stager<'a> {
             kiln_version: env!("CARGO_PKG_VERSION").to_string(),
             name: staging.name.clone(),
             key: key.to_string(),
-            sources: inputs.sources.iter().map(|s| s.source.clone()).collect(),
+            sources: finalized_sources,
             key_inputs: inputs,
             prefix: dirs.host_prefix.clone(),
             work_dir: dirs.work_dir.clone(),

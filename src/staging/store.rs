@@ -47,7 +47,7 @@ pub struct Metadata {
     pub work_dir_entries: usize,
     /// Bytes stored (prefix and work directory).
     pub size_bytes: u64,
-    /// Sources as declared.
+    /// Sources in their finalized form (resolved checksum or commit).
     pub sources: Vec<serde_json::Value>,
     /// How long the staging script and the capture took.
     pub timings: Timings,

@@ -122,7 +122,7 @@ pub fn restore(entry: &Entry, prefix: &Path, work_dir: &Path) -> Result<RestoreS
     let cached_prefix = entry.prefix_dir();
     entry.meta.files.par_iter().try_for_each(|f| {
         let rel = Path::new(&f.path);
-        if crate::build::sources::safe_join(prefix, rel).is_none() {
+        if crate::disk::safe_join(prefix, rel).is_none() {
             return Err(miette!(
                 "cache entry {} lists a path outside the prefix: {}",
                 entry.dir.display(),

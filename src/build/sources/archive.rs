@@ -1,5 +1,6 @@
 //! Extracting source archives: `.tar`, `.tar.gz`/`.tgz`, `.tar.bz2`/`.tbz2`,
-//! `.tar.zst`/`.tzst` and `.zip` (and `.whl`, which is a zip). Every entry
+//! `.tar.xz`/`.txz`, `.tar.zst`/`.tzst`, `.zip` (and `.whl`, which is a
+//! zip), `.7z`, and `.conda` packages (both inner tarballs). Every entry
 //! must stay inside the extraction directory: absolute paths, `..`
 //! components, and symlinks or hard links whose target leaves it are
 //! refused with an error naming the archive and the entry. Extraction goes
@@ -21,10 +22,16 @@ pub enum Kind {
     TarGz,
     /// bzip2-compressed.
     TarBz2,
+    /// xz-compressed.
+    TarXz,
     /// zstd-compressed.
     TarZst,
     /// A zip file (also wheels).
     Zip,
+    /// A 7-Zip archive.
+    SevenZ,
+    /// A `.conda` package: a zip of zstd-compressed tarballs.
+    Conda,
 }
 
 /// The archive kind of a file name, if it is one kiln extracts.
@@ -35,12 +42,18 @@ pub fn kind_of(name: &str) -> Option<Kind> {
         Some(Kind::TarGz)
     } else if ends(&[".tar.bz2", ".tbz2", ".tbz"]) {
         Some(Kind::TarBz2)
+    } else if ends(&[".tar.xz", ".txz"]) {
+        Some(Kind::TarXz)
     } else if ends(&[".tar.zst", ".tzst"]) {
         Some(Kind::TarZst)
     } else if ends(&[".tar"]) {
         Some(Kind::Tar)
     } else if ends(&[".zip", ".whl"]) {
         Some(Kind::Zip)
+    } else if ends(&[".7z"]) {
+        Some(Kind::SevenZ)
+    } else if ends(&[".conda"]) {
+        Some(Kind::Conda)
     } else {
         None
     }
@@ -66,7 +79,18 @@ pub fn extract(archive: &Path, kind: Kind, dest: &Path, keep: &mut dyn FnMut(&Pa
             zstd::stream::read::Decoder::new(reader).into_diagnostic()?,
             scratch.path(),
         )?,
-        Kind::Zip => unzip(archive, scratch.path())?,
+        Kind::TarXz => untar(archive, lzma_rust2::XzReader::new(reader, true), scratch.path())?,
+        Kind::Zip => unzip(archive, scratch.path(), &mut |_, _| Ok(false))?,
+        Kind::SevenZ => un7z(archive, scratch.path())?,
+        Kind::Conda => unzip(archive, scratch.path(), &mut |name, entry| {
+            // The inner `info-*.tar.zst` and `pkg-*.tar.zst` are unpacked in place.
+            if !name.ends_with(".tar.zst") {
+                return Ok(false);
+            }
+            let decoder = zstd::stream::read::Decoder::new(entry).into_diagnostic()?;
+            untar(archive, decoder, scratch.path())?;
+            Ok(true)
+        })?,
     }
     let top: Vec<PathBuf> = fs_err::read_dir(scratch.path())
         .into_diagnostic()?
@@ -116,7 +140,7 @@ fn check_link(archive: &Path, root: &Path, rel: &Path) -> Result<()> {
 }
 
 /// Move everything in `from` into `to`, merging directories.
-fn move_children(from: &Path, to: &Path) -> Result<()> {
+pub(super) fn move_children(from: &Path, to: &Path) -> Result<()> {
     for entry in fs_err::read_dir(from).into_diagnostic()? {
         let entry = entry.into_diagnostic()?;
         let target = to.join(entry.file_name());
@@ -220,7 +244,11 @@ fn untar(archive: &Path, reader: impl Read, root: &Path) -> Result<()> {
     Ok(())
 }
 
-fn unzip(archive: &Path, root: &Path) -> Result<()> {
+/// Called with each zip entry's name before it is written; `Ok(true)` means
+/// the hook consumed the entry.
+type ZipHook<'a> = dyn FnMut(&str, &mut dyn Read) -> Result<bool> + 'a;
+
+fn unzip(archive: &Path, root: &Path, hook: &mut ZipHook) -> Result<()> {
     let file = fs_err::File::open(archive).into_diagnostic()?;
     let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
         .map_err(|e| miette!("cannot read {}: {e}", archive.display()))?;
@@ -238,6 +266,9 @@ fn unzip(archive: &Path, root: &Path) -> Result<()> {
             return Err(refuse(archive, &name, "leaves the extraction directory"));
         };
         let bad = |e: &dyn std::fmt::Display| refuse(archive, &name, &format!("cannot be extracted: {e}"));
+        if hook(&rel.to_string_lossy(), &mut entry)? {
+            continue;
+        }
         if entry.is_dir() {
             crate::disk::create_dirs_inside(root, &rel).map_err(|e| bad(&e))?;
             continue;
@@ -265,6 +296,60 @@ fn unzip(archive: &Path, root: &Path) -> Result<()> {
     Ok(())
 }
 
+fn un7z(archive: &Path, root: &Path) -> Result<()> {
+    let mut reader = sevenz_rust2::ArchiveReader::open(archive, sevenz_rust2::Password::empty())
+        .map_err(|e| miette!("cannot read {}: {e}", archive.display()))?;
+    let mut failure: Option<miette::Report> = None;
+    let result = reader.for_each_entries(|entry, data| {
+        if failure.is_some() {
+            return Ok(false);
+        }
+        let name = PathBuf::from(&entry.name);
+        let outcome = (|| -> Result<()> {
+            let Some(rel) = inside(&name) else {
+                return Err(refuse(archive, &name, "leaves the extraction directory"));
+            };
+            let bad = |e: &dyn std::fmt::Display| refuse(archive, &name, &format!("cannot be extracted: {e}"));
+            if entry.is_directory {
+                crate::disk::create_dirs_inside(root, &rel).map_err(|e| bad(&e))?;
+                return Ok(());
+            }
+            if rel.as_os_str().is_empty() {
+                return Err(refuse(archive, &name, "names the extraction directory itself"));
+            }
+            crate::disk::create_dirs_inside(root, rel.parent().unwrap_or(Path::new(""))).map_err(|e| bad(&e))?;
+            let target = root.join(&rel);
+            // p7zip keeps the Unix mode in the high 16 bits (flag 0x8000).
+            let mode = (entry.has_windows_attributes && entry.windows_attributes & 0x8000 != 0)
+                .then_some(entry.windows_attributes >> 16);
+            if mode.is_some_and(|m| m & 0o170000 == 0o120000) {
+                let mut link = String::new();
+                data.take(4096).read_to_string(&mut link).map_err(|e| bad(&e))?;
+                std::os::unix::fs::symlink(&link, &target).map_err(|e| bad(&e))?;
+                return Ok(());
+            }
+            let mut out = std::fs::File::create(&target).map_err(|e| bad(&e))?;
+            std::io::copy(data, &mut out).map_err(|e| bad(&e))?;
+            if let Some(m) = mode {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(m & 0o755)).map_err(|e| bad(&e))?;
+            }
+            Ok(())
+        })();
+        match outcome {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                failure = Some(e);
+                Ok(false)
+            }
+        }
+    });
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    result.map_err(|e| miette!("cannot read {}: {e}", archive.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,6 +361,9 @@ mod tests {
         assert_eq!(kind_of("x.tar.zst"), Some(Kind::TarZst));
         assert_eq!(kind_of("x-1.0-py3-none-any.whl"), Some(Kind::Zip));
         assert_eq!(kind_of("x.txt"), None);
+        assert_eq!(kind_of("x-1.0.tar.xz"), Some(Kind::TarXz));
+        assert_eq!(kind_of("x.7z"), Some(Kind::SevenZ));
+        assert_eq!(kind_of("zlib-1.3-h0_0.conda"), Some(Kind::Conda));
         assert_eq!(inside(Path::new("a/../b")), Some(PathBuf::from("b")));
         assert_eq!(inside(Path::new("../b")), None);
         assert_eq!(inside(Path::new("/etc/passwd")), None);

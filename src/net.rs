@@ -1,0 +1,71 @@
+//! The network settings every download shares: kiln's cache directory, the
+//! connection timeout, and the HTTP client (authentication from rattler's
+//! credential store and `RATTLER_AUTH_FILE`, proxies from the standard
+//! `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` variables, kiln's user agent).
+//! Channels and source downloads use the same client.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use miette::{miette, Result};
+use reqwest_middleware::ClientWithMiddleware;
+
+/// Seconds a connection may stay silent before kiln gives up (`KILN_NETWORK_TIMEOUT`).
+const DEFAULT_NETWORK_TIMEOUT: u64 = 20;
+
+/// `KILN_CACHE_DIR`, else rattler's shared cache directory (shared with
+/// pixi and rattler-build, so packages are downloaded once per machine).
+pub fn cache_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("KILN_CACHE_DIR").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    rattler_cache::default_cache_dir()
+        .map_err(|e| miette!(help = "set KILN_CACHE_DIR", "cannot find a cache directory: {e}"))
+}
+
+/// How long a connection may stay silent (`KILN_NETWORK_TIMEOUT`, seconds).
+pub fn timeout() -> Result<Duration> {
+    match std::env::var("KILN_NETWORK_TIMEOUT") {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs)
+            .ok_or_else(|| miette!("KILN_NETWORK_TIMEOUT must be a positive number of seconds, got `{v}`")),
+        _ => Ok(Duration::from_secs(DEFAULT_NETWORK_TIMEOUT)),
+    }
+}
+
+/// The HTTP client with kiln's timeouts and rattler's authentication.
+/// `accept_invalid_certs` is only for hosts the user named with
+/// `--allow-insecure-host`.
+pub fn client(timeout: Duration, accept_invalid_certs: bool) -> Result<ClientWithMiddleware> {
+    let client = reqwest::Client::builder()
+        .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .read_timeout(timeout)
+        .danger_accept_invalid_certs(accept_invalid_certs)
+        .build()
+        .map_err(|e| miette!("cannot create the HTTP client: {e}"))?;
+    let auth = rattler_networking::AuthenticationMiddleware::from_env_and_defaults()
+        .map_err(|e| miette!("cannot read channel credentials: {e}"))?;
+    Ok(reqwest_middleware::ClientBuilder::new(client)
+        .with_arc(Arc::new(auth))
+        .build())
+}
+
+/// An error and its causes on one line.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
