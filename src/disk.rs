@@ -234,6 +234,19 @@ pub fn resolve_within(prefix: &Path, path: &Path) -> Option<PathBuf> {
     Some(resolved)
 }
 
+/// `base/rel` if `rel` is relative and stays inside `base`.
+pub fn safe_join(base: &Path, rel: &Path) -> Option<PathBuf> {
+    let mut out = base.to_path_buf();
+    for c in rel.components() {
+        match c {
+            std::path::Component::Normal(n) => out.push(n),
+            std::path::Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,17 +267,4 @@ mod tests {
         sync_tree(root.path()).unwrap();
         sync_each(root.path()).unwrap();
     }
-}
-
-/// `base/rel` if `rel` is relative and stays inside `base`.
-pub fn safe_join(base: &Path, rel: &Path) -> Option<PathBuf> {
-    let mut out = base.to_path_buf();
-    for c in rel.components() {
-        match c {
-            std::path::Component::Normal(n) => out.push(n),
-            std::path::Component::CurDir => {}
-            _ => return None,
-        }
-    }
-    Some(out)
 }

@@ -45,6 +45,11 @@ fn run_case(case: &Case, channel: &str) {
     fs::write(r.join("data.txt"), "data\n").unwrap();
     fs::write(r.join("LICENSE"), "license text\n").unwrap();
     fs::write(r.join("build.py"), "print('hi')\n").unwrap();
+    fs::write(
+        r.join("fix.patch"),
+        "--- a/data.txt\n+++ b/data.txt\n@@ -1 +1 @@\n-data\n+patched\n",
+    )
+    .unwrap();
     let out = dir.path().join("out");
     let o = build(&r, &out, &["--experimental", "-c", channel]);
     let log = stderr(&o);
@@ -140,24 +145,29 @@ fn cases() -> Vec<Case> {
             expect: Effect(|d, _| read(d, "share/renamed.txt") == "data\n"),
         },
         Case {
-            key: "source.url",
-            recipe: "package: {name: walk, version: '1.0'}\nsource:\n  url: https://example.org/x.tar.gz\n",
-            expect: Located("3:3", "not supported yet"),
+            key: "source.url (scheme)",
+            recipe: "package: {name: walk, version: '1.0'}\nsource:\n  url: ftp://example.org/x.tar.gz\n",
+            expect: Located("3:8", "`ftp:` URLs are not supported"),
         },
         Case {
-            key: "source.git",
-            recipe: "package: {name: walk, version: '1.0'}\nsource:\n  git: https://example.org/x.git\n",
-            expect: Located("3:3", "not supported yet"),
+            key: "source.attestation",
+            recipe: "package: {name: walk, version: '1.0'}\nsource:\n  url: https://example.org/x.tar.gz\n  attestation: {publishers: [github:o/r]}\n",
+            expect: Located("4:3", "not supported yet"),
+        },
+        Case {
+            key: "source.git (rev, tag, branch)",
+            recipe: "package: {name: walk, version: '1.0'}\nsource:\n  git: https://example.org/x.git\n  tag: v1\n  rev: abc\n",
+            expect: Located("5:3", "not both `tag` and `rev`"),
         },
         Case {
             key: "source.md5",
-            recipe: "package: {name: walk, version: '1.0'}\nsource:\n  path: data.txt\n  md5: 0\n",
-            expect: Located("4:3", "not supported yet"),
+            recipe: "package: {name: walk, version: '1.0'}\nsource:\n  path: data.txt\n  md5: 6137cde4893c59f76f005a8123d8e8e6\nbuild:\n  script: [mkdir -p $PREFIX/share, cp data.txt $PREFIX/share/]\n",
+            expect: Effect(|d, _| read(d, "share/data.txt") == "data\n"),
         },
         Case {
             key: "source.patches",
-            recipe: "package: {name: walk, version: '1.0'}\nsource:\n  path: data.txt\n  patches: [x.patch]\n",
-            expect: Located("4:3", "not supported yet"),
+            recipe: "package: {name: walk, version: '1.0'}\nsource:\n  path: data.txt\n  patches: [fix.patch]\nbuild:\n  script: [mkdir -p $PREFIX/share, cp data.txt $PREFIX/share/]\n",
+            expect: Effect(|d, _| read(d, "share/data.txt") == "patched\n"),
         },
         Case {
             key: "source.filter",

@@ -234,8 +234,7 @@ pub struct UrlSource {
 }
 
 /// Which commit of a git source to check out.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GitRef {
     /// A commit (or anything `git rev-parse` reads).
     Rev(String),
@@ -244,8 +243,22 @@ pub enum GitRef {
     /// The tip of a branch.
     Branch(String),
     /// The remote's default branch.
-    #[serde(skip)]
     Head,
+}
+
+impl Serialize for GitRef {
+    /// As the recipe writes it: `rev: X`, `tag: X`, `branch: X`, or nothing.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        match self {
+            GitRef::Rev(x) => map.serialize_entry("rev", x)?,
+            GitRef::Tag(x) => map.serialize_entry("tag", x)?,
+            GitRef::Branch(x) => map.serialize_entry("branch", x)?,
+            GitRef::Head => {}
+        }
+        map.end()
+    }
 }
 
 /// `source: {git: ...}`.

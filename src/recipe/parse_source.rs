@@ -160,7 +160,10 @@ impl Reader<'_> {
                         .file
                         .error(
                             &k.span,
-                            format!("a git source takes one of `rev`, `tag` and `branch`, not both `{}` and `{}`", first.name, k.name),
+                            format!(
+                                "a git source takes one of `rev`, `tag` and `branch`, not both `{}` and `{}`",
+                                first.name, k.name
+                            ),
                             "second reference",
                         )
                         .with_help("keep the one that names what to build"));

@@ -135,9 +135,37 @@ pub fn fixture_channel_url() -> String {
 /// returns the base URL. A `/t/<token>/` path prefix is ignored. Missing files are 404 (as for a channel without
 /// `repodata.json.zst` or shards).
 pub fn serve_http(dir: &Path) -> String {
+    serve_http_logged(dir, 0).url
+}
+
+/// A test HTTP server and the paths it was asked for.
+pub struct Served {
+    /// Base URL (`http://127.0.0.1:PORT`).
+    pub url: String,
+    /// Every request's path, in order.
+    pub requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Served {
+    /// How many requests asked for a path ending in `suffix`.
+    pub fn count(&self, suffix: &str) -> usize {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.ends_with(suffix))
+            .count()
+    }
+}
+
+/// Like [`serve_http`], recording requests; the first `fail_first`
+/// requests are answered `503 Service Unavailable` (a transient failure).
+pub fn serve_http_logged(dir: &Path, fail_first: usize) -> Served {
     let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
     let port = server.server_addr().to_ip().unwrap().port();
     let root = dir.to_path_buf();
+    let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = requests.clone();
     std::thread::spawn(move || {
         for request in server.incoming_requests() {
             let mut rel = request
@@ -147,6 +175,15 @@ pub fn serve_http(dir: &Path) -> String {
                 .next()
                 .unwrap_or("")
                 .to_string();
+            let seen = {
+                let mut log = log.lock().unwrap();
+                log.push(rel.clone());
+                log.len()
+            };
+            if seen <= fail_first {
+                let _ = request.respond(tiny_http::Response::empty(503));
+                continue;
+            }
             // A `/t/<token>/` prefix (anaconda.org-style tokens) is accepted and ignored.
             if let Some(rest) = rel.strip_prefix("t/") {
                 rel = rest.split_once('/').map_or(String::new(), |(_, r)| r.to_string());
@@ -161,7 +198,10 @@ pub fn serve_http(dir: &Path) -> String {
             let _ = request.respond(response);
         }
     });
-    format!("http://127.0.0.1:{port}")
+    Served {
+        url: format!("http://127.0.0.1:{port}"),
+        requests,
+    }
 }
 
 /// A server on 127.0.0.1 that accepts connections and never answers.

@@ -53,7 +53,10 @@ pub fn resolve(src: &GitSource, recipe_dir: &Path, where_: &str) -> Result<Strin
         Ok(c) => c,
         Err(first) => {
             // A damaged cache: start over once, then report.
-            tracing::warn!("{where_}: the cached clone of {} failed ({first}); fetching it again", shown(&url));
+            tracing::warn!(
+                "{where_}: the cached clone of {} failed ({first}); fetching it again",
+                shown(&url)
+            );
             repo.reset()?;
             repo.resolve(src, &url).map_err(|e| miette!("{where_}: {e}"))?
         }
@@ -139,7 +142,13 @@ impl Cache {
             .next()
             .unwrap_or("repo")
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect::<String>();
         let hash = hex::encode(Sha256::digest(url.as_bytes()));
         Ok(Cache {
@@ -148,7 +157,12 @@ impl Cache {
     }
 
     fn lock(&self) -> Result<Lock> {
-        Lock::acquire(&self.path.with_extension("lock"), Mode::Exclusive, "the git source cache").into_diagnostic()
+        Lock::acquire(
+            &self.path.with_extension("lock"),
+            Mode::Exclusive,
+            "the git source cache",
+        )
+        .into_diagnostic()
     }
 
     /// Remove the repository (it is fetched again on next use).
@@ -173,7 +187,9 @@ impl Cache {
             }
             args.push(url);
             args.extend(refspecs);
-            git(&args).map(drop).map_err(|e| format!("fetching {}: {e}", shown(url)))
+            git(&args)
+                .map(drop)
+                .map_err(|e| format!("fetching {}: {e}", shown(url)))
         };
         let commit_of = |r: &str| git(&["-C", &repo, "rev-parse", "-q", "--verify", &format!("{r}^{{commit}}")]);
         let commit = match &src.reference {
@@ -278,7 +294,10 @@ mod tests {
     fn urls_and_paths() {
         let dir = Path::new("/recipes/x");
         assert_eq!(repository(&src("https://h.org/a/b.git"), dir), "https://h.org/a/b.git");
-        assert_eq!(repository(&src("git@github.com:a/b.git"), dir), "git@github.com:a/b.git");
+        assert_eq!(
+            repository(&src("git@github.com:a/b.git"), dir),
+            "git@github.com:a/b.git"
+        );
         assert_eq!(repository(&src("../repo"), dir), "/recipes/x/../repo");
     }
 }

@@ -124,7 +124,8 @@ fn readable(recipe: &Recipe, src: &PathSource, from: &Path) -> Result<std::fs::M
 }
 
 fn verify(recipe: &Recipe, src: &PathSource, from: &Path) -> Result<()> {
-    let checks: [(&str, &Option<String>, fn(&Path) -> Result<String>); 2] = [
+    type Digest = fn(&Path) -> Result<String>;
+    let checks: [(&str, &Option<String>, Digest); 2] = [
         ("sha256", &src.sha256, crate::disk::file_sha256),
         ("md5", &src.md5, file_md5),
     ];
@@ -163,7 +164,12 @@ fn file_target(
     });
     crate::disk::safe_join(dest_dir, Path::new(&name))
         .filter(|p| p != dest_dir)
-        .ok_or_else(|| miette!("{}: `file_name` {name} leaves the work directory", recipe.file.location(span)))
+        .ok_or_else(|| {
+            miette!(
+                "{}: `file_name` {name} leaves the work directory",
+                recipe.file.location(span)
+            )
+        })
 }
 
 /// Place the file `from` (a local source or a cached download named
@@ -246,7 +252,10 @@ fn fetch_git(recipe: &Recipe, src: &GitSource, dest: &Path) -> Result<String> {
     let commit = git::checkout(src, &recipe.dir, &tree, &where_)?;
     if !src.filter.is_empty() {
         let mut selector = selector(recipe, &src.filter)?;
-        for e in walkdir::WalkDir::new(&tree).into_iter().filter_entry(|e| e.file_name() != ".git") {
+        for e in walkdir::WalkDir::new(&tree)
+            .into_iter()
+            .filter_entry(|e| e.file_name() != ".git")
+        {
             let e = e.into_diagnostic()?;
             let rel = e.path().strip_prefix(&tree).into_diagnostic()?;
             if !e.file_type().is_dir() && !selector.select(&rel.to_string_lossy()) {

@@ -1,6 +1,9 @@
 //! Applying a source's `patches` (unified diffs, as `diff -u` and `git
 //! diff` write them) without a `patch` binary, using flickzeug (the patch
-//! library rattler-build uses, with fuzzy context matching).
+//! library rattler-build uses). A hunk must match exactly, though it may
+//! sit at another line than it says: flickzeug's fuzzy matching compares
+//! lines by similarity, removed lines included, which would let a patch
+//! written for other code apply and silently change the wrong lines.
 //!
 //! The strip level is chosen per patch, as rattler-build does: the
 //! smallest number of leading path components to drop so that every file
@@ -44,7 +47,9 @@ pub fn apply(patch: &Path, shown: &str, dir: &Path) -> Result<()> {
     let mut changes: Vec<(PathBuf, Option<Vec<u8>>)> = Vec::new();
     for diff in &diffs {
         let (from, to) = (diff.original(), diff.modified());
-        let name = to.or(from).ok_or_else(|| miette!("patch {shown} has a change without a file name"))?;
+        let name = to
+            .or(from)
+            .ok_or_else(|| miette!("patch {shown} has a change without a file name"))?;
         let rel = stripped(name, strip).ok_or_else(|| {
             miette!(
                 "patch {shown} names `{}`, which has fewer than {strip} leading components",
@@ -67,7 +72,7 @@ pub fn apply(patch: &Path, shown: &str, dir: &Path) -> Result<()> {
             (Some(_), Some(c)) => c.clone(),
             (Some(_), None) => return Err(miette!("patch {shown}: {} does not exist", rel.display())),
         };
-        let patched = flickzeug::apply_bytes_with_config(&base, diff, &ApplyConfig::default()).map_err(|e| {
+        let patched = flickzeug::apply_bytes_with_config(&base, diff, &exact()).map_err(|e| {
             miette!(
                 help = "the patch does not match this version of the source; refresh it against the new release",
                 "patch {shown} does not apply to {}: {e}",
@@ -95,16 +100,20 @@ pub fn apply(patch: &Path, shown: &str, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Exact matching (any offset, no fuzz).
+fn exact() -> ApplyConfig {
+    let mut config = ApplyConfig::default();
+    config.fuzzy_config.max_fuzz = 0;
+    config
+}
+
 /// The smallest strip level under which every changed or deleted file
 /// exists; for a patch that only creates files, 1 when its paths carry git's
 /// `a/`/`b/` prefixes, else 0.
 fn strip_level(diffs: &[Diff<'_, [u8]>], dir: &Path) -> Option<usize> {
     let existing: Vec<&[u8]> = diffs.iter().filter_map(|d| d.original()).collect();
     if existing.is_empty() {
-        let git_style = diffs
-            .iter()
-            .filter_map(|d| d.modified())
-            .all(|n| n.starts_with(b"b/"));
+        let git_style = diffs.iter().filter_map(|d| d.modified()).all(|n| n.starts_with(b"b/"));
         return Some(usize::from(git_style));
     }
     (0..=MAX_STRIP).find(|&n| {

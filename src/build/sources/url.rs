@@ -222,9 +222,7 @@ fn download(
         .map_err(|e| fail(e.to_string()))?;
     let mut hashing = Hashing::default();
     if parsed.scheme() == "file" {
-        let path = parsed
-            .to_file_path()
-            .map_err(|_| fail("not a local path".into()))?;
+        let path = parsed.to_file_path().map_err(|_| fail("not a local path".into()))?;
         let mut from = std::fs::File::open(&path).map_err(|e| fail(format!("{}: {e}", path.display())))?;
         let mut both = Tee(tmp.as_file_mut(), &mut hashing);
         std::io::copy(&mut from, &mut both).map_err(|e| fail(e.to_string()))?;
@@ -243,7 +241,9 @@ fn download(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let result = net.rt.block_on(fetch_into(client, parsed.clone(), &mut tmp, &mut hashing, name));
+        let result = net
+            .rt
+            .block_on(fetch_into(client, parsed.clone(), &mut tmp, &mut hashing, name));
         match result {
             Ok(()) => {
                 let (sha, md5) = hashing.finish();
