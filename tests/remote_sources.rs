@@ -552,3 +552,44 @@ fn a_staging_output_is_rebuilt_when_its_archive_or_patch_changes_and_only_then()
     assert_eq!(runs(), 3);
     assert_eq!(built(&out), "two\npatched again\n");
 }
+
+#[test]
+fn concurrent_builds_download_a_source_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let www = dir.path().join("www");
+    fs::create_dir_all(&www).unwrap();
+    make_tarball(&www, "lib-1.0.tar.gz", "shared");
+    let server = serve_http_logged(&www, 0);
+    let cache = dir.path().join("cache");
+    let children: Vec<_> = (0..3)
+        .map(|i| {
+            let r = recipe_with_source(
+                dir.path(),
+                &format!("concurrent{i}"),
+                &format!("  url: {}/lib-1.0.tar.gz\n", server.url),
+            );
+            kiln()
+                .env("KILN_CACHE_DIR", &cache)
+                .args(["build", "--allow-insecure-host", "127.0.0.1", "--recipe"])
+                .arg(&r)
+                .arg("--output-dir")
+                .arg(dir.path().join(format!("out{i}")))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let o = wait_with_timeout(child);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    assert_eq!(
+        server.count("lib-1.0.tar.gz"),
+        1,
+        "one download serves all three builds"
+    );
+    for i in 0..3 {
+        assert_eq!(tree_file(&dir.path().join(format!("out{i}")), "src/lib.c"), "shared\n");
+    }
+}
