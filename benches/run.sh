@@ -4,6 +4,7 @@
 #   benches/run.sh env        only the environment (solve + install) benchmark
 #   benches/run.sh variants   only the variant matrix benchmark
 #   benches/run.sh staging    only the 1 GB staging benchmark
+#   benches/run.sh sources    only the 100 MB url source benchmark
 # Needs hyperfine (installed from Debian if missing), zstd and bzip2.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -81,10 +82,53 @@ cp -a "$ENTRY" "$WORK/cp-target"
 /usr/bin/time -f "sync after writing the entry again: %e s" sync
 }
 
+sources_bench() {
+  echo
+  echo "## url source: a 100 MB .tar.gz served from 127.0.0.1, downloaded and extracted"
+  local www="$WORK/www" cache="$WORK/src-cache" out="$WORK/src-out"
+  mkdir -p "$www/src/pkg-1.0"
+  python3 - "$www/src/pkg-1.0" <<'PY'
+import os, random, sys
+root = sys.argv[1]
+rng = random.Random(7)
+words = [bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9))) for _ in range(5000)]
+for i in range(500):
+    d = os.path.join(root, f"dir{i % 20}")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, f"blob{i}.bin"), "wb") as f:
+        f.write(os.urandom(150_000))
+    with open(os.path.join(d, f"text{i}.c"), "wb") as f:
+        f.write(b" ".join(rng.choice(words) for _ in range(33_000)))
+PY
+  tar -C "$www/src" -czf "$www/pkg-1.0.tar.gz" pkg-1.0
+  rm -rf "$www/src"
+  echo "tarball: $(du -m "$www/pkg-1.0.tar.gz" | cut -f1) MB, unpacked $(tar -tvzf "$www/pkg-1.0.tar.gz" | awk '{s+=$3} END {printf "%d", s/1e6}') MB in $(tar -tzf "$www/pkg-1.0.tar.gz" | wc -l) entries"
+  local sha port
+  sha=$(sha256sum "$www/pkg-1.0.tar.gz" | cut -d' ' -f1)
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  (cd "$www" && exec python3 -m http.server -b 127.0.0.1 "$port" >/dev/null 2>&1) &
+  local server=$!
+  sleep 1
+  mkdir -p "$WORK/url-recipe"
+  printf "package: {name: urlbench, version: '1.0'}\nsource:\n  url: http://127.0.0.1:%s/pkg-1.0.tar.gz\n  sha256: %s\nbuild:\n  script: [mkdir -p \$PREFIX/share, touch \$PREFIX/share/done]\n" "$port" "$sha" > "$WORK/url-recipe/recipe.yaml"
+  local build="$KILN build --recipe $WORK/url-recipe --output-dir $out --allow-insecure-host 127.0.0.1"
+  echo "kiln, cold source cache (download + verify + extract + a trivial build):"
+  KILN_CACHE_DIR="$cache" hyperfine --runs 5 --style basic --prepare "rm -rf $out $cache" "$build"
+  echo "kiln, warm source cache (verify + extract + a trivial build):"
+  KILN_CACHE_DIR="$cache" hyperfine --warmup 1 --runs 5 --style basic --prepare "rm -rf $out" "$build"
+  echo "baseline: curl | tar -xz on the same file"
+  hyperfine --runs 5 --style basic --prepare "rm -rf $WORK/x && mkdir $WORK/x" \
+    "curl -s http://127.0.0.1:$port/pkg-1.0.tar.gz | tar -xz -C $WORK/x"
+  echo "baseline: tar -xzf of the local file"
+  hyperfine --runs 5 --style basic --prepare "rm -rf $WORK/x && mkdir $WORK/x" "tar -xzf $www/pkg-1.0.tar.gz -C $WORK/x"
+  kill "$server"
+}
+
 case "${1:-all}" in
   env) env_bench; exit 0 ;;
   variants) variants_bench; exit 0 ;;
   staging) staging_bench; exit 0 ;;
+  sources) sources_bench; exit 0 ;;
 esac
 
 echo
@@ -127,3 +171,4 @@ packaging benches/recipes/big-file conda
 staging_bench
 env_bench
 variants_bench
+sources_bench
