@@ -39,14 +39,45 @@ pub fn timeout() -> Result<Duration> {
 }
 
 /// The HTTP client with kiln's timeouts and rattler's authentication.
-/// `accept_invalid_certs` is only for hosts the user named with
-/// `--allow-insecure-host`.
-pub fn client(timeout: Duration, accept_invalid_certs: bool) -> Result<ClientWithMiddleware> {
-    let client = reqwest::Client::builder()
+pub fn client(timeout: Duration) -> Result<ClientWithMiddleware> {
+    build(reqwest::Client::builder(), timeout)
+}
+
+/// The client for downloads that may only use plain HTTP, or a certificate
+/// that does not verify, on the hosts in `insecure` (`--allow-insecure-host`):
+/// `accept_invalid_certs` is for those hosts only, and a redirect to plain
+/// HTTP, or from the insecure client to another host, is refused.
+pub fn download_client(
+    timeout: Duration,
+    insecure: &[String],
+    accept_invalid_certs: bool,
+) -> Result<ClientWithMiddleware> {
+    let insecure = insecure.to_vec();
+    let policy = reqwest::redirect::Policy::custom(move |attempt| {
+        let host = attempt.url().host_str().unwrap_or_default().to_string();
+        let allowed = insecure.iter().any(|h| h.eq_ignore_ascii_case(&host));
+        if attempt.previous().len() > 10 {
+            attempt.error("too many redirects")
+        } else if (attempt.url().scheme() == "http" || accept_invalid_certs) && !allowed {
+            let to = crate::redact::url_for_display(attempt.url());
+            attempt.error(format!("redirected to {to}, which --allow-insecure-host does not name"))
+        } else {
+            attempt.follow()
+        }
+    });
+    build(
+        reqwest::Client::builder()
+            .redirect(policy)
+            .danger_accept_invalid_certs(accept_invalid_certs),
+        timeout,
+    )
+}
+
+fn build(builder: reqwest::ClientBuilder, timeout: Duration) -> Result<ClientWithMiddleware> {
+    let client = builder
         .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .read_timeout(timeout)
-        .danger_accept_invalid_certs(accept_invalid_certs)
         .build()
         .map_err(|e| miette!("cannot create the HTTP client: {e}"))?;
     let auth = rattler_networking::AuthenticationMiddleware::from_env_and_defaults()

@@ -87,6 +87,17 @@ pub fn register_url(text: &str) {
             .unwrap_or_default();
         register(&decoded);
     }
+    // A token given as the user name (`https://ghp_…@github.com/…`); a
+    // short name such as `git` is an account, not a secret.
+    if url.password().is_none() && url.username().len() >= 12 {
+        register(url.username());
+    }
+    // Signed or token-carrying query values (`?token=…`, `X-Amz-Signature=…`).
+    for (_, value) in url.query_pairs() {
+        if value.len() >= 12 {
+            register(&value);
+        }
+    }
     // `/t/<token>/`, usually first in the path (behind a proxy, maybe later).
     let segments: Vec<&str> = url.path_segments().into_iter().flatten().collect();
     for pair in segments.windows(2) {

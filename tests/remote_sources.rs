@@ -165,6 +165,27 @@ fn url_sources_fall_back_to_mirrors_verify_checksums_and_are_downloaded_once() {
     assert_failed_with(&o, &out, &["recipe.yaml", "leaves the work directory"]);
     assert_eq!(server.requests.lock().unwrap().len(), before);
 
+    // A redirect to a host `--allow-insecure-host` does not name is not followed.
+    let other = serve_http_logged(&served_dir, 0);
+    fs::write(
+        served_dir.join("moved.tar.gz.redirect"),
+        format!("{}/lib-1.0.tar.gz", other.url.replace("127.0.0.1", "localhost")),
+    )
+    .unwrap();
+    let r = recipe_with_source(
+        dir.path(),
+        "redirected",
+        &format!("  url: {}/moved.tar.gz\n  sha256: {sum}\n", server.url),
+    );
+    let out = dir.path().join("out-redirected");
+    let o = build_in(&dir.path().join("cache-redirect"), &r, &out, INSECURE);
+    assert_failed_with(
+        &o,
+        &out,
+        &["redirected to http://localhost", "--allow-insecure-host does not name"],
+    );
+    assert_eq!(other.count("lib-1.0.tar.gz"), 0);
+
     // md5 only, `file_name` (kept as a file) and `target_directory`.
     let md5 = hex::encode(md5_of(&served_dir.join("lib-1.0.tar.gz")));
     let r = recipe_with_source(
@@ -442,14 +463,26 @@ fn patches_apply_with_detected_strip_levels_and_a_failing_hunk_is_located() {
             "package: {{name: patched, version: '1.0'}}\nsource:\n  path: ../src\n  patches:\n{patches}build:\n  script:\n    - mkdir -p $PREFIX/share\n    - find . -type f -not -name 'conda_build*' | sort > $PREFIX/share/listing.txt\n    - cp -r . $PREFIX/share/tree\n"
         )
     };
+    // A git rename with a change, applied to a read-only file.
+    fs::write(src.join("lib/old.h"), "#define X 1\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(src.join("lib/old.h"), fs::Permissions::from_mode(0o444)).unwrap();
+    }
+    fs::write(
+        r.join("rename.patch"),
+        "diff --git a/lib/old.h b/lib/renamed.h\nsimilarity index 50%\nrename from lib/old.h\nrename to lib/renamed.h\n--- a/lib/old.h\n+++ b/lib/renamed.h\n@@ -1 +1 @@\n-#define X 1\n+#define X 2\n",
+    )
+    .unwrap();
     fs::write(
         r.join("recipe.yaml"),
-        body("    - p1.patch\n    - p0.patch\n    - new.patch\n"),
+        body("    - p1.patch\n    - p0.patch\n    - new.patch\n    - rename.patch\n"),
     )
     .unwrap();
     let out = d.join("out");
     build_ok(&r, &out, &[]);
-    assert_eq!(listing(&out), "./README\n./lib/a.c\n./lib/new.h\n");
+    assert_eq!(listing(&out), "./README\n./lib/a.c\n./lib/new.h\n./lib/renamed.h\n");
+    assert_eq!(tree_file(&out, "lib/renamed.h"), "#define X 2\n");
     assert_eq!(tree_file(&out, "lib/a.c"), "int a(void) {\n  return 2;\n}\n");
     assert_eq!(tree_file(&out, "README"), "new readme\n");
     assert_eq!(tree_file(&out, "lib/new.h"), "#pragma once\nint a(void);\n");
@@ -466,6 +499,10 @@ fn patches_apply_with_detected_strip_levels_and_a_failing_hunk_is_located() {
     )
     .unwrap();
     fs::write(r.join("recipe.yaml"), body("    - bad.patch\n")).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(src.join("lib/old.h"), fs::Permissions::from_mode(0o644)).unwrap();
+    }
     let out = d.join("out-bad");
     let o = build(&r, &out, &[]);
     assert_failed_with(&o, &out, &["bad.patch", "lib/a.c", "hunk #1", "return 7"]);
@@ -591,5 +628,60 @@ fn concurrent_builds_download_a_source_once() {
     );
     for i in 0..3 {
         assert_eq!(tree_file(&dir.path().join(format!("out{i}")), "src/lib.c"), "shared\n");
+    }
+}
+
+#[test]
+fn credentials_in_source_urls_reach_no_log_package_or_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let www = d.join("www");
+    fs::create_dir_all(&www).unwrap();
+    make_tarball(&www, "lib-1.0.tar.gz", "secret-free");
+    let work = d.join("work");
+    fs::create_dir_all(&work).unwrap();
+    git(&work, &["init", "-q", "-b", "main"]);
+    commit(&work, "hello.txt", "hello\n");
+    git(
+        d,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            work.to_str().unwrap(),
+            www.join("proj.git").to_str().unwrap(),
+        ],
+    );
+    git(&www.join("proj.git"), &["update-server-info"]);
+    let server = serve_http_logged(&www, 0);
+    let with_password = server.url.replace("http://", "http://builder:s3cret-pa55@");
+    let r = d.join("creds");
+    fs::create_dir_all(&r).unwrap();
+    fs::write(
+        r.join("recipe.yaml"),
+        format!(
+            "recipe: {{name: creds, version: '1.0'}}\noutputs:\n  - staging: {{name: creds-build}}\n    source:\n      - url: {with_password}/lib-1.0.tar.gz\n      - git: {with_password}/proj.git\n        target_directory: proj\n    build:\n      script:\n        - mkdir -p $PREFIX/share\n        - cp src/lib.c proj/hello.txt $PREFIX/share/\n        - git -C proj remote -v\n  - package: {{name: creds}}\n    inherit: creds-build\n"
+        ),
+    )
+    .unwrap();
+    let out = d.join("out");
+    let cache = d.join("cache");
+    let o = build_with_env(
+        &r,
+        &out,
+        &["--experimental", "--allow-insecure-host", "127.0.0.1", "-v"],
+        &[("KILN_CACHE_DIR", cache.to_str().unwrap())],
+    );
+    let log = stderr(&o);
+    assert!(o.status.success(), "{log}");
+    assert!(
+        !log.contains("s3cret-pa55"),
+        "the password is masked in the log:\n{log}"
+    );
+    let x = extract(&packages(&out)[0]);
+    assert_eq!(fs::read_to_string(x.path().join("share/hello.txt")).unwrap(), "hello\n");
+    for place in [x.path(), out.as_path(), cache.as_path()] {
+        let found = files_containing(place, "s3cret-pa55");
+        assert!(found.is_empty(), "the password is in {found:?}");
     }
 }

@@ -178,6 +178,12 @@ def zlink(z, name, target):
 with zipfile.ZipFile("zlink.zip", "w") as z:
     z.writestr("pkg/ok.txt", "ok\n")
     zlink(z, "pkg/out", "../../../evil-zlink")
+# A link to a file outside, then a file entry of the same name written through it.
+import os
+open("victim.txt", "w").write("safe\n")
+with zipfile.ZipFile("through-link.zip", "w") as z:
+    zlink(z, "pkg/f", os.path.abspath("victim.txt"))
+    z.writestr("pkg/./f", "evil\n")
 "#,
     );
     for (i, (archive, entry)) in [
@@ -188,7 +194,8 @@ with zipfile.ZipFile("zlink.zip", "w") as z:
         ("slip.zip", "../../evil-zip.txt"),
         ("through.tar.gz", "`l`"),
         ("strip.tar.gz", "`up`"),
-        ("zlink.zip", "`out`"),
+        ("zlink.zip", "pkg/out"),
+        ("through-link.zip", "pkg/f"),
     ]
     .iter()
     .enumerate()
@@ -214,4 +221,5 @@ with zipfile.ZipFile("zlink.zip", "w") as z:
         .collect();
     assert!(evil.is_empty(), "written outside: {evil:?}");
     assert!(!Path::new("/tmp/kiln-evil-absolute.txt").exists());
+    assert_eq!(fs::read_to_string(dir.path().join("victim.txt")).unwrap(), "safe\n");
 }

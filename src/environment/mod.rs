@@ -54,7 +54,7 @@ impl Environments {
         let channels = channels::resolve(channel_args, output_dir)?;
         let cache_dir = crate::net::cache_dir()?;
         let timeout = crate::net::timeout()?;
-        let client = crate::net::client(timeout, false)?;
+        let client = crate::net::client(timeout)?;
         let package_cache = PackageCache::new(cache_dir.join("pkgs"));
         let gateway = Gateway::builder()
             .with_client(client.clone())

@@ -171,11 +171,13 @@ fn write_recipe_dir(dest: &Path, i: &InfoInputs) -> Result<()> {
         }
         let canonical = std::fs::canonicalize(entry.path()).unwrap_or_else(|_| entry.path().to_path_buf());
         let rel = entry.path().strip_prefix(recipe_dir).into_diagnostic()?;
-        let target = if canonical == recipe_file {
-            dest.join("recipe.yaml")
-        } else {
-            dest.join(rel)
-        };
+        if canonical == recipe_file {
+            // Credentials written into source URLs are masked.
+            let text = fs_err::read_to_string(entry.path()).into_diagnostic()?;
+            fs_err::write(dest.join("recipe.yaml"), crate::redact::mask(&text).as_bytes()).into_diagnostic()?;
+            continue;
+        }
+        let target = dest.join(rel);
         if let Some(p) = target.parent() {
             fs_err::create_dir_all(p).into_diagnostic()?;
         }

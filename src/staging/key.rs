@@ -229,11 +229,15 @@ pub fn source_keys(
         .iter()
         .map(|s| {
             let mut source = serde_json::to_value(s).into_diagnostic()?;
+            // Credentials in a URL are no input (and must not be stored).
+            crate::redact::mask_json(&mut source);
             let content = match s {
                 Source::Path(p) => path_source_hash(recipe, p, output_dir)?,
                 Source::Url(u) => {
                     if let serde_json::Value::Object(m) = &mut source {
                         m.remove("url");
+                        // The name decides extraction and where the file lands.
+                        m.insert("file_name".into(), url::file_name(u).into());
                     }
                     match &u.sha256 {
                         Some(sha) if !sha.is_empty() => sha.clone(),

@@ -244,7 +244,11 @@ impl<'a> Stager<'a> {
         // Local sources are in the key as sources already.
         exclude.extend(staging.source.iter().filter_map(|s| match s {
             Source::Path(p) => Some(recipe.dir.join(&p.path)),
-            Source::Git(g) => Some(std::path::PathBuf::from(sources::git::repository(g, &recipe.dir))),
+            // A repository that holds the recipe (`git: ..`) stays in: its
+            // commit does not cover uncommitted files the script may read.
+            Source::Git(g) => Some(std::path::PathBuf::from(sources::git::repository(g, &recipe.dir))).filter(|repo| {
+                !recipe.dir.starts_with(repo) && !std::fs::canonicalize(&recipe.dir).is_ok_and(|d| d.starts_with(repo))
+            }),
             Source::Url(_) => None,
         }));
         let refs: Vec<&std::path::Path> = exclude.iter().map(|p| p.as_path()).collect();

@@ -160,6 +160,7 @@ impl Served {
 
 /// Like [`serve_http`], recording requests; the first `fail_first`
 /// requests are answered `503 Service Unavailable` (a transient failure).
+/// A file `NAME.redirect` makes `NAME` a redirect to the URL it holds.
 pub fn serve_http_logged(dir: &Path, fail_first: usize) -> Served {
     let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
     let port = server.server_addr().to_ip().unwrap().port();
@@ -189,7 +190,13 @@ pub fn serve_http_logged(dir: &Path, fail_first: usize) -> Served {
                 rel = rest.split_once('/').map_or(String::new(), |(_, r)| r.to_string());
             }
             let path = root.join(&rel);
-            let response = if !rel.contains("..") && path.is_file() {
+            // `NAME.redirect` holds the URL that `NAME` redirects to.
+            let redirect = root.join(format!("{rel}.redirect"));
+            let response = if !rel.contains("..") && redirect.is_file() {
+                let to = std::fs::read_to_string(&redirect).unwrap();
+                let header = tiny_http::Header::from_bytes("Location", to.trim()).unwrap();
+                tiny_http::Response::empty(302).with_header(header).boxed()
+            } else if !rel.contains("..") && path.is_file() {
                 let file = std::fs::File::open(&path).unwrap();
                 tiny_http::Response::from_file(file).boxed()
             } else {

@@ -280,13 +280,13 @@ fn unzip(archive: &Path, root: &Path, hook: &mut ZipHook) -> Result<()> {
         let target = root.join(&rel);
         let mode = entry.unix_mode();
         if mode.is_some_and(|m| m & 0o170000 == 0o120000) {
-            // A link's target is its content; checked with all links below.
+            // A link's target is its content; checked again with all links below.
             let mut link = String::new();
             (&mut entry).take(4096).read_to_string(&mut link).map_err(|e| bad(&e))?;
-            std::os::unix::fs::symlink(&link, &target).map_err(|e| bad(&e))?;
+            make_link(archive, &name, &rel, &link, &target)?;
             continue;
         }
-        let mut out = std::fs::File::create(&target).map_err(|e| bad(&e))?;
+        let mut out = fresh_file(&target).map_err(|e| bad(&e))?;
         std::io::copy(&mut entry, &mut out).map_err(|e| bad(&e))?;
         if let Some(m) = mode {
             use std::os::unix::fs::PermissionsExt;
@@ -294,6 +294,42 @@ fn unzip(archive: &Path, root: &Path, hook: &mut ZipHook) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Create `target` as a new file: whatever an earlier entry put there (a
+/// symlink above all) is removed first, and the open never follows a link.
+fn fresh_file(target: &Path) -> std::io::Result<std::fs::File> {
+    if let Ok(m) = target.symlink_metadata() {
+        if m.is_dir() {
+            return Err(std::io::Error::other("a folder of the same name exists"));
+        }
+        std::fs::remove_file(target)?;
+    }
+    std::fs::OpenOptions::new().write(true).create_new(true).open(target)
+}
+
+/// Create the symlink entry `rel` (at `target`) pointing to `link`, if the
+/// link stays inside the extraction directory by its text.
+fn make_link(archive: &Path, name: &Path, rel: &Path, link: &str, target: &Path) -> Result<()> {
+    let to = Path::new(link);
+    if to.is_absolute() || inside(&rel.parent().unwrap_or(Path::new("")).join(to)).is_none() {
+        return Err(refuse(
+            archive,
+            name,
+            &format!("links to {link}, outside the extraction directory"),
+        ));
+    }
+    if let Ok(m) = target.symlink_metadata() {
+        if m.is_dir() {
+            return Err(refuse(
+                archive,
+                name,
+                "is a link where a folder of the same name exists",
+            ));
+        }
+        fs_err::remove_file(target).into_diagnostic()?;
+    }
+    std::os::unix::fs::symlink(to, target).map_err(|e| refuse(archive, name, &format!("cannot be extracted: {e}")))
 }
 
 fn un7z(archive: &Path, root: &Path) -> Result<()> {
@@ -325,10 +361,9 @@ fn un7z(archive: &Path, root: &Path) -> Result<()> {
             if mode.is_some_and(|m| m & 0o170000 == 0o120000) {
                 let mut link = String::new();
                 data.take(4096).read_to_string(&mut link).map_err(|e| bad(&e))?;
-                std::os::unix::fs::symlink(&link, &target).map_err(|e| bad(&e))?;
-                return Ok(());
+                return make_link(archive, &name, &rel, &link, &target);
             }
-            let mut out = std::fs::File::create(&target).map_err(|e| bad(&e))?;
+            let mut out = fresh_file(&target).map_err(|e| bad(&e))?;
             std::io::copy(data, &mut out).map_err(|e| bad(&e))?;
             if let Some(m) = mode {
                 use std::os::unix::fs::PermissionsExt;

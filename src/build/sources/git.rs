@@ -39,27 +39,35 @@ pub fn repository(src: &GitSource, recipe_dir: &Path) -> String {
         .into_owned()
 }
 
+fn memo() -> &'static Mutex<HashMap<String, String>> {
+    static MEMO: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
+    MEMO.get_or_init(Default::default)
+}
+
+fn memo_key(src: &GitSource, url: &str) -> String {
+    format!("{url}\n{:?}\n{:?}", src.reference, src.depth)
+}
+
 /// The commit `src` names, fetched into the cache if needed (once per process).
 pub fn resolve(src: &GitSource, recipe_dir: &Path, where_: &str) -> Result<String> {
-    static MEMO: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
     let url = repository(src, recipe_dir);
-    let memo_key = format!("{url}\n{:?}\n{:?}", src.reference, src.depth);
-    let memo = MEMO.get_or_init(Default::default);
-    if let Some(c) = memo.lock().expect("git memo").get(&memo_key) {
+    if let Some(c) = memo().lock().expect("git memo").get(&memo_key(src, &url)) {
         return Ok(c.clone());
     }
     let repo = Cache::open(&url)?;
     let commit = match repo.resolve(src, &url) {
         Ok(c) => c,
-        Err(first) => {
-            // A damaged cache: start over once, then report.
+        // Only a clone git itself finds damaged is thrown away; a wrong
+        // reference or a network failure is reported as it is.
+        Err(first) if repo.damaged() => {
             tracing::warn!(
-                "{where_}: the cached clone of {} failed ({first}); fetching it again",
+                "{where_}: the cached clone of {} is damaged ({first}); fetching it again",
                 shown(&url)
             );
             repo.reset()?;
             repo.resolve(src, &url).map_err(|e| miette!("{where_}: {e}"))?
         }
+        Err(e) => return Err(miette!("{where_}: {e}")),
     };
     if let Some(expected) = &src.expected_commit {
         if !commit.eq_ignore_ascii_case(expected) {
@@ -70,35 +78,45 @@ pub fn resolve(src: &GitSource, recipe_dir: &Path, where_: &str) -> Result<Strin
             ));
         }
     }
-    memo.lock().expect("git memo").insert(memo_key, commit.clone());
+    memo()
+        .lock()
+        .expect("git memo")
+        .insert(memo_key(src, &url), commit.clone());
     Ok(commit)
 }
 
 /// Check out `src` into `dest` (a fresh, empty directory); returns the commit.
 pub fn checkout(src: &GitSource, recipe_dir: &Path, dest: &Path, where_: &str) -> Result<String> {
-    let commit = resolve(src, recipe_dir, where_)?;
     let url = repository(src, recipe_dir);
-    let repo = Cache::open(&url)?;
+    let commit = resolve(src, recipe_dir, where_)?;
     let fail = |e: String| miette!("{where_}: checking out {} at {commit}: {e}", shown(&url));
     let dest_s = dest.to_string_lossy().into_owned();
     git(&["init", "-q", &dest_s]).map_err(fail)?;
-    let pin = format!("refs/kiln/pin/{commit}");
-    let mut fetch = vec!["-C", &dest_s, "fetch", "-q", "--no-tags"];
-    let depth = src.depth.map(|d| d.to_string());
-    if let Some(d) = &depth {
-        fetch.extend(["--depth", d]);
-    }
-    let cache_s = repo.path.to_string_lossy().into_owned();
-    fetch.extend([cache_s.as_str(), pin.as_str()]);
-    {
-        let _lock = repo.lock()?;
-        git(&fetch).map_err(fail)?;
+    if let Err(e) = fetch_pinned(src, &url, &commit, &dest_s) {
+        // Another run may have replaced a damaged cache since this one
+        // resolved the reference: resolve again (same commit) and retry once.
+        tracing::debug!("{where_}: {e}; resolving again");
+        memo().lock().expect("git memo").remove(&memo_key(src, &url));
+        let again = resolve(src, recipe_dir, where_)?;
+        if again != commit {
+            return Err(fail(format!("the reference now resolves to {again}")));
+        }
+        fetch_pinned(src, &url, &commit, &dest_s).map_err(fail)?;
     }
     git(&["-C", &dest_s, "checkout", "-q", "--detach", &commit]).map_err(fail)?;
+    // The real URL while submodules and lfs files are fetched (relative
+    // submodule URLs and credentials come from it); then the URL without
+    // credentials, since the checkout may end up in a staging cache entry.
     git(&["-C", &dest_s, "remote", "add", "origin", &url]).map_err(fail)?;
     if src.submodules && dest.join(".gitmodules").is_file() {
-        git(&["-C", &dest_s, "submodule", "update", "-q", "--init", "--recursive"])
-            .map_err(|e| fail(format!("submodules: {e}")))?;
+        let mut args = vec!["-C", dest_s.as_str()];
+        // Submodules may use local paths only when the repository itself is
+        // local: a remote `.gitmodules` must not reach into this machine.
+        if is_local(&url) {
+            args.extend(["-c", "protocol.file.allow=always"]);
+        }
+        args.extend(["submodule", "update", "-q", "--init", "--recursive"]);
+        git(&args).map_err(|e| fail(format!("submodules: {e}")))?;
     }
     if src.lfs {
         if git(&["lfs", "version"]).is_err() {
@@ -110,7 +128,36 @@ pub fn checkout(src: &GitSource, recipe_dir: &Path, dest: &Path, where_: &str) -
         git(&["-C", &dest_s, "lfs", "install", "--local"]).map_err(fail)?;
         git(&["-C", &dest_s, "lfs", "pull"]).map_err(|e| fail(format!("git lfs pull: {e}")))?;
     }
+    let origin = ::url::Url::parse(&url)
+        .map(|u| crate::redact::url_for_file(&u))
+        .unwrap_or_else(|_| url.clone());
+    git(&["-C", &dest_s, "remote", "set-url", "origin", &origin]).map_err(fail)?;
     Ok(commit)
+}
+
+/// Fetch the pinned commit (and a tag source's tag, for `git describe`)
+/// from the cache into the checkout at `dest`.
+fn fetch_pinned(src: &GitSource, url: &str, commit: &str, dest: &str) -> std::result::Result<(), String> {
+    let repo = Cache::open(url).map_err(|e| e.to_string())?;
+    let _lock = repo.lock().map_err(|e| e.to_string())?;
+    let cache = repo.path.to_string_lossy().into_owned();
+    let mut refspecs = vec![format!("refs/kiln/pin/{commit}")];
+    if let GitRef::Tag(t) = &src.reference {
+        refspecs.push(format!("+refs/tags/{t}:refs/tags/{t}"));
+    }
+    let depth = src.depth.map(|d| d.to_string());
+    let mut args = vec!["-C", dest, "fetch", "-q", "--no-tags"];
+    if let Some(d) = &depth {
+        args.extend(["--depth", d]);
+    }
+    args.push(&cache);
+    args.extend(refspecs.iter().map(String::as_str));
+    git(&args).map(drop)
+}
+
+/// A local path or `file://` URL, as opposed to a remote.
+fn is_local(url: &str) -> bool {
+    url.starts_with('/') || url.starts_with("file://")
 }
 
 fn describe(r: &GitRef) -> String {
@@ -174,37 +221,61 @@ impl Cache {
         Ok(())
     }
 
+    /// Whether git finds the repository damaged (missing or corrupt objects).
+    fn damaged(&self) -> bool {
+        let Ok(_lock) = self.lock() else { return false };
+        let repo = self.path.to_string_lossy();
+        self.path.exists() && git(&["-C", &repo, "fsck", "--connectivity-only", "--no-dangling"]).is_err()
+    }
+
     /// Fetch what `src` needs (unless present) and return its commit.
     fn resolve(&self, src: &GitSource, url: &str) -> std::result::Result<String, String> {
         let _lock = self.lock().map_err(|e| e.to_string())?;
         self.ensure()?;
         let repo = self.path.to_string_lossy().into_owned();
+        // A clone made shallow by some earlier `depth` cannot serve a full
+        // history from what it has: without `depth`, fetch and unshallow.
+        let shallow = src.depth.is_none()
+            && git(&["-C", &repo, "rev-parse", "--is-shallow-repository"]).is_ok_and(|o| o == "true");
         let depth = src.depth.map(|d| d.to_string());
         let fetch = |refspecs: &[&str], with_depth: bool| -> std::result::Result<(), String> {
             let mut args = vec!["-C", repo.as_str(), "fetch", "-q", "--no-tags"];
-            if let (true, Some(d)) = (with_depth, &depth) {
-                args.extend(["--depth", d.as_str()]);
+            match (&depth, with_depth) {
+                (Some(d), true) => args.extend(["--depth", d.as_str()]),
+                _ if shallow => args.push("--unshallow"),
+                _ => {}
             }
             args.push(url);
             args.extend(refspecs);
-            git(&args)
+            let fetched = git(&args)
                 .map(drop)
-                .map_err(|e| format!("fetching {}: {e}", shown(url)))
+                .map_err(|e| format!("fetching {}: {e}", shown(url)));
+            // FETCH_HEAD records the URL, credentials included.
+            let _ = std::fs::remove_file(self.path.join("FETCH_HEAD"));
+            fetched
         };
-        let commit_of = |r: &str| git(&["-C", &repo, "rev-parse", "-q", "--verify", &format!("{r}^{{commit}}")]);
+        let commit_of = |r: &str| {
+            git(&["-C", &repo, "rev-parse", "-q", "--verify", &format!("{r}^{{commit}}")])
+                .map_err(|_| format!("{} has no {}", shown(url), r))
+        };
         let commit = match &src.reference {
-            GitRef::Rev(rev) => match commit_of(rev) {
-                Ok(c) => c,
-                Err(_) => {
-                    fetch(&["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"], false)?;
-                    commit_of(rev).map_err(|_| format!("{} has no commit `{rev}`", shown(url)))?
+            GitRef::Rev(rev) => {
+                // Only a commit id is used from the cache as it is; a branch
+                // or tag name given as `rev` may have moved.
+                let is_id = rev.len() >= 7 && rev.bytes().all(|b| b.is_ascii_hexdigit());
+                match commit_of(rev).ok().filter(|_| is_id && !shallow) {
+                    Some(c) => c,
+                    None => {
+                        fetch(&["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"], false)?;
+                        commit_of(rev).map_err(|_| format!("{} has no commit `{rev}`", shown(url)))?
+                    }
                 }
-            },
+            }
             GitRef::Tag(tag) => {
                 let local = format!("refs/tags/{tag}");
-                match commit_of(&local) {
-                    Ok(c) => c,
-                    Err(_) => {
+                match commit_of(&local).ok().filter(|_| !shallow) {
+                    Some(c) => c,
+                    None => {
                         fetch(&[&format!("+{local}:{local}")], true)?;
                         commit_of(&local).map_err(|_| format!("{} has no tag `{tag}`", shown(url)))?
                     }
@@ -221,7 +292,8 @@ impl Cache {
             }
         };
         // Objects must be readable: a damaged cache fails here, not mid-checkout.
-        git(&["-C", &repo, "cat-file", "-e", &format!("{commit}^{{tree}}")])?;
+        git(&["-C", &repo, "cat-file", "-e", &format!("{commit}^{{tree}}")])
+            .map_err(|_| format!("the cached clone of {} lacks the objects of {commit}", shown(url)))?;
         git(&["-C", &repo, "update-ref", &format!("refs/kiln/pin/{commit}"), &commit])?;
         Ok(commit)
     }
@@ -248,9 +320,13 @@ impl Cache {
 
 /// Run git (never prompting for credentials); stdout trimmed, or stderr as the error.
 fn git(args: &[&str]) -> std::result::Result<String, String> {
-    let out = Command::new("git")
-        .args(["-c", "protocol.file.allow=always", "-c", "advice.detachedHead=false"])
-        .args(args)
+    let mut cmd = Command::new("git");
+    cmd.args(["-c", "advice.detachedHead=false"]).args(args);
+    // ssh must not wait for a passphrase or host-key answer nobody sees.
+    if std::env::var_os("GIT_SSH_COMMAND").is_none() {
+        cmd.env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes");
+    }
+    let out = cmd
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_ASKPASS", "true")
         .env("GIT_LFS_SKIP_SMUDGE", "1")
@@ -267,7 +343,15 @@ fn git(args: &[&str]) -> std::result::Result<String, String> {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     } else {
         let err = String::from_utf8_lossy(&out.stderr);
-        Err(crate::redact::mask(err.trim()).into_owned())
+        let err = err.trim();
+        if err.is_empty() {
+            return Err(format!(
+                "`git {}` failed ({})",
+                crate::redact::mask(&args.join(" ")),
+                out.status
+            ));
+        }
+        Err(crate::redact::mask(err).into_owned())
     }
 }
 

@@ -31,7 +31,15 @@ pub fn fetch(recipe: &Recipe, sources: &[Source], work_dir: &Path, opts: &BuildO
     let mut finalized = Vec::new();
     for source in sources {
         let dest = destination(recipe, source, work_dir)?;
-        fs_err::create_dir_all(&dest).into_diagnostic()?;
+        // Not through a symlink an earlier source placed.
+        let rel = dest.strip_prefix(work_dir).into_diagnostic()?;
+        crate::disk::create_dirs_inside(work_dir, rel).map_err(|e| {
+            miette!(
+                "{}: `target_directory` {}: {e}",
+                recipe.file.location(&source.span()),
+                rel.display()
+            )
+        })?;
         let mut done = serde_json::to_value(source).into_diagnostic()?;
         match source {
             Source::Path(p) => fetch_path(recipe, p, &dest, &opts.output_dir)?,
@@ -53,6 +61,8 @@ pub fn fetch(recipe: &Recipe, sources: &[Source], work_dir: &Path, opts: &BuildO
             patch::apply(&file, &p.display().to_string(), &dest)
                 .map_err(|e| miette!("{}: {e:?}", recipe.file.location(&source.span())))?;
         }
+        // Credentials in URLs stay out of packages and cache entries.
+        crate::redact::mask_json(&mut done);
         finalized.push(done);
     }
     Ok(finalized)

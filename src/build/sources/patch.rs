@@ -44,12 +44,8 @@ pub fn apply(patch: &Path, shown: &str, dir: &Path) -> Result<()> {
     })?;
     tracing::debug!("applying {shown} with strip level {strip}");
     // Compute every result first: a failing hunk leaves the tree untouched.
-    let mut changes: Vec<(PathBuf, Option<Vec<u8>>)> = Vec::new();
-    for diff in &diffs {
-        let (from, to) = (diff.original(), diff.modified());
-        let name = to
-            .or(from)
-            .ok_or_else(|| miette!("patch {shown} has a change without a file name"))?;
+    let mut changes: Vec<Change> = Vec::new();
+    let locate = |name: &[u8]| -> Result<(PathBuf, PathBuf)> {
         let rel = stripped(name, strip).ok_or_else(|| {
             miette!(
                 "patch {shown} names `{}`, which has fewer than {strip} leading components",
@@ -62,41 +58,104 @@ pub fn apply(patch: &Path, shown: &str, dir: &Path) -> Result<()> {
                 rel.display()
             )
         })?;
-        // Earlier changes in this patch to the same file count.
-        let current = match changes.iter().rev().find(|(p, _)| *p == target) {
-            Some((_, content)) => content.clone(),
-            None => std::fs::read(&target).ok(),
+        Ok((rel, target))
+    };
+    for diff in &diffs {
+        let from = diff.original().map(&locate).transpose()?;
+        let to = diff.modified().map(&locate).transpose()?;
+        let (rel, _) = to
+            .as_ref()
+            .or(from.as_ref())
+            .ok_or_else(|| miette!("patch {shown} has a change without a file name"))?;
+        // The old content (a rename reads the old name); earlier changes
+        // in this patch count.
+        let base = match &from {
+            None => Vec::new(),
+            Some((from_rel, from_path)) => match changes.iter().rev().find(|c| c.path == *from_path) {
+                Some(Change { content: Some(c), .. }) => c.clone(),
+                Some(Change { content: None, .. }) => {
+                    return Err(miette!(
+                        "patch {shown}: {} was deleted earlier in the patch",
+                        from_rel.display()
+                    ))
+                }
+                None => std::fs::read(from_path)
+                    .map_err(|e| miette!("patch {shown}: cannot read {}: {e}", from_rel.display()))?,
+            },
         };
-        let base = match (from, &current) {
-            (None, _) => Vec::new(),
-            (Some(_), Some(c)) => c.clone(),
-            (Some(_), None) => return Err(miette!("patch {shown}: {} does not exist", rel.display())),
-        };
-        let patched = flickzeug::apply_bytes_with_config(&base, diff, &exact()).map_err(|e| {
+        let (patched, _) = flickzeug::apply_bytes_with_config(&base, diff, &exact()).map_err(|e| {
             miette!(
                 help = "the patch does not match this version of the source; refresh it against the new release",
                 "patch {shown} does not apply to {}: {e}",
                 rel.display()
             )
         })?;
-        changes.push((target, to.is_some().then_some(patched.0)));
-    }
-    for (target, content) in changes {
-        match content {
-            Some(bytes) => {
-                if let Some(parent) = target.parent() {
-                    fs_err::create_dir_all(parent).into_diagnostic()?;
+        let mode = from
+            .as_ref()
+            .and_then(|(_, p)| std::fs::metadata(p).ok())
+            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777);
+        match (&from, &to) {
+            (_, Some((_, to_path))) => {
+                changes.push(Change {
+                    path: to_path.clone(),
+                    content: Some(patched),
+                    mode,
+                });
+                if let Some((_, from_path)) = from.filter(|(_, p)| p != to_path) {
+                    changes.push(Change {
+                        path: from_path,
+                        content: None,
+                        mode: None,
+                    });
                 }
-                // Writing in place keeps the file's mode.
-                fs_err::write(&target, bytes).into_diagnostic()?;
             }
+            (Some((_, from_path)), None) => changes.push(Change {
+                path: from_path.clone(),
+                content: None,
+                mode: None,
+            }),
+            (None, None) => unreachable!("checked above"),
+        }
+    }
+    for change in changes {
+        match change.content {
+            Some(bytes) => write_replacing(&change.path, &bytes, change.mode)?,
             None => {
-                if target.symlink_metadata().is_ok() {
-                    fs_err::remove_file(&target).into_diagnostic()?;
+                if change.path.symlink_metadata().is_ok() {
+                    fs_err::remove_file(&change.path).into_diagnostic()?;
                 }
             }
         }
     }
+    Ok(())
+}
+
+/// One file's new content (`None`: delete it) and the mode to keep.
+struct Change {
+    path: PathBuf,
+    content: Option<Vec<u8>>,
+    mode: Option<u32>,
+}
+
+/// Replace `path` with `bytes` through a temporary file and a rename: a
+/// read-only file is patched too, a hard-linked sibling is left alone, and
+/// the mode is kept (new files get 0644).
+fn write_replacing(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let parent = path.parent().expect("a patched file has a parent");
+    fs_err::create_dir_all(parent).into_diagnostic()?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".kiln-patch-")
+        .tempfile_in(parent)
+        .into_diagnostic()?;
+    tmp.write_all(bytes).into_diagnostic()?;
+    let mode = mode
+        .or_else(|| std::fs::metadata(path).ok().map(|m| m.permissions().mode() & 0o7777))
+        .unwrap_or(0o644);
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode)).into_diagnostic()?;
+    tmp.persist(path)
+        .map_err(|e| miette!("cannot write {}: {e}", path.display()))?;
     Ok(())
 }
 

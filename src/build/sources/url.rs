@@ -30,13 +30,15 @@ use crate::recipe::model::UrlSource;
 /// Attempts per URL for transient failures (connection errors, timeouts, 5xx, 429).
 const ATTEMPTS: u32 = 3;
 
-/// A verified file in the source cache.
-#[derive(Debug, Clone)]
+/// A verified file in the source cache, locked until dropped (so that no
+/// other run replaces it while it is read).
+#[derive(Debug)]
 pub struct Downloaded {
     /// The cached file (read it, never write it).
     pub path: PathBuf,
     /// Its SHA-256.
     pub sha256: String,
+    _lock: Lock,
 }
 
 /// The client pair and runtime every download of this process shares.
@@ -46,7 +48,9 @@ struct Net {
     insecure: ClientWithMiddleware,
 }
 
-fn net() -> Result<&'static Net> {
+/// The clients (`insecure` is the same in every call of one process: the
+/// `--allow-insecure-host` list).
+fn net(insecure: &[String]) -> Result<&'static Net> {
     static NET: OnceLock<Net> = OnceLock::new();
     if let Some(n) = NET.get() {
         return Ok(n);
@@ -57,8 +61,8 @@ fn net() -> Result<&'static Net> {
             .enable_all()
             .build()
             .map_err(|e| miette!("cannot start the async runtime: {e}"))?,
-        secure: crate::net::client(timeout, false)?,
-        insecure: crate::net::client(timeout, true)?,
+        secure: crate::net::download_client(timeout, insecure, false)?,
+        insecure: crate::net::download_client(timeout, insecure, true)?,
     };
     Ok(NET.get_or_init(|| n))
 }
@@ -109,21 +113,43 @@ fn entry_key(src: &UrlSource) -> String {
 /// named with `--allow-insecure-host`.
 pub fn obtain(src: &UrlSource, where_: &str, insecure: &[String]) -> Result<Downloaded> {
     let root = cache_root()?;
-    let entry = root.join(entry_key(src));
+    let key = entry_key(src);
+    let entry = root.join(&key);
     let name = file_name(src);
+    // The cache keeps the file under its base name; `file_name` may add folders.
+    let base = Path::new(&name)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "download".into());
     fs_err::create_dir_all(&root).into_diagnostic()?;
-    let _lock = Lock::acquire(
-        &root.join(format!("{}.lock", entry_key(src))),
+    let lock = Lock::acquire(
+        &root.join(format!("{key}.lock")),
         Mode::Exclusive,
         "the source cache entry",
     )
     .into_diagnostic()?;
-    let cached = entry.join(&name);
+    let cached = entry.join(&base);
     if cached.is_file() {
         let (sha256, md5) = digests(&cached)?;
-        if mismatch(src, &sha256, &md5).is_none() {
+        // Damaged means: not what the entry's own key says it is.
+        let intact = match key.split_once('-') {
+            Some(("sha256", k)) => k.eq_ignore_ascii_case(&sha256),
+            Some(("md5", k)) => k.eq_ignore_ascii_case(&md5),
+            _ => true,
+        };
+        if intact {
+            if let Some(why) = mismatch(src, &sha256, &md5) {
+                return Err(miette!(
+                    help = "fix the checksum in the recipe",
+                    "{where_}: {name} (cached from an earlier download): {why}"
+                ));
+            }
             tracing::debug!("{where_}: using cached {}", cached.display());
-            return Ok(Downloaded { path: cached, sha256 });
+            return Ok(Downloaded {
+                path: cached,
+                sha256,
+                _lock: lock,
+            });
         }
         tracing::warn!("{where_}: cached {} is damaged; downloading it again", cached.display());
         fs_err::remove_dir_all(&entry).into_diagnostic()?;
@@ -133,13 +159,20 @@ pub fn obtain(src: &UrlSource, where_: &str, insecure: &[String]) -> Result<Down
         match download(url, &root, insecure, &name) {
             Ok((tmp, sha256, md5)) => {
                 if let Some(why) = mismatch(src, &sha256, &md5) {
-                    failures.push(format!("{}: {why}", crate::redact::mask(url).into_owned()));
+                    failures.push(format!("{}: {why}", crate::redact::mask(url)));
                     continue;
                 }
+                // On disk before it is published: a crash never leaves a
+                // truncated file under the final name.
+                tmp.as_file().sync_all().into_diagnostic()?;
                 fs_err::create_dir_all(&entry).into_diagnostic()?;
                 tmp.persist(&cached)
                     .map_err(|e| miette!("cannot store {} in the source cache: {e}", cached.display()))?;
-                return Ok(Downloaded { path: cached, sha256 });
+                return Ok(Downloaded {
+                    path: cached,
+                    sha256,
+                    _lock: lock,
+                });
             }
             Err(e) => failures.push(e),
         }
@@ -236,7 +269,7 @@ fn download(
             "plain HTTP is refused; pass `--allow-insecure-host {host}` to download from this host anyway"
         )));
     }
-    let net = net().map_err(|e| fail(e.to_string()))?;
+    let net = net(insecure).map_err(|e| fail(e.to_string()))?;
     let client = if allowed { &net.insecure } else { &net.secure };
     let mut attempt = 0;
     loop {
