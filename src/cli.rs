@@ -115,7 +115,7 @@ pub struct BuildArgs {
     #[arg(long)]
     pub build_platform: Option<String>,
 
-    /// Let source downloads from HOST use plain HTTP or a TLS certificate
+    /// Let `url` and `git` sources from HOST use plain HTTP or a TLS certificate
     /// that does not verify (repeatable).
     #[arg(long, value_name = "HOST")]
     pub allow_insecure_host: Vec<String>,

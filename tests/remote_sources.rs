@@ -420,14 +420,21 @@ fn git_sources_are_fetched_over_http() {
     git(&www.join("proj.git"), &["update-server-info"]);
     let server = serve_http_logged(&www, 0);
     let r = recipe_with_source(d, "overhttp", &format!("  git: {}/proj.git\n  tag: v2\n", server.url));
-    let out = d.join("out");
+    // Plain HTTP needs the host named, as for downloads.
+    let out = d.join("refused");
     let o = build_in(&d.join("cache"), &r, &out, &[]);
+    assert_failed_with(&o, &out, &["plain HTTP is refused", "--allow-insecure-host 127.0.0.1"]);
+    assert_eq!(server.requests.lock().unwrap().len(), 0);
+    let out = d.join("out");
+    let o = build_in(&d.join("cache"), &r, &out, INSECURE);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(tree_file(&out, "hello.txt"), "over http\n");
     assert_eq!(finalized_sources(&out)[0]["rev"], c.as_str());
     // Built again: the tag is in the cache, no request is made.
     let before = server.requests.lock().unwrap().len();
-    assert!(build_in(&d.join("cache"), &r, &d.join("out2"), &[]).status.success());
+    assert!(build_in(&d.join("cache"), &r, &d.join("out2"), INSECURE)
+        .status
+        .success());
     assert_eq!(server.requests.lock().unwrap().len(), before);
 }
 

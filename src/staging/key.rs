@@ -247,7 +247,7 @@ pub fn source_keys(
                         }
                     }
                 }
-                Source::Git(g) => git::resolve(g, &recipe.dir, &recipe.file.location(&g.span))?,
+                Source::Git(g) => git::resolve(g, &recipe.dir, &recipe.file.location(&g.span), insecure)?,
             };
             let patches = s
                 .patches()

@@ -49,13 +49,16 @@ fn memo_key(src: &GitSource, url: &str) -> String {
 }
 
 /// The commit `src` names, fetched into the cache if needed (once per process).
-pub fn resolve(src: &GitSource, recipe_dir: &Path, where_: &str) -> Result<String> {
+/// `insecure` lists the hosts `--allow-insecure-host` names: only they may
+/// be reached over plain HTTP or with a certificate that does not verify.
+pub fn resolve(src: &GitSource, recipe_dir: &Path, where_: &str, insecure: &[String]) -> Result<String> {
     let url = repository(src, recipe_dir);
+    let tls = transport(&url, insecure).map_err(|e| miette!("{where_}: {e}"))?;
     if let Some(c) = memo().lock().expect("git memo").get(&memo_key(src, &url)) {
         return Ok(c.clone());
     }
     let repo = Cache::open(&url)?;
-    let commit = match repo.resolve(src, &url) {
+    let commit = match repo.resolve(src, &url, tls) {
         Ok(c) => c,
         // Only a clone git itself finds damaged is thrown away; a wrong
         // reference or a network failure is reported as it is.
@@ -65,7 +68,7 @@ pub fn resolve(src: &GitSource, recipe_dir: &Path, where_: &str) -> Result<Strin
                 shown(&url)
             );
             repo.reset()?;
-            repo.resolve(src, &url).map_err(|e| miette!("{where_}: {e}"))?
+            repo.resolve(src, &url, tls).map_err(|e| miette!("{where_}: {e}"))?
         }
         Err(e) => return Err(miette!("{where_}: {e}")),
     };
@@ -86,9 +89,10 @@ pub fn resolve(src: &GitSource, recipe_dir: &Path, where_: &str) -> Result<Strin
 }
 
 /// Check out `src` into `dest` (a fresh, empty directory); returns the commit.
-pub fn checkout(src: &GitSource, recipe_dir: &Path, dest: &Path, where_: &str) -> Result<String> {
+pub fn checkout(src: &GitSource, recipe_dir: &Path, dest: &Path, where_: &str, insecure: &[String]) -> Result<String> {
     let url = repository(src, recipe_dir);
-    let commit = resolve(src, recipe_dir, where_)?;
+    let commit = resolve(src, recipe_dir, where_, insecure)?;
+    let tls = transport(&url, insecure).map_err(|e| miette!("{where_}: {e}"))?;
     let fail = |e: String| miette!("{where_}: checking out {} at {commit}: {e}", shown(&url));
     let dest_s = dest.to_string_lossy().into_owned();
     git(&["init", "-q", &dest_s]).map_err(fail)?;
@@ -97,7 +101,7 @@ pub fn checkout(src: &GitSource, recipe_dir: &Path, dest: &Path, where_: &str) -
         // resolved the reference: resolve again (same commit) and retry once.
         tracing::debug!("{where_}: {e}; resolving again");
         memo().lock().expect("git memo").remove(&memo_key(src, &url));
-        let again = resolve(src, recipe_dir, where_)?;
+        let again = resolve(src, recipe_dir, where_, insecure)?;
         if again != commit {
             return Err(fail(format!("the reference now resolves to {again}")));
         }
@@ -110,6 +114,7 @@ pub fn checkout(src: &GitSource, recipe_dir: &Path, dest: &Path, where_: &str) -
     git(&["-C", &dest_s, "remote", "add", "origin", &url]).map_err(fail)?;
     if src.submodules && dest.join(".gitmodules").is_file() {
         let mut args = vec!["-C", dest_s.as_str()];
+        args.extend(tls);
         // Submodules may use local paths only when the repository itself is
         // local: a remote `.gitmodules` must not reach into this machine.
         if is_local(&url) {
@@ -126,7 +131,10 @@ pub fn checkout(src: &GitSource, recipe_dir: &Path, dest: &Path, where_: &str) -
             ));
         }
         git(&["-C", &dest_s, "lfs", "install", "--local"]).map_err(fail)?;
-        git(&["-C", &dest_s, "lfs", "pull"]).map_err(|e| fail(format!("git lfs pull: {e}")))?;
+        let mut pull = vec!["-C", dest_s.as_str()];
+        pull.extend(tls);
+        pull.extend(["lfs", "pull"]);
+        git(&pull).map_err(|e| fail(format!("git lfs pull: {e}")))?;
     }
     let origin = ::url::Url::parse(&url)
         .map(|u| crate::redact::url_for_file(&u))
@@ -153,6 +161,24 @@ fn fetch_pinned(src: &GitSource, url: &str, commit: &str, dest: &str) -> std::re
     args.push(&cache);
     args.extend(refspecs.iter().map(String::as_str));
     git(&args).map(drop)
+}
+
+/// Extra git options for `url`: none, or skipping certificate checks for a
+/// host `--allow-insecure-host` names; plain `http://` only for those hosts.
+fn transport(url: &str, insecure: &[String]) -> std::result::Result<&'static [&'static str], String> {
+    let Ok(parsed) = ::url::Url::parse(url) else {
+        return Ok(&[]);
+    };
+    let host = parsed.host_str().unwrap_or_default();
+    let allowed = insecure.iter().any(|h| h.eq_ignore_ascii_case(host));
+    match parsed.scheme() {
+        "http" if !allowed => Err(format!(
+            "{}: plain HTTP is refused; pass `--allow-insecure-host {host}` to fetch from this host anyway",
+            shown(url)
+        )),
+        "http" | "https" if allowed => Ok(&["-c", "http.sslVerify=false"]),
+        _ => Ok(&[]),
+    }
 }
 
 /// A local path or `file://` URL, as opposed to a remote.
@@ -229,7 +255,7 @@ impl Cache {
     }
 
     /// Fetch what `src` needs (unless present) and return its commit.
-    fn resolve(&self, src: &GitSource, url: &str) -> std::result::Result<String, String> {
+    fn resolve(&self, src: &GitSource, url: &str, tls: &[&str]) -> std::result::Result<String, String> {
         let _lock = self.lock().map_err(|e| e.to_string())?;
         self.ensure()?;
         let repo = self.path.to_string_lossy().into_owned();
@@ -239,7 +265,9 @@ impl Cache {
             && git(&["-C", &repo, "rev-parse", "--is-shallow-repository"]).is_ok_and(|o| o == "true");
         let depth = src.depth.map(|d| d.to_string());
         let fetch = |refspecs: &[&str], with_depth: bool| -> std::result::Result<(), String> {
-            let mut args = vec!["-C", repo.as_str(), "fetch", "-q", "--no-tags"];
+            let mut args = vec!["-C", repo.as_str()];
+            args.extend(tls);
+            args.extend(["fetch", "-q", "--no-tags"]);
             match (&depth, with_depth) {
                 (Some(d), true) => args.extend(["--depth", d.as_str()]),
                 _ if shallow => args.push("--unshallow"),

@@ -48,7 +48,7 @@ pub fn fetch(recipe: &Recipe, sources: &[Source], work_dir: &Path, opts: &BuildO
                 done["sha256"] = Value::String(sha256);
             }
             Source::Git(g) => {
-                let commit = fetch_git(recipe, g, &dest)?;
+                let commit = fetch_git(recipe, g, &dest, &opts.allow_insecure_host)?;
                 if let Value::Object(m) = &mut done {
                     m.remove("tag");
                     m.remove("branch");
@@ -252,14 +252,14 @@ fn fetch_url(recipe: &Recipe, src: &UrlSource, dest: &Path, insecure: &[String])
 
 /// Check out a `git` source into `dest` (through a scratch directory, so
 /// earlier sources there stay); returns the commit.
-fn fetch_git(recipe: &Recipe, src: &GitSource, dest: &Path) -> Result<String> {
+fn fetch_git(recipe: &Recipe, src: &GitSource, dest: &Path, insecure: &[String]) -> Result<String> {
     let where_ = recipe.file.location(&src.span);
     let scratch = tempfile::Builder::new()
         .prefix(".kiln-git-")
         .tempdir_in(dest)
         .into_diagnostic()?;
     let tree = scratch.path().join("checkout");
-    let commit = git::checkout(src, &recipe.dir, &tree, &where_)?;
+    let commit = git::checkout(src, &recipe.dir, &tree, &where_, insecure)?;
     if !src.filter.is_empty() {
         let mut selector = selector(recipe, &src.filter)?;
         for e in walkdir::WalkDir::new(&tree)
