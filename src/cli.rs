@@ -26,6 +26,23 @@ pub enum Command {
     /// Inspect or clean the staging cache.
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Run the tests stored in a package (built by kiln, rattler-build or conda-build).
+    Test(TestArgs),
+}
+
+/// `kiln test` options.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  kiln test --package-file output/linux-64/foo-1.0-h123_0.conda -c conda-forge")]
+pub struct TestArgs {
+    /// The package to test (`.conda` or `.tar.bz2`).
+    #[arg(short, long)]
+    pub package_file: PathBuf,
+    /// Channels for the test environments, after a channel holding only the package. Default: conda-forge.
+    #[arg(short = 'c', long = "channel")]
+    pub channels: Vec<String>,
+    /// Run only the test with this index (from 0, in the package's order).
+    #[arg(long)]
+    pub test_index: Option<usize>,
 }
 
 /// `kiln cache` subcommands.
@@ -119,6 +136,15 @@ pub struct BuildArgs {
     /// that does not verify (repeatable).
     #[arg(long, value_name = "HOST")]
     pub allow_insecure_host: Vec<String>,
+
+    /// Which packages to test after building them: `skip`, `native` (what this machine can run; noarch
+    /// always) or `native-and-emulated` (no emulation yet: like native, with a message).
+    #[arg(long, value_enum, default_value = "native")]
+    pub test: crate::testing::Strategy,
+
+    /// Do not run the recipe's tests (same as `--test skip`).
+    #[arg(long)]
+    pub no_test: bool,
 
     /// Enable experimental features.
     #[arg(long, env = "KILN_EXPERIMENTAL")]

@@ -15,6 +15,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Build(args) => build(args),
         Command::Cache(cmd) => cache(cmd),
+        Command::Test(args) => crate::test_command::run(args),
     }
 }
 
@@ -108,6 +109,11 @@ fn build(args: BuildArgs) -> Result<()> {
         timestamp: build_timestamp(&recipe.dir, &output_dir)?,
         channels,
         allow_insecure_host: args.allow_insecure_host.clone(),
+        test: if args.no_test {
+            crate::testing::Strategy::Skip
+        } else {
+            args.test
+        },
     };
 
     if args.render_only {

@@ -139,6 +139,21 @@ pub fn copy_file(from: &Path, to: &Path) -> Result<Copied> {
     Ok(how)
 }
 
+/// Copy the tree `from` into `to` (created), keeping symlinks and modes.
+pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    for entry in walkdir::WalkDir::new(from).follow_links(false) {
+        let entry = entry.into_diagnostic()?;
+        let rel = entry.path().strip_prefix(from).into_diagnostic()?;
+        let target = to.join(rel);
+        if entry.file_type().is_dir() {
+            fs_err::create_dir_all(&target).into_diagnostic()?;
+        } else {
+            copy_file(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
 /// Hex SHA-256 of a file's content.
 pub fn file_sha256(path: &Path) -> Result<String> {
     let digest = rattler_digest::compute_file_digest::<rattler_digest::Sha256>(path)

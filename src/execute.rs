@@ -66,16 +66,52 @@ pub fn build_all(plan_all: &Plan, opts: &BuildOptions) -> Result<Vec<PathBuf>> {
     // Lock files of build directories that finished or were killed.
     crate::lock::remove_stale(&opts.output_dir.join("bld").join(".locks"));
     let mut stager = Stager::new(opts, &envs);
-    let mut built = Vec::new();
+    let mut built: Vec<Built> = Vec::new();
+    // Tests that need a sibling output not built yet wait for it.
+    let mut waiting: Vec<(PathBuf, BTreeSet<String>)> = Vec::new();
     for p in plan {
-        built.push(build_one(p, opts, &mut stager, &envs)?);
+        let b = build_one(p, opts, &mut stager, &envs)?;
         let subdir: Subdir = p.subdir.parse().map_err(|e| miette!("{e}"))?;
         envs.package_added(&[subdir])?;
+        let path = b.path.clone();
+        built.push(b);
+        let needs = siblings_needed(p, plan);
+        waiting.push((path, needs));
+        let done: BTreeSet<String> = built.iter().map(|b| b.name.clone()).collect();
+        let (ready, later): (Vec<_>, Vec<_>) = waiting.into_iter().partition(|(_, needs)| needs.is_subset(&done));
+        waiting = later;
+        for (path, _) in ready {
+            crate::testing::after_build(&path, opts, &envs)?;
+        }
+    }
+    for (path, _) in waiting {
+        crate::testing::after_build(&path, opts, &envs)?;
     }
     ui::step("channel", "indexing");
     crate::channel::index(&opts.output_dir, &subdirs)?;
     account_files(&built, &stager, opts)?;
     Ok(built.into_iter().map(|b| b.path).collect())
+}
+
+/// Names of other outputs of this recipe that `p`'s run requirements or
+/// test requirements name (its tests need them built).
+fn siblings_needed(p: &PlannedOutput, plan: &[PlannedOutput]) -> BTreeSet<String> {
+    let mut specs: Vec<String> = p.output.requirements.run.iter().map(|d| d.spec.clone()).collect();
+    for t in &p.output.tests {
+        if let crate::recipe::package_tests::PackageTest::Script(s) = t {
+            specs.extend(s.requirements.run.iter().cloned());
+        }
+    }
+    let own = p.output.package.name.as_normalized();
+    plan.iter()
+        .map(|o| o.output.package.name.as_normalized().to_string())
+        .filter(|n| {
+            n != own
+                && specs
+                    .iter()
+                    .any(|s| s.split([' ', '=', '<', '>', '[']).next() == Some(n.as_str()))
+        })
+        .collect()
 }
 
 fn inherits_transitively(recipe: &Recipe, from: Option<&str>, target: &str) -> bool {
@@ -139,6 +175,27 @@ fn build_one(p: &PlannedOutput, opts: &BuildOptions, stager: &mut Stager, envs: 
     if files.is_empty() {
         tracing::warn!("{id}: the package contains no files");
     }
+    // `package_contents` tests see the files the recipe selected.
+    let listed: Vec<String> = files.iter().map(|f| f.to_string_lossy().into_owned()).collect();
+    let noarch_python = output.build.noarch.is_python();
+    for test in &output.tests {
+        if let crate::recipe::package_tests::PackageTest::PackageContents(c) = test {
+            if let Err(problems) = crate::testing::contents::check(c, &listed, noarch_python) {
+                let at = c.span.map(|s| recipe.file.location(&s)).unwrap_or_else(|| id.clone());
+                return Err(miette!(
+                    help = "fix the recipe's `files` or the test",
+                    "{at}: {id}: package_contents test failed:\n  {}",
+                    problems.join("\n  ")
+                ));
+            }
+        }
+    }
+    // Stored tests, and the files they ship inside the package.
+    let name = output.package.name.as_normalized().to_string();
+    let (tests, shipped) = crate::testing::stored::stored_form(recipe, &output.tests, &name)?;
+    let test_files = crate::testing::stored::ship_files(recipe, &name, &shipped, &dirs.work_dir, &dirs.host_prefix)?;
+    files.extend(test_files.iter().cloned());
+    files.sort();
 
     ui::step(&id, "packaging");
     let started = std::time::Instant::now();
@@ -165,6 +222,7 @@ fn build_one(p: &PlannedOutput, opts: &BuildOptions, stager: &mut Stager, envs: 
         constrains: &constrains,
         work_dir: &dirs.work_dir,
         output_dir: &opts.output_dir,
+        tests: &tests,
     };
     let dest = opts.output_dir.join(&p.subdir);
     let path = package::create(
@@ -175,6 +233,10 @@ fn build_one(p: &PlannedOutput, opts: &BuildOptions, stager: &mut Stager, envs: 
         &dest,
         opts.format,
     )?;
+    for f in &test_files {
+        // Shipped for this package only; siblings share the prefix.
+        let _ = std::fs::remove_file(dirs.host_prefix.join(f));
+    }
     let bytes: u64 = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     ui::print_line(&format!(
         "✔ {} ({} file{}, {:.1} MB, packaged in {:.2} s)",

@@ -32,5 +32,7 @@ pub mod redact;
 pub mod rendered;
 pub mod staging;
 pub mod syntax;
+pub mod test_command;
+pub mod testing;
 pub mod ui;
 pub mod variants;

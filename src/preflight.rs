@@ -39,12 +39,10 @@ pub fn check(plan: &Plan) -> Result<()> {
                 p.output.package.name.as_source()
             )));
         }
-        if !p.output.tests.is_empty() && warned.insert(p.output.package.name.as_normalized().to_string()) {
-            tracing::warn!(
-                "{}: the tests of {} are stored in the package but not run: kiln does not run package tests yet",
-                recipe.file.location(&p.output.span),
-                p.output.package.name.as_source()
-            );
+        if warned.insert(p.output.package.name.as_normalized().to_string()) {
+            for t in &p.output.tests {
+                note(crate::testing::check(recipe, t));
+            }
         }
         note(
             Selector::new(&p.output.build.files)

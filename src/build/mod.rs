@@ -41,6 +41,8 @@ pub struct BuildOptions {
     pub channels: Vec<String>,
     /// Hosts source downloads may reach over plain HTTP or invalid TLS.
     pub allow_insecure_host: Vec<String>,
+    /// Which built packages are tested.
+    pub test: crate::testing::Strategy,
 }
 
 /// Run a recipe's script in `dirs` with the build environment for `identity`.

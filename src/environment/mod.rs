@@ -95,6 +95,34 @@ impl Environments {
     /// Solve `specs` for `platform` against the channels, with the
     /// machine's virtual packages (overridable with `CONDA_OVERRIDE_*`).
     pub fn solve(&self, platform: Subdir, specs: &[String]) -> std::result::Result<Vec<RepoDataRecord>, SolveError> {
+        self.solve_in(&self.channels, platform, specs)
+    }
+
+    /// Like [`Self::solve`], but first with the output directory alone (when
+    /// it is the first channel): a test environment made only of packages
+    /// built here needs no other channel, and so no network. With strict
+    /// channel priority the result is the same as solving with all channels
+    /// whenever the output directory alone suffices.
+    pub fn solve_local_first(
+        &self,
+        platform: Subdir,
+        specs: &[String],
+    ) -> std::result::Result<Vec<RepoDataRecord>, SolveError> {
+        let local = self.channels.first().filter(|c| c.base_url.url().scheme() == "file");
+        if let Some(local) = local {
+            if let Ok(records) = self.solve_in(std::slice::from_ref(local), platform, specs) {
+                return Ok(records);
+            }
+        }
+        self.solve(platform, specs)
+    }
+
+    fn solve_in(
+        &self,
+        channels: &[Channel],
+        platform: Subdir,
+        specs: &[String],
+    ) -> std::result::Result<Vec<RepoDataRecord>, SolveError> {
         let specs: Vec<MatchSpec> = specs
             .iter()
             .map(|s| {
@@ -105,7 +133,7 @@ impl Environments {
         let started = Instant::now();
         let query = self
             .gateway
-            .query(self.channels.clone(), [platform, Subdir::NoArch], specs.clone())
+            .query(channels.to_vec(), [platform, Subdir::NoArch], specs.clone())
             .recursive(true)
             .execute();
         // Stalled connections are bounded by the client's timeouts; this is a
@@ -154,6 +182,25 @@ impl Environments {
             .block_on(installer.install(prefix, records.to_vec()))
             .map_err(|e| miette!("installing into {} failed: {}", prefix.display(), error_chain(&e)))?;
         Ok(())
+    }
+
+    /// The package of `record`, extracted in the shared package cache.
+    pub fn extracted(&self, record: &RepoDataRecord) -> Result<PathBuf> {
+        let fetched = self.rt.block_on(self.package_cache.get_or_fetch_from_url(
+            &record.package_record,
+            record.url.clone(),
+            self.client.clone().into(),
+            None,
+            None,
+        ));
+        let meta = fetched.map_err(|e| {
+            miette!(
+                "fetching {} failed: {}",
+                crate::redact::url_for_display(&record.url),
+                error_chain(&e)
+            )
+        })?;
+        Ok(meta.path().to_path_buf())
     }
 
     /// Make sure every record carries its run exports (from the channel's

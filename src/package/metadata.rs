@@ -41,6 +41,8 @@ pub struct InfoInputs<'a> {
     pub work_dir: &'a Path,
     /// The output directory (never copied into `info/recipe`).
     pub output_dir: &'a Path,
+    /// The tests as stored in `info/tests/tests.yaml` (see `crate::testing::stored`).
+    pub tests: &'a [Value],
 }
 
 /// Write `info/` into `pkg_dir`; returns nothing but files on disk.
@@ -70,9 +72,9 @@ pub fn write_info(pkg_dir: &Path, i: &InfoInputs, paths: &[PathEntry]) -> Result
         }
         write_json(&info.join("run_exports.json"), &Value::Object(m))?;
     }
-    if !i.output.tests.is_empty() {
+    if !i.tests.is_empty() {
         fs_err::create_dir_all(info.join("tests")).into_diagnostic()?;
-        write_yaml(&info.join("tests/tests.yaml"), &i.output.tests)?;
+        write_yaml(&info.join("tests/tests.yaml"), &i.tests)?;
     }
     write_recipe_dir(&info.join("recipe"), i)?;
     write_licenses(&info.join("licenses"), i)?;

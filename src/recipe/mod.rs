@@ -9,6 +9,7 @@ mod context;
 mod inherit;
 pub mod model;
 pub mod outputs;
+pub mod package_tests;
 pub mod parse;
 mod parse_build;
 mod parse_source;

@@ -530,9 +530,9 @@ pub struct Output {
     pub build: Build,
     /// Requirements.
     pub requirements: Requirements,
-    /// Tests (parsed, run later).
+    /// Tests, run after packaging (see `crate::testing`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tests: Vec<serde_json::Value>,
+    pub tests: Vec<super::package_tests::PackageTest>,
     /// About metadata.
     pub about: About,
     /// Free-form extra metadata.

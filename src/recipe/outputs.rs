@@ -93,7 +93,7 @@ pub(super) struct TopLevel {
     pub(super) build: BuildSection,
     pub(super) source: Vec<Source>,
     pub(super) about: About,
-    pub(super) tests: Vec<serde_json::Value>,
+    pub(super) tests: Vec<super::package_tests::PackageTest>,
     pub(super) extra: serde_json::Value,
     pub(super) version: Option<VersionWithSource>,
 }

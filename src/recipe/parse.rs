@@ -302,34 +302,6 @@ impl<'a> Reader<'a> {
         }
         Ok(a)
     }
-
-    /// The `tests` section: a list, kept as data until tests run.
-    pub fn tests(&self, node: &RNode) -> PResult<Vec<serde_json::Value>> {
-        let items = node
-            .as_seq()
-            .ok_or_else(|| self.file.error(&node.span, "`tests` must be a list", "expected a list"))?;
-        for item in items {
-            let entries = item
-                .as_map()
-                .ok_or_else(|| self.file.error(&item.span, "each test must be a mapping", "here"))?;
-            let kinds = [
-                "script",
-                "python",
-                "perl",
-                "r",
-                "ruby",
-                "downstream",
-                "package_contents",
-            ];
-            if !entries.iter().any(|(k, _)| kinds.contains(&k.name.as_str())) {
-                return Err(self
-                    .file
-                    .error(&item.span, "unknown test kind", "no known test key")
-                    .with_help(format!("a test has one of: {}", kinds.join(", "))));
-            }
-        }
-        Ok(items.iter().map(RNode::to_json).collect())
-    }
 }
 
 /// A spec conda accepts but the strict v1 grammar does not (`zlib 1.3.1 *_2`:

@@ -1,0 +1,302 @@
+//! The recipe's `tests`, run by the real `kiln` binary after each build and
+//! by `kiln test` on package files: script tests in fresh environments with
+//! the package pinned, shipped test files, `package_contents`, downstream
+//! tests, conda-build's `info/test/`, failures moving the package to
+//! `broken/`, and `--test skip`.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+fn repodata_names(out: &Path) -> Vec<String> {
+    let mut names = Vec::new();
+    for sub in [subdir(), "noarch"] {
+        let file = out.join(sub).join("repodata.json");
+        if !file.is_file() {
+            continue;
+        }
+        let r = json(&file);
+        for key in ["packages", "packages.conda"] {
+            if let Some(m) = r[key].as_object() {
+                names.extend(m.keys().cloned());
+            }
+        }
+    }
+    names.sort();
+    names
+}
+
+fn kiln_test(pkg: &Path, channel: &str, extra: &[&str]) -> std::process::Output {
+    kiln()
+        .args(["test", "--package-file"])
+        .arg(pkg)
+        .args(["-c", channel])
+        .args(extra)
+        .run()
+        .unwrap()
+}
+
+#[test]
+fn staging_outputs_are_tested_with_scripts_reading_their_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = write_recipe(
+        dir.path(),
+        "split",
+        r#"recipe:
+  name: split
+  version: '1.0'
+outputs:
+  - staging:
+      name: split-build
+    build:
+      script:
+        - mkdir -p $PREFIX/lib $PREFIX/include
+        - echo "the library" > $PREFIX/lib/libsplit.txt
+        - echo "the header" > $PREFIX/include/split.h
+  - package:
+      name: libsplit
+    inherit: split-build
+    build:
+      files: [lib/**]
+    tests:
+      - script:
+          - test "$(cat $PREFIX/lib/libsplit.txt)" = "the library"
+          - test "$PKG_NAME" = libsplit
+          - test ! -e $PREFIX/include/split.h
+  - package:
+      name: split-devel
+    inherit: split-build
+    requirements:
+      run:
+        - ${{ pin_subpackage('libsplit', exact=True) }}
+    build:
+      files: [include/**]
+    tests:
+      - script:
+          - grep -q header $PREFIX/include/split.h
+          - test -e $PREFIX/lib/libsplit.txt
+"#,
+    );
+    let out = dir.path().join("out");
+    let o = build_ok(&r, &out, &["--experimental"]);
+    let log = stderr(&o);
+    assert_eq!(log.matches("1 test passed").count(), 2, "{log}");
+    // The tests are in the package, as rattler-build stores them.
+    let x = extract(
+        &packages(&out)
+            .into_iter()
+            .find(|p| p.to_string_lossy().contains("split-devel"))
+            .unwrap(),
+    );
+    let stored = fs::read_to_string(x.path().join("info/tests/tests.yaml")).unwrap();
+    assert!(stored.contains("grep -q header $PREFIX/include/split.h"), "{stored}");
+    assert_eq!(repodata_names(&out).len(), 2);
+}
+
+#[test]
+fn a_failing_test_moves_the_package_to_broken_and_test_skip_does_not_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = write_recipe(
+        dir.path(),
+        "failing",
+        "package: {name: failing, version: '1.0'}\nbuild:\n  script: [mkdir -p $PREFIX/share, echo x > $PREFIX/share/x.txt]\ntests:\n  - script:\n      - echo checking\n      - test -e $PREFIX/share/missing.txt\n",
+    );
+    let out = dir.path().join("out");
+    let o = build(&r, &out, &[]);
+    let log = stderr(&o);
+    assert!(!o.status.success(), "{log}");
+    assert!(
+        log.contains("test 0 (script) failed") && log.contains("test -e $PREFIX/share/missing.txt"),
+        "{log}"
+    );
+    assert!(log.contains("checking"), "the test's output is shown: {log}");
+    assert!(out.join("broken/failing-1.0-hb0f4dca_0.conda").is_file(), "{log}");
+    assert!(
+        repodata_names(&out).is_empty(),
+        "not in the channel: {:?}",
+        repodata_names(&out)
+    );
+
+    for flag in [&["--test", "skip"][..], &["--no-test"][..]] {
+        let out = dir.path().join(format!("out{}", flag.len()));
+        let o = build_ok(&r, &out, flag);
+        assert!(!stderr(&o).contains("checking"), "{}", stderr(&o));
+        assert_eq!(repodata_names(&out), vec!["failing-1.0-hb0f4dca_0.conda"]);
+    }
+}
+
+#[test]
+fn package_contents_pass_and_strict_fails_on_an_extra_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = |strict: &str| {
+        format!(
+            "package: {{name: contents, version: '1.0'}}\nbuild:\n  script:\n    - mkdir -p $PREFIX/include $PREFIX/lib $PREFIX/bin $PREFIX/share\n    - echo h > $PREFIX/include/contents.h\n    - echo so > $PREFIX/lib/libcontents.so.1\n    - echo '#!/bin/sh' > $PREFIX/bin/contents-tool\n    - echo extra > $PREFIX/share/extra.txt\ntests:\n  - package_contents:\n      include: [contents]\n      lib: [contents]\n      bin: [contents-tool]\n      files:\n        exists: [{strict}]\n        not_exists: ['**/*.pyc']\n      strict: true\n"
+        )
+    };
+    let r = write_recipe(dir.path(), "contents", &text("share/extra.txt"));
+    build_ok(&r, &dir.path().join("ok"), &[]);
+    fs::write(r.join("recipe.yaml"), text("share/other.txt")).unwrap();
+    let out = dir.path().join("strict");
+    let o = build(&r, &out, &[]);
+    assert_failed_with(
+        &o,
+        &out,
+        &[
+            "recipe.yaml:11",
+            "package_contents test failed",
+            "share/other.txt",
+            "`strict: true`",
+            "share/extra.txt",
+        ],
+    );
+}
+
+#[test]
+fn script_tests_ship_source_and_recipe_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    fs::create_dir_all(src.join("tests")).unwrap();
+    fs::write(src.join("tests/expected.txt"), "from the source\n").unwrap();
+    fs::write(src.join("unrelated.txt"), "not shipped\n").unwrap();
+    let r = write_recipe(
+        dir.path(),
+        "shipped",
+        "package: {name: shipped, version: '1.0'}\nsource:\n  path: ../src\nbuild:\n  script: [mkdir -p $PREFIX/share, cp tests/expected.txt $PREFIX/share/]\ntests:\n  - script:\n      - cmp tests/expected.txt $PREFIX/share/expected.txt\n      - test \"$(cat check.sh)\" = 'echo recipe file'\n      - test ! -e unrelated.txt\n    files:\n      source: [tests/]\n      recipe: [check.sh]\n",
+    );
+    fs::write(r.join("check.sh"), "echo recipe file").unwrap();
+    let out = dir.path().join("out");
+    let o = build_ok(&r, &out, &[]);
+    assert!(stderr(&o).contains("1 test passed"), "{}", stderr(&o));
+    let x = extract(&packages(&out)[0]);
+    let files = content_files(x.path());
+    assert!(
+        files.contains(&"etc/conda/test-files/shipped/0/tests/expected.txt".to_string()),
+        "{files:?}"
+    );
+    assert!(
+        files.contains(&"etc/conda/test-files/shipped/0/check.sh".to_string()),
+        "{files:?}"
+    );
+    let stored = fs::read_to_string(x.path().join("info/tests/tests.yaml")).unwrap();
+    assert!(stored.contains("cwd: etc/conda/test-files/shipped/0"), "{stored}");
+
+    // `kiln test` on the package alone, copied to an empty directory.
+    let lonely = dir.path().join("lonely");
+    fs::create_dir_all(&lonely).unwrap();
+    let copy = lonely.join(packages(&out)[0].file_name().unwrap());
+    fs::copy(&packages(&out)[0], &copy).unwrap();
+    let empty_channel = dir.path().join("empty-channel");
+    fs::create_dir_all(empty_channel.join("noarch")).unwrap();
+    fs::write(
+        empty_channel.join("noarch/repodata.json"),
+        r#"{"packages":{},"packages.conda":{}}"#,
+    )
+    .unwrap();
+    let channel = url::Url::from_directory_path(&empty_channel).unwrap().to_string();
+    let o = kiln_test(&copy, &channel, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("1 test passed"), "{}", stderr(&o));
+    let o = kiln_test(&copy, &channel, &["--test-index", "5"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("out of range"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn downstream_tests_run_the_dependents_tests_against_the_new_package() {
+    let dir = tempfile::tempdir().unwrap();
+    let chan = dir.path().join("chan");
+    let lib = |version: &str, tests: &str| {
+        format!(
+            "package: {{name: libdown, version: '{version}'}}\nbuild:\n  script: [mkdir -p $PREFIX/share, echo {version} > $PREFIX/share/libdown-version]\n{tests}"
+        )
+    };
+    // The dependent, with a test that reports which libdown it sees.
+    let r = write_recipe(dir.path(), "libdown", &lib("1.0", ""));
+    build_ok(&r, &chan, &["--no-test"]);
+    let user = write_recipe(
+        dir.path(),
+        "user",
+        &format!(
+            "package: {{name: downuser, version: '1.0'}}\nrequirements:\n  run: [libdown]\nbuild:\n  script: [mkdir -p $PREFIX/share, touch $PREFIX/share/user]\ntests:\n  - script:\n      - cat $PREFIX/share/libdown-version >> {}/seen.txt\n",
+            dir.path().display()
+        ),
+    );
+    let chan_url = url::Url::from_directory_path(&chan).unwrap().to_string();
+    build_ok(&user, &chan, &["-c", &chan_url]);
+    fs::remove_file(dir.path().join("seen.txt")).unwrap();
+
+    // libdown 2.0 tests its dependent.
+    fs::write(
+        r.join("recipe.yaml"),
+        lib(
+            "2.0",
+            "tests:\n  - downstream: downuser\n  - downstream: nothing-provides-this\n",
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = build_ok(&r, &out, &["-c", &chan_url]);
+    assert_eq!(
+        fs::read_to_string(dir.path().join("seen.txt")).unwrap(),
+        "2.0\n",
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("skipped"),
+        "an unsolvable downstream is skipped: {}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn conda_build_packages_with_info_test_are_tested() {
+    let dir = tempfile::tempdir().unwrap();
+    let pkg_dir = dir.path().join("pkg");
+    // A conda-build style package, made by hand.
+    let o = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(r#"
+import hashlib, io, json, tarfile
+files = {
+  "info/index.json": json.dumps({"name": "oldstyle", "version": "0.1", "build": "0", "build_number": 0,
+                                  "depends": [], "subdir": "noarch", "noarch": "generic"}),
+  "info/paths.json": json.dumps({"paths": [{"_path": "share/oldstyle.txt", "path_type": "hardlink",
+                                  "sha256": hashlib.sha256(b"old\n").hexdigest(), "size_in_bytes": 4}], "paths_version": 1}),
+  "info/files": "share/oldstyle.txt\n",
+  "share/oldstyle.txt": "old\n",
+  "info/test/run_test.sh": "test \"$(cat $PREFIX/share/oldstyle.txt)\" = old\necho legacy-ran > \"$HOME/legacy.txt\"\ncp legacy-data.txt \"$HOME/\"\n",
+  "info/test/legacy-data.txt": "data\n",
+  "info/test/test_time_dependencies.json": "[]",
+}
+with tarfile.open("oldstyle-0.1-0.tar.bz2", "w:bz2") as t:
+    for name, text in files.items():
+        data = text.encode()
+        info = tarfile.TarInfo(name); info.size = len(data); info.mode = 0o755 if name.endswith(".sh") else 0o644
+        t.addfile(info, io.BytesIO(data))
+"#)
+        .current_dir({
+            fs::create_dir_all(&pkg_dir).unwrap();
+            &pkg_dir
+        })
+        .run()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let empty = dir.path().join("empty");
+    fs::create_dir_all(empty.join("noarch")).unwrap();
+    fs::write(
+        empty.join("noarch/repodata.json"),
+        r#"{"packages":{},"packages.conda":{}}"#,
+    )
+    .unwrap();
+    let pkg: PathBuf = pkg_dir.join("oldstyle-0.1-0.tar.bz2");
+    let o = kiln_test(&pkg, url::Url::from_directory_path(&empty).unwrap().as_ref(), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("1 test passed"), "{}", stderr(&o));
+}
