@@ -300,3 +300,88 @@ with tarfile.open("oldstyle-0.1-0.tar.bz2", "w:bz2") as t:
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("1 test passed"), "{}", stderr(&o));
 }
+
+/// A pure-Python package `name` (with `requires` in its metadata) whose
+/// tests are `tests`; built against the real-python fixture.
+fn python_package(dir: &Path, name: &str, requires: &str, tests: &str) -> PathBuf {
+    write_recipe(
+        dir,
+        name,
+        &format!(
+            r#"package: {{name: {name}, version: '1.0'}}
+requirements:
+  host: [python]
+  run: [python]
+build:
+  script:
+    - |
+      # No byte-code of the host's stdlib in this package (issue 15 handles .pyc).
+      export PYTHONDONTWRITEBYTECODE=1
+      SP=$($PREFIX/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+      mkdir -p $SP/{name} $SP/{name}-1.0.dist-info
+      echo "def hello(): return 'hello from {name}'" > $SP/{name}/__init__.py
+      printf 'Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n{requires}' > $SP/{name}-1.0.dist-info/METADATA
+      echo conda > $SP/{name}-1.0.dist-info/INSTALLER
+tests:
+{tests}"#
+        ),
+    )
+}
+
+#[test]
+fn python_tests_import_with_a_real_interpreter_per_version_and_run_pip_check() {
+    let (chan, v1, v2) = real_python_channel();
+    let chan_url = url::Url::from_directory_path(chan).unwrap().to_string();
+    let minor = |v: &str| v.rsplit_once('.').unwrap().0.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let r = python_package(
+        dir.path(),
+        "pyhello",
+        "",
+        &format!(
+            "  - python:\n      imports: [pyhello, json]\n      python_version: ['{}', '{}']\n  - script:\n      - python -c \"import pyhello; assert pyhello.hello() == 'hello from pyhello'\"\n    requirements:\n      run: [python]\n",
+            minor(v1),
+            minor(v2)
+        ),
+    );
+    let out = dir.path().join("out");
+    let o = build_ok(&r, &out, &["-c", &chan_url]);
+    let log = stderr(&o);
+    assert!(
+        log.contains("imported pyhello") && log.contains("2 tests passed"),
+        "{log}"
+    );
+    for v in [v1, v2] {
+        assert!(
+            log.contains(&format!("python {}", minor(v))),
+            "one environment per version ({v}): {log}"
+        );
+    }
+    assert!(log.contains("No broken requirements found"), "pip check ran: {log}");
+
+    // An import that fails, and a requirement pip check finds missing.
+    let r = python_package(
+        dir.path(),
+        "pyimportfail",
+        "",
+        "  - python:\n      imports: [not_a_module_anywhere]\n      pip_check: false\n",
+    );
+    let out = dir.path().join("out-import");
+    let o = build(&r, &out, &["-c", &chan_url]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("No module named 'not_a_module_anywhere'"),
+        "{}",
+        stderr(&o)
+    );
+    let r = python_package(
+        dir.path(),
+        "pymissing",
+        "Requires-Dist: absent-dist\\n",
+        "  - python:\n      imports: [pymissing]\n",
+    );
+    let out = dir.path().join("out-pip");
+    let o = build(&r, &out, &["-c", &chan_url]);
+    let log = stderr(&o);
+    assert!(!o.status.success() && log.contains("absent-dist"), "{log}");
+    assert!(out.join("broken").is_dir(), "{log}");
+}

@@ -407,3 +407,43 @@ pub fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
     }
     hits
 }
+
+/// The machine's own CPython as a real `python` package (with `pip`), in a
+/// channel of its own, built once per test process from
+/// `tests/fixtures/python-real`. Returns the channel and the two versions
+/// it holds: the interpreter's own (`3.11.7`) and a second one, the same
+/// interpreter recorded as `3.99.0`, so tests can ask for two versions on
+/// a machine that has one Python.
+pub fn real_python_channel() -> &'static (PathBuf, String, String) {
+    static CHANNEL: OnceLock<(tempfile::TempDir, String, String)> = OnceLock::new();
+    let (dir, a, b) = CHANNEL.get_or_init(|| {
+        let probe = std::process::Command::new("python3")
+            .arg("-c")
+            .arg("import os, sys; print(os.path.realpath(sys.executable)); print('%d.%d.%d' % sys.version_info[:3])")
+            .run()
+            .unwrap();
+        assert!(probe.status.success(), "python3 runs: {}", stderr(&probe));
+        let text = String::from_utf8_lossy(&probe.stdout).into_owned();
+        let mut lines = text.lines();
+        let (exe, version) = (lines.next().unwrap().to_string(), lines.next().unwrap().to_string());
+        let dir = tempfile::tempdir().unwrap();
+        let recipe = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/python-real");
+        for v in [version.as_str(), "3.99.0"] {
+            let o = kiln()
+                .env("SOURCE_DATE_EPOCH", "1700000000")
+                .env("KILN_FIXTURE_PYTHON", &exe)
+                .env("KILN_FIXTURE_PYTHON_VERSION", v)
+                .args(["build", "--no-test", "--recipe"])
+                .arg(&recipe)
+                .arg("--output-dir")
+                .arg(dir.path())
+                .run()
+                .unwrap();
+            assert!(o.status.success(), "building the python fixture {v}:\n{}", stderr(&o));
+        }
+        (dir, version, "3.99.0".to_string())
+    });
+    // Leaked on purpose: the channel lives as long as the test process.
+    static VIEW: OnceLock<(PathBuf, String, String)> = OnceLock::new();
+    VIEW.get_or_init(|| (dir.path().to_path_buf(), a.clone(), b.clone()))
+}
