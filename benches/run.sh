@@ -5,6 +5,7 @@
 #   benches/run.sh variants   only the variant matrix benchmark
 #   benches/run.sh staging    only the 1 GB staging benchmark
 #   benches/run.sh sources    only the 100 MB url source benchmark
+#   benches/run.sh tests      only the package test benchmark
 # Needs hyperfine (installed from Debian if missing), zstd and bzip2.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -124,11 +125,30 @@ PY
   kill "$server"
 }
 
+tests_bench() {
+  echo
+  echo "## package tests: a package with one trivial script test (warm package cache)"
+  local out="$WORK/tested" cache="$WORK/tests-cache"
+  mkdir -p "$WORK/tested-recipe"
+  printf "package: {name: tested, version: '1.0'}\nbuild:\n  script: [mkdir -p \$PREFIX/share, echo hi > \$PREFIX/share/hi.txt]\ntests:\n  - script: [cat \$PREFIX/share/hi.txt]\n" > "$WORK/tested-recipe/recipe.yaml"
+  local b="$KILN build --recipe $WORK/tested-recipe --output-dir $out"
+  KILN_CACHE_DIR="$cache" $b >/dev/null 2>&1
+  local pkg
+  pkg=$(ls "$out"/linux-64/tested-*.conda)
+  echo "kiln test --package-file (extract, index a scratch channel, solve, install, run):"
+  KILN_CACHE_DIR="$cache" hyperfine --warmup 2 --runs 20 --style basic "$KILN test --package-file $pkg -c file://$out"
+  echo "kiln build, with and without the test:"
+  KILN_CACHE_DIR="$cache" hyperfine --warmup 2 --runs 20 --style basic --prepare "rm -rf $out" "$b --no-test" "$b"
+  echo "kiln's own line:"
+  rm -rf "$out"; KILN_CACHE_DIR="$cache" $b 2>&1 | grep "test passed"
+}
+
 case "${1:-all}" in
   env) env_bench; exit 0 ;;
   variants) variants_bench; exit 0 ;;
   staging) staging_bench; exit 0 ;;
   sources) sources_bench; exit 0 ;;
+  tests) tests_bench; exit 0 ;;
 esac
 
 echo
@@ -172,3 +192,4 @@ staging_bench
 env_bench
 variants_bench
 sources_bench
+tests_bench

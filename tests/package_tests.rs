@@ -120,6 +120,12 @@ fn a_failing_test_moves_the_package_to_broken_and_test_skip_does_not_test() {
         repodata_names(&out)
     );
 
+    // A package this machine cannot run is not tested under `native`.
+    let out = dir.path().join("cross");
+    let other = if subdir() == "linux-aarch64" { "linux-64" } else { "linux-aarch64" };
+    let o = build_ok(&r, &out, &["--target-platform", other]);
+    assert!(stderr(&o).contains(&format!("not tested: built for {other}")), "{}", stderr(&o));
+
     for flag in [&["--test", "skip"][..], &["--no-test"][..]] {
         let out = dir.path().join(format!("out{}", flag.len()));
         let o = build_ok(&r, &out, flag);
@@ -384,4 +390,19 @@ fn python_tests_import_with_a_real_interpreter_per_version_and_run_pip_check() {
     let log = stderr(&o);
     assert!(!o.status.success() && log.contains("absent-dist"), "{log}");
     assert!(out.join("broken").is_dir(), "{log}");
+}
+
+#[test]
+fn perl_tests_load_modules_with_the_perl_of_the_test_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let channel = fixture_channel_url();
+    let text = |module: &str| {
+        format!("package: {{name: perlish, version: '1.0'}}\nbuild:\n  noarch: generic\n  script: [mkdir -p $PREFIX/share, touch $PREFIX/share/perlish]\ntests:\n  - perl:\n      uses: [strict, {module}]\n")
+    };
+    let r = write_recipe(dir.path(), "perlish", &text("File::Spec"));
+    let o = build_ok(&r, &dir.path().join("out"), &["-c", &channel]);
+    assert!(stderr(&o).contains("1 test passed"), "{}", stderr(&o));
+    fs::write(r.join("recipe.yaml"), text("No::Such::Module")).unwrap();
+    let o = build(&r, &dir.path().join("out2"), &["-c", &channel]);
+    assert!(!o.status.success() && stderr(&o).contains("No/Such/Module.pm"), "{}", stderr(&o));
 }
