@@ -122,9 +122,17 @@ fn a_failing_test_moves_the_package_to_broken_and_test_skip_does_not_test() {
 
     // A package this machine cannot run is not tested under `native`.
     let out = dir.path().join("cross");
-    let other = if subdir() == "linux-aarch64" { "linux-64" } else { "linux-aarch64" };
+    let other = if subdir() == "linux-aarch64" {
+        "linux-64"
+    } else {
+        "linux-aarch64"
+    };
     let o = build_ok(&r, &out, &["--target-platform", other]);
-    assert!(stderr(&o).contains(&format!("not tested: built for {other}")), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("not tested: built for {other}")),
+        "{}",
+        stderr(&o)
+    );
 
     for flag in [&["--test", "skip"][..], &["--no-test"][..]] {
         let out = dir.path().join(format!("out{}", flag.len()));
@@ -404,5 +412,80 @@ fn perl_tests_load_modules_with_the_perl_of_the_test_environment() {
     assert!(stderr(&o).contains("1 test passed"), "{}", stderr(&o));
     fs::write(r.join("recipe.yaml"), text("No::Such::Module")).unwrap();
     let o = build(&r, &dir.path().join("out2"), &["-c", &channel]);
-    assert!(!o.status.success() && stderr(&o).contains("No/Such/Module.pm"), "{}", stderr(&o));
+    assert!(
+        !o.status.success() && stderr(&o).contains("No/Such/Module.pm"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn packages_with_rattler_build_style_tests_are_tested_and_a_failure_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    // A package as rattler-build writes it: `info/tests/tests.yaml` with a
+    // script whose content is one joined string, a bare-list script with
+    // its test files under etc/conda/test-files, and a failing last test.
+    let o = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            r#"
+import hashlib, io, json, tarfile
+payload = {
+  "share/rb.txt": "rb\n",
+  "etc/conda/test-files/rbstyle/1/data/expected.txt": "rb\n",
+}
+tests = """- script:
+    content: "test \\"$(cat $PREFIX/share/rb.txt)\\" = rb\\necho first-ran"
+- script:
+    content:
+    - cmp data/expected.txt $PREFIX/share/rb.txt
+    cwd: etc/conda/test-files/rbstyle/1
+  files:
+    source:
+    - data/
+- script:
+  - echo about to fail
+  - exit 3
+"""
+paths = [{"_path": p, "path_type": "hardlink", "sha256": hashlib.sha256(t.encode()).hexdigest(),
+          "size_in_bytes": len(t)} for p, t in payload.items()]
+files = dict(payload)
+files.update({
+  "info/index.json": json.dumps({"name": "rbstyle", "version": "2.0", "build": "h0_0", "build_number": 0,
+                                  "depends": [], "subdir": "noarch", "noarch": "generic"}),
+  "info/paths.json": json.dumps({"paths": paths, "paths_version": 1}),
+  "info/tests/tests.yaml": tests,
+})
+with tarfile.open("rbstyle-2.0-h0_0.tar.bz2", "w:bz2") as t:
+    for name, text in files.items():
+        data = text.encode()
+        info = tarfile.TarInfo(name); info.size = len(data); info.mode = 0o644
+        t.addfile(info, io.BytesIO(data))
+"#,
+        )
+        .current_dir(dir.path())
+        .run()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let empty = dir.path().join("empty");
+    fs::create_dir_all(empty.join("noarch")).unwrap();
+    fs::write(
+        empty.join("noarch/repodata.json"),
+        r#"{"packages":{},"packages.conda":{}}"#,
+    )
+    .unwrap();
+    let channel = url::Url::from_directory_path(&empty).unwrap().to_string();
+    let pkg = dir.path().join("rbstyle-2.0-h0_0.tar.bz2");
+    let o = kiln_test(&pkg, &channel, &[]);
+    let log = stderr(&o);
+    assert!(!o.status.success(), "{log}");
+    assert!(log.contains("first-ran") && log.contains("about to fail"), "{log}");
+    assert!(
+        log.contains("rbstyle-2.0-h0_0 test 2 (script) failed") && log.contains("exit 3"),
+        "{log}"
+    );
+    for i in ["0", "1"] {
+        let o = kiln_test(&pkg, &channel, &["--test-index", i]);
+        assert!(o.status.success(), "test {i}: {}", stderr(&o));
+    }
 }
