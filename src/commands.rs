@@ -152,7 +152,13 @@ fn register_secrets(planned: &plan::Plan) {
         .staging
         .iter()
         .filter_map(|s| s.script.as_ref())
-        .chain(planned.outputs.iter().filter_map(|p| p.output.build.script.as_ref()));
+        .chain(planned.outputs.iter().filter_map(|p| p.output.build.script.as_ref()))
+        .chain(planned.outputs.iter().flat_map(|p| {
+            p.output.tests.iter().filter_map(|t| match t {
+                crate::recipe::package_tests::PackageTest::Script(s) => Some(&s.script),
+                _ => None,
+            })
+        }));
     for script in scripts {
         for name in &script.secrets {
             if let Ok(v) = std::env::var(name) {

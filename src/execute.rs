@@ -67,25 +67,45 @@ pub fn build_all(plan_all: &Plan, opts: &BuildOptions) -> Result<Vec<PathBuf>> {
     crate::lock::remove_stale(&opts.output_dir.join("bld").join(".locks"));
     let mut stager = Stager::new(opts, &envs);
     let mut built: Vec<Built> = Vec::new();
-    // Tests that need a sibling output not built yet wait for it.
-    let mut waiting: Vec<(PathBuf, BTreeSet<String>)> = Vec::new();
+    // Tests wait until every variant of each sibling output they need is built.
+    let mut planned: BTreeMap<String, usize> = BTreeMap::new();
     for p in plan {
-        let b = build_one(p, opts, &mut stager, &envs)?;
-        let subdir: Subdir = p.subdir.parse().map_err(|e| miette!("{e}"))?;
-        envs.package_added(&[subdir])?;
-        let path = b.path.clone();
-        built.push(b);
-        let needs = siblings_needed(p, plan);
-        waiting.push((path, needs));
-        let done: BTreeSet<String> = built.iter().map(|b| b.name.clone()).collect();
-        let (ready, later): (Vec<_>, Vec<_>) = waiting.into_iter().partition(|(_, needs)| needs.is_subset(&done));
-        waiting = later;
-        for (path, _) in ready {
-            crate::testing::after_build(&path, opts, &envs)?;
-        }
+        *planned
+            .entry(p.output.package.name.as_normalized().to_string())
+            .or_default() += 1;
     }
-    for (path, _) in waiting {
-        crate::testing::after_build(&path, opts, &envs)?;
+    let mut waiting: Vec<Waiting> = Vec::new();
+    let result = (|| -> Result<()> {
+        for p in plan {
+            let b = build_one(p, opts, &mut stager, &envs)?;
+            let subdir: Subdir = p.subdir.parse().map_err(|e| miette!("{e}"))?;
+            envs.package_added(&[subdir])?;
+            waiting.push(Waiting {
+                path: b.path.clone(),
+                needs: siblings_needed(p, plan),
+                not_here: not_testable_here(p, plan, opts),
+            });
+            built.push(b);
+            let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+            for b in &built {
+                *count.entry(b.name.as_str()).or_default() += 1;
+            }
+            let done = |n: &String| count.get(n.as_str()) == planned.get(n);
+            while let Some(i) = waiting.iter().position(|w| w.needs.iter().all(done)) {
+                let w = waiting.remove(i);
+                crate::testing::after_build(&w.path, opts, &envs, w.not_here.as_deref())?;
+            }
+        }
+        while !waiting.is_empty() {
+            let w = waiting.remove(0);
+            crate::testing::after_build(&w.path, opts, &envs, w.not_here.as_deref())?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        // Packages whose tests never ran must not stay in the channel.
+        withdraw_untested(&waiting, opts);
+        return Err(e);
     }
     ui::step("channel", "indexing");
     crate::channel::index(&opts.output_dir, &subdirs)?;
@@ -93,25 +113,85 @@ pub fn build_all(plan_all: &Plan, opts: &BuildOptions) -> Result<Vec<PathBuf>> {
     Ok(built.into_iter().map(|b| b.path).collect())
 }
 
-/// Names of other outputs of this recipe that `p`'s run requirements or
-/// test requirements name (its tests need them built).
+/// A built package whose tests have not run yet.
+struct Waiting {
+    path: PathBuf,
+    /// Sibling outputs (by name) that must all be built first.
+    needs: BTreeSet<String>,
+    /// Why this machine cannot test it, if so.
+    not_here: Option<String>,
+}
+
+/// The package name a spec names, if it names one exactly.
+fn spec_name(spec: &str) -> Option<String> {
+    rattler_conda_types::MatchSpec::from_str(spec, rattler_conda_types::ParseStrictness::Lenient)
+        .ok()
+        .and_then(|m| m.name.as_exact().map(|n| n.as_normalized().to_string()))
+}
+
+/// Names of other outputs of this recipe that `p`'s run requirements,
+/// test requirements or downstream tests name (its tests need them built).
 fn siblings_needed(p: &PlannedOutput, plan: &[PlannedOutput]) -> BTreeSet<String> {
+    use crate::recipe::package_tests::PackageTest;
     let mut specs: Vec<String> = p.output.requirements.run.iter().map(|d| d.spec.clone()).collect();
     for t in &p.output.tests {
-        if let crate::recipe::package_tests::PackageTest::Script(s) = t {
-            specs.extend(s.requirements.run.iter().cloned());
+        match t {
+            PackageTest::Script(s) => specs.extend(s.requirements.run.iter().cloned()),
+            PackageTest::Downstream(d) => specs.push(d.clone()),
+            _ => {}
         }
     }
     let own = p.output.package.name.as_normalized();
+    let names: BTreeSet<String> = specs.iter().filter_map(|s| spec_name(s)).collect();
     plan.iter()
         .map(|o| o.output.package.name.as_normalized().to_string())
-        .filter(|n| {
-            n != own
-                && specs
-                    .iter()
-                    .any(|s| s.split([' ', '=', '<', '>', '[']).next() == Some(n.as_str()))
-        })
+        .filter(|n| n != own && names.contains(n))
         .collect()
+}
+
+/// A noarch output tested on this (build) machine while cross-compiling
+/// would get its arch-specific siblings for the wrong platform.
+fn not_testable_here(p: &PlannedOutput, plan: &[PlannedOutput], opts: &BuildOptions) -> Option<String> {
+    if p.subdir != "noarch" || opts.platforms.host == opts.platforms.build {
+        return None;
+    }
+    let needs = siblings_needed(p, plan);
+    let arch_sibling = plan
+        .iter()
+        .find(|o| o.subdir != "noarch" && needs.contains(o.output.package.name.as_normalized()))?;
+    Some(format!(
+        "it needs {}, built for {}, which this {} machine cannot run",
+        arch_sibling.output.package.name.as_normalized(),
+        arch_sibling.subdir,
+        opts.platforms.build
+    ))
+}
+
+/// Move packages whose tests never ran (the build stopped first) out of
+/// the channel, into `<output>/broken/`, and re-index.
+fn withdraw_untested(waiting: &[Waiting], opts: &BuildOptions) {
+    if waiting.is_empty() || opts.test == crate::testing::Strategy::Skip {
+        return;
+    }
+    let broken = opts.output_dir.join("broken");
+    let _ = fs_err::create_dir_all(&broken);
+    let mut subdirs = Vec::new();
+    for w in waiting {
+        let Some(name) = w.path.file_name() else { continue };
+        if fs_err::rename(&w.path, broken.join(name)).is_ok() {
+            tracing::warn!(
+                "{}: not tested because the build stopped; moved to {}",
+                name.to_string_lossy(),
+                broken.display()
+            );
+        }
+        if let Some(s) = w.path.parent().and_then(|p| p.file_name()).and_then(|s| s.to_str()) {
+            if let Ok(sub) = s.parse::<Subdir>() {
+                subdirs.push(sub);
+            }
+        }
+    }
+    let _ = crate::channel::index(&opts.output_dir, &subdirs);
 }
 
 fn inherits_transitively(recipe: &Recipe, from: Option<&str>, target: &str) -> bool {
@@ -180,7 +260,7 @@ fn build_one(p: &PlannedOutput, opts: &BuildOptions, stager: &mut Stager, envs: 
     let noarch_python = output.build.noarch.is_python();
     for test in &output.tests {
         if let crate::recipe::package_tests::PackageTest::PackageContents(c) = test {
-            if let Err(problems) = crate::testing::contents::check(c, &listed, noarch_python) {
+            if let Err(problems) = crate::testing::contents::check(c, &listed, noarch_python, opts.platforms.target) {
                 let at = c.span.map(|s| recipe.file.location(&s)).unwrap_or_else(|| id.clone());
                 return Err(miette!(
                     help = "fix the recipe's `files` or the test",
@@ -192,8 +272,16 @@ fn build_one(p: &PlannedOutput, opts: &BuildOptions, stager: &mut Stager, envs: 
     }
     // Stored tests, and the files they ship inside the package.
     let name = output.package.name.as_normalized().to_string();
-    let (tests, shipped) = crate::testing::stored::stored_form(recipe, &output.tests, &name)?;
-    let test_files = crate::testing::stored::ship_files(recipe, &name, &shipped, &dirs.work_dir, &dirs.host_prefix)?;
+    let (mut tests, shipped) = crate::testing::stored::stored_form(recipe, &output.tests, &name)?;
+    tests.iter_mut().for_each(crate::redact::mask_json);
+    let test_files = crate::testing::stored::ship_files(
+        recipe,
+        &name,
+        &shipped,
+        &dirs.work_dir,
+        &dirs.host_prefix,
+        &opts.output_dir,
+    )?;
     files.extend(test_files.iter().cloned());
     files.sort();
 

@@ -37,6 +37,7 @@ pub fn run(args: TestArgs) -> Result<()> {
         envs: &LazyEnvironments::new(&[], scratch.path(), vec![], true),
         build_platform: current,
         dir: bench_dir.clone(),
+        forward_secrets: false,
     };
     let (subject, _) = testing::subject(&file, &probe)?;
     let subdir: Subdir = subject
@@ -67,22 +68,38 @@ pub fn run(args: TestArgs) -> Result<()> {
         envs: &envs,
         build_platform: current,
         dir: bench_dir,
+        forward_secrets: false,
     };
     let started = std::time::Instant::now();
     let outcome = testing::test_package(&file, &bench, args.test_index)?;
     crate::ui::finish();
     match outcome.failed {
-        Some(why) => Err(miette!("{why}")),
-        None if outcome.passed == 0 => Err(miette!(
+        Some(why) => {
+            // Kept for a look: the test's environment, script and log.
+            let kept = scratch.keep();
+            Err(miette!(
+                help = format!(
+                    "the test's environment and log (conda_build.log) are in {}",
+                    kept.display()
+                ),
+                "{why}"
+            ))
+        }
+        None if outcome.passed + outcome.skipped == 0 => Err(miette!(
             "{} has no tests (no `info/tests/tests.yaml`, no conda-build `info/test/`)",
             subject.label
         )),
         None => {
             eprintln!(
-                "✔ {}: {} test{} passed in {:.2} s",
+                "✔ {}: {} test{} passed{} in {:.2} s",
                 subject.label,
                 outcome.passed,
                 if outcome.passed == 1 { "" } else { "s" },
+                if outcome.skipped > 0 {
+                    format!(", {} skipped", outcome.skipped)
+                } else {
+                    String::new()
+                },
                 started.elapsed().as_secs_f64()
             );
             Ok(())

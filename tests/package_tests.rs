@@ -489,3 +489,113 @@ with tarfile.open("rbstyle-2.0-h0_0.tar.bz2", "w:bz2") as t:
         assert!(o.status.success(), "test {i}: {}", stderr(&o));
     }
 }
+
+#[test]
+fn test_secrets_reach_only_tests_of_packages_built_here_and_stay_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = write_recipe(
+        dir.path(),
+        "secretive",
+        "package: {name: secretive, version: '1.0'}\nbuild:\n  script: [mkdir -p $PREFIX/share, touch $PREFIX/share/s]\ntests:\n  - script:\n      content:\n        - test \"${#KILN_TEST_TOKEN}\" = 16\n        - echo \"token is $KILN_TEST_TOKEN\"\n      secrets: [KILN_TEST_TOKEN]\n    files:\n      recipe: ['*.txt']\n",
+    );
+    fs::write(r.join("notes.txt"), "shipped\n").unwrap();
+    // The output directory inside the recipe directory is not shipped.
+    let out = r.join("output");
+    fs::create_dir_all(out.join("stale")).unwrap();
+    fs::write(out.join("stale/old.txt"), "not shipped\n").unwrap();
+    let o = build_with_env(&r, &out, &[], &[("KILN_TEST_TOKEN", "tok-s3cr3t-value")]);
+    let log = stderr(&o);
+    assert!(o.status.success(), "{log}");
+    assert!(
+        log.contains("1 test passed") && !log.contains("tok-s3cr3t-value"),
+        "{log}"
+    );
+    let pkg = packages(&out)
+        .into_iter()
+        .find(|p| !p.starts_with(out.join("broken")))
+        .unwrap();
+    let x = extract(&pkg);
+    let files = content_files(x.path());
+    assert!(files.iter().any(|f| f.ends_with("/0/notes.txt")), "{files:?}");
+    assert!(!files.iter().any(|f| f.contains("old.txt")), "{files:?}");
+    assert!(files_containing(x.path(), "tok-s3cr3t-value").is_empty());
+
+    // `kiln test` does not hand the caller's variables to a package that names them.
+    let empty = dir.path().join("empty");
+    fs::create_dir_all(empty.join("noarch")).unwrap();
+    fs::write(
+        empty.join("noarch/repodata.json"),
+        r#"{"packages":{},"packages.conda":{}}"#,
+    )
+    .unwrap();
+    let o = kiln()
+        .env("KILN_TEST_TOKEN", "tok-s3cr3t-value")
+        .args(["test", "--package-file"])
+        .arg(&pkg)
+        .args(["-c", url::Url::from_directory_path(&empty).unwrap().as_ref()])
+        .run()
+        .unwrap();
+    let log = stderr(&o);
+    assert!(
+        !o.status.success(),
+        "the test needs the token, which is not forwarded: {log}"
+    );
+    assert!(
+        log.contains("not forwarding the secrets it names (KILN_TEST_TOKEN)"),
+        "{log}"
+    );
+}
+
+#[test]
+fn packages_waiting_for_a_sibling_leave_the_channel_when_the_build_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = write_recipe(
+        dir.path(),
+        "pair",
+        "recipe: {name: pair, version: '1.0'}\noutputs:\n  - package: {name: first}\n    build:\n      script: [mkdir -p $PREFIX/share, touch $PREFIX/share/first]\n    tests:\n      - script: [test -e $PREFIX/share/second]\n        requirements:\n          run: [second]\n  - package: {name: second}\n    build:\n      script: [exit 1]\n",
+    );
+    let out = dir.path().join("out");
+    let o = build(&r, &out, &[]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("not tested because the build stopped"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(out.join("broken/first-1.0-hb0f4dca_0.conda").is_file());
+    assert!(repodata_names(&out).is_empty(), "{:?}", repodata_names(&out));
+}
+
+#[test]
+fn tests_that_check_nothing_or_pin_in_requirements_are_located_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, tests, at, message) in [
+        (
+            "emptypy",
+            "  - python:\n      imports: []\n      pip_check: false\n",
+            "recipe.yaml:6:",
+            "checks nothing",
+        ),
+        (
+            "emptyperl",
+            "  - perl:\n      uses: []\n",
+            "recipe.yaml:6:",
+            "checks nothing",
+        ),
+        (
+            "pinned",
+            "  - script: [true]\n    requirements:\n      run: [\"${{ pin_subpackage('pinned', exact=True) }}\"]\n",
+            "recipe.yaml:7:",
+            "pin functions in test requirements are not supported yet",
+        ),
+    ] {
+        let r = write_recipe(
+            dir.path(),
+            name,
+            &format!("package: {{name: {name}, version: '1.0'}}\nbuild:\n  script: [true]\ntests:\n{tests}"),
+        );
+        let out = dir.path().join(format!("out-{name}"));
+        let o = build(&r, &out, &[]);
+        assert_failed_with(&o, &out, &[at, message]);
+    }
+}

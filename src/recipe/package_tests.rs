@@ -211,6 +211,13 @@ impl Reader<'_> {
 
     /// A match spec of a test requirement, read as conda reads it.
     fn test_spec(&self, spec: &str, span: &Span) -> PResult<String> {
+        if spec.starts_with('{') {
+            // The JSON a pin function rendered to.
+            return Err(self
+                .file
+                .error(span, "pin functions in test requirements are not supported yet", "here")
+                .with_help("name the package instead (the package under test is pinned exactly anyway)"));
+        }
         let strict = rattler_conda_types::ParseStrictness::Strict;
         if rattler_conda_types::MatchSpec::from_str(spec, strict).is_ok() {
             return Ok(spec.to_string());
@@ -240,15 +247,29 @@ impl Reader<'_> {
                 }
             }
         }
+        if test.imports.is_empty() && !test.pip_check {
+            return Err(self.file.error(
+                &node.span,
+                "this python test checks nothing",
+                "no `imports` and `pip_check: false`",
+            ));
+        }
         Ok(test)
     }
 
     fn language_test(&self, node: &RNode, kind: &str, key: &str) -> PResult<LanguageTest> {
         let entries = self.map(node, &format!("{kind} test"), &[key])?;
-        let names = match entries.first() {
+        let names: Vec<String> = match entries.first() {
             Some((_, v)) => self.string_list(v, key)?.into_iter().map(|(s, _)| s).collect(),
             None => Vec::new(),
         };
+        if names.is_empty() {
+            return Err(self.file.error(
+                &node.span,
+                format!("this {kind} test checks nothing"),
+                format!("`{key}` lists nothing"),
+            ));
+        }
         Ok(LanguageTest { names })
     }
 

@@ -11,7 +11,13 @@ use crate::recipe::model::Glob;
 use crate::recipe::package_tests::{ContentsTest, Presence};
 
 /// What a failed check says, one line per problem.
-pub fn check(test: &ContentsTest, paths: &[String], noarch_python: bool) -> std::result::Result<(), Vec<String>> {
+pub fn check(
+    test: &ContentsTest,
+    paths: &[String],
+    noarch_python: bool,
+    target: rattler_conda_types::Subdir,
+) -> std::result::Result<(), Vec<String>> {
+    let macos = target.is_osx();
     let mut problems = Vec::new();
     let mut allowed: Vec<GlobMatcher> = Vec::new();
     let kinds: [(&str, &Presence); 5] = [
@@ -28,7 +34,7 @@ pub fn check(test: &ContentsTest, paths: &[String], noarch_python: bool) -> std:
             .map(|g| (g, true))
             .chain(presence.not_exists.iter().map(|g| (g, false)))
         {
-            let patterns = candidates(kind, &glob.pattern, noarch_python);
+            let patterns = candidates(kind, &glob.pattern, noarch_python, macos);
             let matchers = match compile(&patterns) {
                 Ok(m) => m,
                 Err(e) => {
@@ -78,7 +84,7 @@ pub fn check(test: &ContentsTest, paths: &[String], noarch_python: bool) -> std:
 }
 
 /// The path globs a `kind` entry stands for.
-fn candidates(kind: &str, glob: &str, noarch_python: bool) -> Vec<String> {
+fn candidates(kind: &str, glob: &str, noarch_python: bool, macos: bool) -> Vec<String> {
     let glob = glob.trim_start_matches("./");
     let last = glob.rsplit('/').next().unwrap_or(glob);
     let has_ext = last.contains('.');
@@ -90,9 +96,14 @@ fn candidates(kind: &str, glob: &str, noarch_python: bool) -> Vec<String> {
             format!("include/{glob}.hpp"),
         ],
         "bin" => vec![format!("bin/{glob}")],
-        "lib" if glob.ends_with(".so") || glob.ends_with(".a") || glob.ends_with(".dylib") || glob.contains(".so.") => {
-            vec![format!("lib/{glob}")]
-        }
+        // A name with an extension (`libz.a`, `pkgconfig/z.pc`) is taken as written.
+        "lib" if has_ext => vec![format!("lib/{glob}")],
+        "lib" if macos => vec![
+            format!("lib/{glob}.dylib"),
+            format!("lib/lib{glob}.dylib"),
+            format!("lib/{glob}.*.dylib"),
+            format!("lib/lib{glob}.*.dylib"),
+        ],
         "lib" => vec![
             format!("lib/{glob}.so"),
             format!("lib/lib{glob}.so"),
@@ -144,7 +155,7 @@ pub fn validate(test: &ContentsTest) -> std::result::Result<(), (String, &Glob)>
     ];
     for (kind, presence) in kinds {
         for glob in presence.exists.iter().chain(&presence.not_exists) {
-            compile(&candidates(kind, &glob.pattern, false))
+            compile(&candidates(kind, &glob.pattern, false, false))
                 .map_err(|e| (format!("invalid `{kind}` glob `{}`: {e}", glob.pattern), glob))?;
         }
     }
@@ -193,10 +204,11 @@ mod tests {
             strict: true,
             ..Default::default()
         };
-        assert_eq!(check(&test, &paths, false), Ok(()));
+        let linux = rattler_conda_types::Subdir::Linux64;
+        assert_eq!(check(&test, &paths, false, linux), Ok(()));
         let mut more = paths.clone();
         more.push("share/extra.txt".into());
-        let err = check(&test, &more, false).unwrap_err();
+        let err = check(&test, &more, false, linux).unwrap_err();
         assert!(err[0].contains("share/extra.txt"), "{err:?}");
         let missing = ContentsTest {
             include: Presence {
@@ -205,6 +217,11 @@ mod tests {
             },
             ..Default::default()
         };
-        assert!(check(&missing, &paths, false).unwrap_err()[0].contains("include/nope.h"));
+        assert!(check(&missing, &paths, false, linux).unwrap_err()[0].contains("include/nope.h"));
+        assert_eq!(
+            candidates("lib", "pkgconfig/z.pc", false, false),
+            vec!["lib/pkgconfig/z.pc"]
+        );
+        assert_eq!(candidates("lib", "z", false, true)[1], "lib/libz.dylib");
     }
 }

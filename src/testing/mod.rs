@@ -39,6 +39,8 @@ pub fn check(recipe: &crate::recipe::Recipe, test: &crate::recipe::package_tests
     use crate::recipe::package_tests::PackageTest;
     match test {
         PackageTest::Script(t) => {
+            // Secrets must be set now, not after the whole build.
+            crate::build::script::secrets(recipe, &t.script)?;
             if let ScriptBody::File { file } = &t.script.body {
                 if !recipe.dir.join(file).is_file() {
                     miette::bail!(
@@ -69,6 +71,8 @@ pub fn check(recipe: &crate::recipe::Recipe, test: &crate::recipe::package_tests
 pub struct Outcome {
     /// How many tests ran (and passed).
     pub passed: usize,
+    /// Downstream tests that could not run (said as they were skipped).
+    pub skipped: usize,
     /// The first failing test, described.
     pub failed: Option<String>,
 }
@@ -125,6 +129,7 @@ pub fn test_package(file: &Path, bench: &Bench, only: Option<usize>) -> Result<O
     }
     let mut outcome = Outcome {
         passed: 0,
+        skipped: 0,
         failed: None,
     };
     for (i, test) in tests.iter().enumerate() {
@@ -133,10 +138,11 @@ pub fn test_package(file: &Path, bench: &Bench, only: Option<usize>) -> Result<O
         }
         let result = match test {
             Stored::Downstream(spec) => downstream(bench, &subject, i, spec),
-            _ => run::run(bench, &subject, i, test, &[]),
+            _ => run::run(bench, &subject, i, test, &[]).map(|()| true),
         };
         match result {
-            Ok(()) => outcome.passed += 1,
+            Ok(true) => outcome.passed += 1,
+            Ok(false) => outcome.skipped += 1,
             Err(Failure::Failed(why)) => {
                 outcome.failed = Some(why);
                 return Ok(outcome);
@@ -154,12 +160,17 @@ pub fn after_build(
     package: &Path,
     opts: &crate::build::BuildOptions,
     envs: &crate::environment::LazyEnvironments,
+    not_here: Option<&str>,
 ) -> Result<()> {
     let name = package
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     if opts.test == Strategy::Skip {
+        return Ok(());
+    }
+    if let Some(why) = not_here {
+        crate::ui::print_line(&format!("  {name}: not tested: {why}"));
         return Ok(());
     }
     let subdir = package
@@ -179,14 +190,24 @@ pub fn after_build(
         envs,
         build_platform: opts.platforms.build,
         dir: opts.output_dir.join("test").join(stem),
+        forward_secrets: true,
     };
     let started = std::time::Instant::now();
     let problem = match test_package(package, &bench, None) {
-        Ok(Outcome { failed: None, passed }) => {
-            if passed > 0 {
+        Ok(Outcome {
+            failed: None,
+            passed,
+            skipped,
+        }) => {
+            if passed + skipped > 0 {
                 crate::ui::print_line(&format!(
-                    "✔ {name}: {passed} test{} passed in {:.2} s",
+                    "✔ {name}: {passed} test{} passed{} in {:.2} s",
                     if passed == 1 { "" } else { "s" },
+                    if skipped > 0 {
+                        format!(", {skipped} skipped")
+                    } else {
+                        String::new()
+                    },
                     started.elapsed().as_secs_f64()
                 ));
             }
@@ -214,8 +235,9 @@ pub fn after_build(
 
 /// A downstream test: solve the downstream package together with this one;
 /// when that works, run the downstream package's own tests (not its
-/// downstream tests) with this package pinned. Unsolvable: skipped.
-fn downstream(bench: &Bench, subject: &Subject, index: usize, spec: &str) -> std::result::Result<(), Failure> {
+/// downstream tests) with this package pinned. `Ok(false)`: skipped
+/// (unsolvable, or the downstream package has no tests), with a warning.
+fn downstream(bench: &Bench, subject: &Subject, index: usize, spec: &str) -> std::result::Result<bool, Failure> {
     let label = format!("{} test {index} (downstream {spec})", subject.label);
     let target = match subject.subdir.as_str() {
         "noarch" => bench.build_platform,
@@ -223,7 +245,7 @@ fn downstream(bench: &Bench, subject: &Subject, index: usize, spec: &str) -> std
     };
     let Some(records) = run::solve(bench, &label, target, &[spec.to_string(), subject.pin()])? else {
         tracing::warn!("{label}: skipped, `{spec}` cannot be installed together with this package");
-        return Ok(());
+        return Ok(false);
     };
     let name = MatchSpec::from_str(spec, ParseStrictness::Lenient)
         .ok()
@@ -252,16 +274,23 @@ fn downstream(bench: &Bench, subject: &Subject, index: usize, spec: &str) -> std
         envs: bench.envs,
         build_platform: bench.build_platform,
         dir: bench.dir.join(format!("{index}-downstream")),
+        forward_secrets: false,
     };
     let tests = stored::read(&extracted)?;
-    if tests.is_empty() {
-        tracing::warn!("{label}: {} has no tests to run", downstream.label);
+    let runnable: Vec<(usize, &Stored)> = tests
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| !matches!(t, Stored::Downstream(_)))
+        .collect();
+    if runnable.is_empty() {
+        tracing::warn!("{label}: skipped, {} has no tests to run", downstream.label);
+        return Ok(false);
     }
-    for (i, test) in tests.iter().enumerate() {
-        if matches!(test, Stored::Downstream(_)) {
-            continue;
-        }
-        run::run(&sub, &downstream, i, test, &[subject.pin()])?;
+    for (i, test) in runnable {
+        run::run(&sub, &downstream, i, test, &[subject.pin()]).map_err(|f| match f {
+            Failure::Failed(why) => Failure::Failed(format!("{label}: {why}")),
+            other => other,
+        })?;
     }
-    Ok(())
+    Ok(true)
 }

@@ -56,6 +56,10 @@ pub struct Bench<'a> {
     pub build_platform: Subdir,
     /// Scratch directory for this package's test environments.
     pub dir: PathBuf,
+    /// Forward the `secrets` a stored test names. Only for packages this
+    /// run built from the recipe: a package from elsewhere must not get to
+    /// read the caller's tokens by naming them.
+    pub forward_secrets: bool,
 }
 
 /// Why a test did not pass.
@@ -114,10 +118,15 @@ pub fn run(
             } else {
                 Some(install(bench, &label, bench.build_platform, build, &dir.join("build"))?)
             };
-            let workdir = match cwd {
-                Some(c) if prefix.join(c).is_dir() => prefix.join(c),
-                _ => dir.join("cwd"),
-            };
+            // A copy of the shipped test files: the installed ones are hard
+            // links into the shared package cache, which a test must not change.
+            let workdir = dir.join("cwd");
+            if let Some(c) = cwd {
+                match crate::disk::resolve_within(&prefix, Path::new(c)) {
+                    Some(rel) if prefix.join(&rel).is_dir() => crate::disk::copy_tree(&prefix.join(rel), &workdir)?,
+                    _ => tracing::warn!("{label}: its working directory {c} is not in the test environment"),
+                }
+            }
             let body = match interpreter.as_str() {
                 "bash" | "" => body.clone(),
                 other => {
@@ -142,7 +151,17 @@ pub fn run(
                 &dir,
             );
             vars.extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
-            let secrets = read_secrets(&label, secrets)?;
+            let secrets = if bench.forward_secrets {
+                read_secrets(&label, secrets)?
+            } else {
+                if !secrets.is_empty() {
+                    tracing::warn!(
+                        "{label}: not forwarding the secrets it names ({}): kiln forwards secrets only to tests of packages it just built",
+                        secrets.join(", ")
+                    );
+                }
+                BTreeMap::new()
+            };
             execute(
                 &label,
                 &body,
@@ -233,7 +252,18 @@ pub fn run(
             )
         }
         Stored::Legacy { dir: info_test, deps } => {
-            let prefix = install(bench, &label, target, &with(deps), &dir.join("run"))?;
+            // As conda-build: the interpreters its test files need.
+            let mut deps = deps.clone();
+            for (file, package) in [("run_test.py", "python"), ("run_test.pl", "perl")] {
+                if info_test.join(file).is_file()
+                    && !deps
+                        .iter()
+                        .any(|d| d.split([' ', '=', '<', '>']).next() == Some(package))
+                {
+                    deps.push(package.to_string());
+                }
+            }
+            let prefix = install(bench, &label, target, &with(&deps), &dir.join("run"))?;
             let cwd = dir.join("cwd");
             crate::disk::copy_tree(info_test, &cwd)?;
             let mut body = String::new();

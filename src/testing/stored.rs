@@ -211,8 +211,8 @@ fn parse(pkg: &Path, v: &Value) -> std::result::Result<Option<Stored>, String> {
         let mut cwd = None;
         let body = match script {
             // A bare string is a file in the package, or a command.
-            Value::String(s) => match pkg.join(s) {
-                p if p.is_file() && !s.contains('\n') => std::fs::read_to_string(p).map_err(|e| e.to_string())?,
+            Value::String(s) => match crate::disk::safe_join(pkg, Path::new(s)) {
+                Some(p) if p.is_file() && !s.contains('\n') => std::fs::read_to_string(p).map_err(|e| e.to_string())?,
                 _ => s.clone(),
             },
             Value::Array(_) => strings(script).join("\n"),
@@ -228,10 +228,17 @@ fn parse(pkg: &Path, v: &Value) -> std::result::Result<Option<Stored>, String> {
                 }
                 secrets = m.get("secrets").map(strings).unwrap_or_default();
                 cwd = m.get("cwd").and_then(Value::as_str).map(str::to_string);
+                if let Some(c) = &cwd {
+                    if crate::disk::safe_join(Path::new("/"), Path::new(c)).is_none() {
+                        return Err(format!("`cwd` {c} leaves the test environment"));
+                    }
+                }
                 match (m.get("content"), m.get("file")) {
                     (Some(c), _) => strings(c).join("\n"),
                     (None, Some(Value::String(f))) => {
-                        std::fs::read_to_string(pkg.join(f)).map_err(|e| format!("script file {f}: {e}"))?
+                        let path = crate::disk::safe_join(pkg, Path::new(f))
+                            .ok_or_else(|| format!("script file {f} is outside the package"))?;
+                        std::fs::read_to_string(path).map_err(|e| format!("script file {f}: {e}"))?
                     }
                     _ => return Err("a script test has neither `content` nor `file`".into()),
                 }
@@ -280,21 +287,29 @@ fn parse(pkg: &Path, v: &Value) -> std::result::Result<Option<Stored>, String> {
 }
 
 /// Copy the files a script test ships (`files.source` from `work_dir`,
-/// `files.recipe` from the recipe directory) into `prefix` at
-/// [`files_dir`]; returns their paths relative to `prefix`.
+/// `files.recipe` from the recipe directory, walked as `info/recipe` is:
+/// hidden and git-ignored files and the output directory left out, the
+/// recipe file masked) into `prefix` at [`files_dir`]; returns their paths
+/// relative to `prefix`.
 pub fn ship_files(
     recipe: &Recipe,
     name: &str,
     shipped: &[(usize, &TestFiles)],
     work_dir: &Path,
     prefix: &Path,
+    output_dir: &Path,
 ) -> Result<Vec<PathBuf>> {
     use crate::package::glob::Selector;
     use crate::recipe::model::FileFilter;
     let mut out = Vec::new();
+    let recipe_file = std::fs::canonicalize(&recipe.file.path).unwrap_or_else(|_| recipe.file.path.clone());
+    let output_dir = std::fs::canonicalize(output_dir).unwrap_or_else(|_| output_dir.to_path_buf());
     for (index, files) in shipped {
         let dest = PathBuf::from(files_dir(name, *index));
-        for (root, globs) in [(work_dir, &files.source), (recipe.dir.as_path(), &files.recipe)] {
+        for (root, globs, from_recipe) in [
+            (work_dir, &files.source, false),
+            (recipe.dir.as_path(), &files.recipe, true),
+        ] {
             if globs.is_empty() {
                 continue;
             }
@@ -304,9 +319,24 @@ pub fn ship_files(
             };
             let mut selector =
                 Selector::new(&filter).map_err(|(msg, g)| miette!("{}: {msg}", recipe.file.location(&g.span)))?;
-            for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
+            // The work directory lives in the output directory; only a recipe
+            // walk must not descend into it.
+            let skip = from_recipe.then(|| output_dir.clone());
+            let walker = ignore::WalkBuilder::new(root)
+                .standard_filters(false)
+                .hidden(from_recipe)
+                .git_ignore(from_recipe)
+                .require_git(false)
+                .follow_links(false)
+                .sort_by_file_name(|a, b| a.cmp(b))
+                .filter_entry(move |e| match &skip {
+                    Some(skip) => std::fs::canonicalize(e.path()).map_or(true, |p| !p.starts_with(skip)),
+                    None => true,
+                })
+                .build();
+            for entry in walker {
                 let entry = entry.into_diagnostic()?;
-                if entry.file_type().is_dir() {
+                if entry.file_type().is_some_and(|t| t.is_dir()) {
                     continue;
                 }
                 let rel = entry.path().strip_prefix(root).into_diagnostic()?;
@@ -314,7 +344,15 @@ pub fn ship_files(
                     continue;
                 }
                 let target = dest.join(rel);
-                crate::disk::copy_file(entry.path(), &prefix.join(&target))?;
+                let canonical = std::fs::canonicalize(entry.path()).unwrap_or_else(|_| entry.path().to_path_buf());
+                if from_recipe && canonical == recipe_file {
+                    let text = fs_err::read_to_string(entry.path()).into_diagnostic()?;
+                    let to = prefix.join(&target);
+                    fs_err::create_dir_all(to.parent().expect("inside the prefix")).into_diagnostic()?;
+                    fs_err::write(&to, crate::redact::mask(&text).as_bytes()).into_diagnostic()?;
+                } else {
+                    crate::disk::copy_file(entry.path(), &prefix.join(&target))?;
+                }
                 out.push(target);
             }
             if let Some(g) = selector.unmatched().into_iter().next() {
