@@ -255,6 +255,20 @@ fn build_one(p: &PlannedOutput, opts: &BuildOptions, stager: &mut Stager, envs: 
     if files.is_empty() {
         tracing::warn!("{id}: the package contains no files");
     }
+    // Run paths inside the prefix become `$ORIGIN`-relative.
+    let relinked = package::relink::relink(
+        &dirs.host_prefix,
+        &dirs.build_prefix,
+        &files,
+        &output.build.dynamic_linking,
+    )
+    .map_err(|e| e.wrap_err(id.clone()))?;
+    for r in &relinked {
+        tracing::debug!("{id}: {}: run path {} → {}", r.file.display(), r.old, r.new);
+    }
+    if !relinked.is_empty() {
+        tracing::info!("{id}: rewrote the run paths of {} file(s)", relinked.len());
+    }
     // `package_contents` tests see the files the recipe selected.
     let listed: Vec<String> = files.iter().map(|f| f.to_string_lossy().into_owned()).collect();
     let noarch_python = output.build.noarch.is_python();

@@ -252,9 +252,10 @@ fn cases() -> Vec<Case> {
             expect: Located("3:3", "not supported yet"),
         },
         Case {
-            key: "build.dynamic_linking",
-            recipe: "package: {name: walk, version: '1.0'}\nbuild:\n  dynamic_linking: {rpaths: [lib/]}\n",
-            expect: Located("3:3", "not supported yet"),
+            // rpaths, rpath_allowlist, binary_relocation: tests/relocation.rs.
+            key: "build.dynamic_linking (linking checks)",
+            recipe: "package: {name: walk, version: '1.0'}\nbuild:\n  dynamic_linking: {rpaths: [lib/], overlinking_behavior: error}\n",
+            expect: Located("3:37", "`dynamic_linking.overlinking_behavior` is not supported yet"),
         },
         Case {
             key: "build.prefix_detection",

@@ -4,6 +4,7 @@ pub mod archive;
 pub mod contents;
 pub mod glob;
 pub mod metadata;
+pub mod relink;
 pub mod select;
 
 use std::collections::BTreeSet;

@@ -314,5 +314,6 @@ pub(super) fn finish_build(own: BuildSection, top: BuildSection) -> Build {
             own.always_include_files
         },
         variant: own.variant.or(top.variant).unwrap_or_default(),
+        dynamic_linking: own.dynamic_linking.or(top.dynamic_linking).unwrap_or_default(),
     }
 }

@@ -374,6 +374,42 @@ pub struct BuildSection {
     pub always_include_files: Vec<Glob>,
     /// `build.variant`.
     pub variant: Option<VariantKeys>,
+    /// `build.dynamic_linking`.
+    pub dynamic_linking: Option<DynamicLinking>,
+}
+
+/// `build.dynamic_linking`: how ELF run paths are rewritten.
+#[derive(Debug, Clone, Serialize)]
+pub struct DynamicLinking {
+    /// Run path directories relative to the prefix (default `lib/`).
+    pub rpaths: Vec<String>,
+    /// Which files get their run paths rewritten: all, none, or those matching globs.
+    pub binary_relocation: BinaryRelocation,
+    /// Run path entries outside the prefix that are kept (globs).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rpath_allowlist: Vec<Glob>,
+}
+
+impl Default for DynamicLinking {
+    fn default() -> Self {
+        Self {
+            rpaths: vec!["lib/".to_string()],
+            binary_relocation: BinaryRelocation::All,
+            rpath_allowlist: Vec::new(),
+        }
+    }
+}
+
+/// `dynamic_linking.binary_relocation`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum BinaryRelocation {
+    /// `true` (the default).
+    All,
+    /// `false`.
+    None,
+    /// Only files matching these globs.
+    Only(Vec<Glob>),
 }
 
 /// `build.variant`: how an output's used variant keys are adjusted.
@@ -429,6 +465,8 @@ pub struct Build {
     /// Span of `noarch`, when set.
     #[serde(skip)]
     pub noarch_span: Option<Span>,
+    /// Run path rewriting.
+    pub dynamic_linking: DynamicLinking,
 }
 
 /// The `about` section.

@@ -66,6 +66,7 @@ impl Reader<'_> {
                 }
                 "always_include_files" => b.always_include_files = self.globs(v, "always_include_files")?,
                 "variant" => b.variant = Some(self.variant_keys(v)?),
+                "dynamic_linking" => b.dynamic_linking = Some(self.dynamic_linking(v)?),
                 other => {
                     return Err(self
                         .file
@@ -79,6 +80,49 @@ impl Reader<'_> {
             }
         }
         Ok(b)
+    }
+
+    /// `build.dynamic_linking`: `rpaths`, `binary_relocation`, `rpath_allowlist`;
+    /// the linking checks' keys are not supported yet.
+    fn dynamic_linking(&self, node: &RNode) -> PResult<DynamicLinking> {
+        let keys = [
+            "rpaths",
+            "binary_relocation",
+            "rpath_allowlist",
+            "missing_dso_allowlist",
+            "overdepending_behavior",
+            "overlinking_behavior",
+        ];
+        let mut d = DynamicLinking::default();
+        for (k, v) in self.map(node, "build.dynamic_linking", &keys)? {
+            match k.name.as_str() {
+                "rpaths" => d.rpaths = self.string_list(v, "rpaths")?.into_iter().map(|(s, _)| s).collect(),
+                "binary_relocation" => {
+                    d.binary_relocation = match v.as_scalar() {
+                        Some(s) if s.kind() == minijinja::value::ValueKind::Bool => {
+                            if s.is_true() {
+                                BinaryRelocation::All
+                            } else {
+                                BinaryRelocation::None
+                            }
+                        }
+                        _ => BinaryRelocation::Only(self.globs(v, "binary_relocation")?),
+                    }
+                }
+                "rpath_allowlist" => d.rpath_allowlist = self.globs(v, "rpath_allowlist")?,
+                other => {
+                    return Err(self
+                        .file
+                        .error(
+                            &k.span,
+                            format!("`dynamic_linking.{other}` is not supported yet"),
+                            "kiln does not check linking yet",
+                        )
+                        .with_help("remove it for now"))
+                }
+            }
+        }
+        Ok(d)
     }
 
     /// `build.variant: {use_keys, ignore_keys, down_prioritize_variant}`.

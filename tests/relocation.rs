@@ -1,0 +1,150 @@
+//! ELF run paths: a C library and an executable linked against it, built
+//! with the fixture compiler in a staging output and split into two
+//! packages, get `$ORIGIN`-relative run paths; installed together at a
+//! path the build never saw, the executable runs. `dynamic_linking`'s
+//! `rpaths`, `rpath_allowlist` and `binary_relocation` change that as
+//! documented.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+fn recipe(dynamic_linking: &str) -> String {
+    format!(
+        r#"recipe:
+  name: greet
+  version: '1.0'
+outputs:
+  - staging:
+      name: greet-build
+    requirements:
+      build:
+        - ${{{{ compiler('c') }}}}
+    build:
+      script:
+        - mkdir -p $PREFIX/lib $PREFIX/bin
+        - printf 'const char *greeting(void) {{ return "hello from libgreet"; }}\n' > greet.c
+        - printf '#include <stdio.h>\nconst char *greeting(void);\nint main(void) {{ puts(greeting()); return 0; }}\n' > main.c
+        - $CC -shared -fPIC -o $PREFIX/lib/libgreet.so greet.c
+        - $CC -o $PREFIX/bin/greet main.c -L$PREFIX/lib -lgreet -Wl,-rpath,/opt/vendor/lib:$PREFIX/lib
+  - package:
+      name: libgreet
+    inherit: greet-build
+    build:
+      files: [lib/**]
+{dynamic_linking}  - package:
+      name: greet
+    inherit: greet-build
+    requirements:
+      run:
+        - ${{{{ pin_subpackage('libgreet', exact=True) }}}}
+    build:
+      files: [bin/**]
+{dynamic_linking}"#
+    )
+}
+
+fn run_path(file: &Path) -> String {
+    let o = Command::new("readelf").arg("-d").arg(file).run().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .find(|l| l.contains("(RUNPATH)") || l.contains("(RPATH)"))
+        .map(|l| {
+            l.rsplit_once(": [")
+                .map(|(_, v)| v.trim_end_matches(']').to_string())
+                .unwrap_or_default()
+        })
+        .unwrap_or_default()
+}
+
+/// Both packages' files, placed in one fresh prefix (as an installer would).
+fn install(out: &Path, dest: &Path) {
+    for pkg in packages(out) {
+        let x = extract(&pkg);
+        for f in content_files(x.path()) {
+            let from = x.path().join(&f);
+            let to = dest.join(&f);
+            fs::create_dir_all(to.parent().unwrap()).unwrap();
+            fs::copy(&from, &to).unwrap();
+        }
+    }
+}
+
+#[test]
+fn run_paths_become_origin_relative_and_the_installed_executable_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = write_recipe(dir.path(), "greet", &recipe(""));
+    let out = dir.path().join("out");
+    let channel = fixture_channel_url();
+    let o = build_ok(&r, &out, &["--experimental", "-c", &channel]);
+    assert!(stderr(&o).contains("rewrote the run paths"), "{}", stderr(&o));
+
+    let prefix = dir.path().join("somewhere/else/entirely");
+    install(&out, &prefix);
+    assert_eq!(
+        run_path(&prefix.join("bin/greet")),
+        "$ORIGIN/../lib",
+        "the vendor path is dropped"
+    );
+    assert!(!run_path(&prefix.join("lib/libgreet.so")).contains(&out.to_string_lossy().to_string()));
+    let o = Command::new(prefix.join("bin/greet"))
+        .env_remove("LD_LIBRARY_PATH")
+        .run()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "hello from libgreet\n");
+    // Nothing of the build prefix is left in the executable.
+    assert!(files_containing(&prefix, &out.to_string_lossy()).is_empty());
+}
+
+#[test]
+fn dynamic_linking_keys_change_the_run_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let channel = fixture_channel_url();
+    for (name, keys, expected) in [
+        (
+            "allow",
+            "      dynamic_linking:\n        rpath_allowlist: ['/opt/vendor/**']\n",
+            "$ORIGIN/../lib:/opt/vendor/lib".to_string(),
+        ),
+        (
+            "rpaths",
+            "      dynamic_linking:\n        rpaths: [lib/, lib/plugins]\n",
+            "$ORIGIN/../lib:$ORIGIN/../lib/plugins".to_string(),
+        ),
+        (
+            "none",
+            "      dynamic_linking:\n        binary_relocation: false\n",
+            String::new(),
+        ),
+        (
+            "globs",
+            "      dynamic_linking:\n        binary_relocation: [lib/*]\n",
+            String::new(),
+        ),
+    ] {
+        let r = write_recipe(dir.path(), &format!("greet-{name}"), &recipe(keys));
+        let out = dir.path().join(format!("out-{name}"));
+        build_ok(&r, &out, &["--experimental", "-c", &channel]);
+        let prefix = dir.path().join(format!("prefix-{name}"));
+        install(&out, &prefix);
+        let exe = run_path(&prefix.join("bin/greet"));
+        if expected.is_empty() {
+            // Not relocated: the build's absolute run path is still there.
+            assert!(
+                exe.contains("/opt/vendor/lib") && exe.contains(&out.to_string_lossy().to_string()),
+                "{name}: {exe}"
+            );
+        } else {
+            assert_eq!(exe, expected, "{name}");
+        }
+        if name == "globs" {
+            assert!(!run_path(&prefix.join("lib/libgreet.so")).contains(&out.to_string_lossy().to_string()));
+        }
+    }
+}
