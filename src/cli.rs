@@ -142,6 +142,11 @@ pub struct BuildArgs {
     #[arg(long, value_enum, default_value = "native")]
     pub test: crate::testing::Strategy,
 
+    /// Fail when a binary file of a package contains the build prefix (it would need binary
+    /// relocation, which pads strings and breaks some formats).
+    #[arg(long)]
+    pub error_prefix_in_binary: bool,
+
     /// Do not run the recipe's tests (same as `--test skip`).
     #[arg(long)]
     pub no_test: bool,

@@ -109,6 +109,7 @@ fn build(args: BuildArgs) -> Result<()> {
         timestamp: build_timestamp(&recipe.dir, &output_dir)?,
         channels,
         allow_insecure_host: args.allow_insecure_host.clone(),
+        error_prefix_in_binary: args.error_prefix_in_binary,
         test: if args.no_test {
             crate::testing::Strategy::Skip
         } else {

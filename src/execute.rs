@@ -333,7 +333,10 @@ fn build_one(p: &PlannedOutput, opts: &BuildOptions, stager: &mut Stager, envs: 
         &files,
         &dirs.build_dir.join("pkg"),
         &dest,
-        opts.format,
+        &package::PackOptions {
+            format: opts.format,
+            error_prefix_in_binary: opts.error_prefix_in_binary,
+        },
     )?;
     for f in &test_files {
         // Shipped for this package only; siblings share the prefix.

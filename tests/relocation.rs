@@ -148,3 +148,45 @@ fn dynamic_linking_keys_change_the_run_paths() {
         }
     }
 }
+
+#[test]
+fn prefix_detection_forces_ignores_and_error_prefix_in_binary_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = |detection: &str| {
+        format!(
+            "package: {{name: detect, version: '1.0'}}\nbuild:\n  script:\n    - mkdir -p $PREFIX/share\n    - echo \"$PREFIX\" > $PREFIX/share/forced.dat\n    - echo \"$PREFIX\" > $PREFIX/share/ignored.txt\n    - echo \"$PREFIX\" > $PREFIX/share/plain.txt\n    - printf 'bin\\0%s\\0' \"$PREFIX\" > $PREFIX/share/blob.bin\n{detection}"
+        )
+    };
+    let modes = |out: &Path| {
+        let x = extract(&packages(out)[0]);
+        let p = paths_json(x.path());
+        ["forced.dat", "ignored.txt", "plain.txt", "blob.bin"]
+            .iter()
+            .map(|f| {
+                p[&format!("share/{f}")]["file_mode"]
+                    .as_str()
+                    .unwrap_or("-")
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+    };
+    let cases = [
+        ("", vec!["text", "text", "text", "binary"]),
+        (
+            "  prefix_detection:\n    force_file_type:\n      binary: ['share/*.dat']\n    ignore: [share/ignored.txt]\n",
+            vec!["binary", "-", "text", "binary"],
+        ),
+        ("  prefix_detection:\n    ignore_binary_files: true\n", vec!["text", "text", "text", "-"]),
+        ("  prefix_detection:\n    ignore: true\n", vec!["-", "-", "-", "-"]),
+    ];
+    for (i, (detection, expected)) in cases.iter().enumerate() {
+        let r = write_recipe(dir.path(), &format!("detect{i}"), &text(detection));
+        let out = dir.path().join(format!("out{i}"));
+        build_ok(&r, &out, &[]);
+        assert_eq!(&modes(&out), expected, "case {i}: {detection}");
+    }
+    let r = write_recipe(dir.path(), "strict", &text(""));
+    let out = dir.path().join("out-strict");
+    let o = build(&r, &out, &["--error-prefix-in-binary"]);
+    assert_failed_with(&o, &out, &["--error-prefix-in-binary", "share/blob.bin"]);
+}

@@ -258,9 +258,10 @@ fn cases() -> Vec<Case> {
             expect: Located("3:37", "`dynamic_linking.overlinking_behavior` is not supported yet"),
         },
         Case {
-            key: "build.prefix_detection",
-            recipe: "package: {name: walk, version: '1.0'}\nbuild:\n  prefix_detection: {ignore: true}\n",
-            expect: Located("3:3", "not supported yet"),
+            // Its effect: tests/relocation.rs.
+            key: "build.prefix_detection (unknown key)",
+            recipe: "package: {name: walk, version: '1.0'}\nbuild:\n  prefix_detection: {ignore: true, detect: false}\n",
+            expect: Located("3:36", "unknown key `detect`"),
         },
         Case {
             key: "build.python",

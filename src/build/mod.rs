@@ -43,6 +43,8 @@ pub struct BuildOptions {
     pub allow_insecure_host: Vec<String>,
     /// Which built packages are tested.
     pub test: crate::testing::Strategy,
+    /// Fail when a binary file contains the build prefix.
+    pub error_prefix_in_binary: bool,
 }
 
 /// Run a recipe's script in `dirs` with the build environment for `identity`.

@@ -45,18 +45,67 @@ pub struct PathEntry {
     pub size_in_bytes: u64,
 }
 
+/// How the build prefix is looked for in files (`build.prefix_detection`).
+#[derive(Default)]
+pub struct Detection {
+    ignore_all: bool,
+    ignore: globset::GlobSet,
+    text: globset::GlobSet,
+    binary: globset::GlobSet,
+    ignore_binary_files: bool,
+}
+
+impl Detection {
+    /// The detection a recipe asks for (invalid globs are errors).
+    pub fn new(config: &crate::recipe::model::PrefixDetection) -> Result<Self> {
+        let set = |globs: &[crate::recipe::model::Glob]| -> Result<globset::GlobSet> {
+            let mut b = globset::GlobSetBuilder::new();
+            for g in globs {
+                b.add(
+                    globset::Glob::new(&g.pattern)
+                        .map_err(|e| miette!("invalid prefix_detection glob `{}`: {e}", g.pattern))?,
+                );
+            }
+            b.build().into_diagnostic()
+        };
+        Ok(Self {
+            ignore_all: config.ignore_all,
+            ignore: set(&config.ignore)?,
+            text: set(&config.force_text)?,
+            binary: set(&config.force_binary)?,
+            ignore_binary_files: config.ignore_binary_files,
+        })
+    }
+
+    fn searched(&self, rel: &Path) -> bool {
+        !self.ignore_all && !self.ignore.is_match(rel)
+    }
+
+    /// The mode a file that holds the prefix is relocated with.
+    fn mode(&self, rel: &Path, found: Option<FileMode>) -> Option<FileMode> {
+        let forced = if self.text.is_match(rel) {
+            found.map(|_| FileMode::Text)
+        } else if self.binary.is_match(rel) {
+            found.map(|_| FileMode::Binary)
+        } else {
+            found
+        };
+        forced.filter(|m| !(self.ignore_binary_files && *m == FileMode::Binary))
+    }
+}
+
 /// Place `files` (relative to `prefix`) into `pkg_dir` and describe them.
-pub fn assemble(prefix: &Path, files: &[PathBuf], pkg_dir: &Path) -> Result<Vec<PathEntry>> {
+pub fn assemble(prefix: &Path, files: &[PathBuf], pkg_dir: &Path, detection: &Detection) -> Result<Vec<PathEntry>> {
     let placeholder = prefix.to_string_lossy().into_owned();
     let mut entries: Vec<PathEntry> = files
         .par_iter()
-        .map(|rel| place(prefix, rel, pkg_dir, &placeholder))
+        .map(|rel| place(prefix, rel, pkg_dir, &placeholder, detection))
         .collect::<Result<_>>()?;
     entries.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(entries)
 }
 
-fn place(prefix: &Path, rel: &Path, pkg_dir: &Path, placeholder: &str) -> Result<PathEntry> {
+fn place(prefix: &Path, rel: &Path, pkg_dir: &Path, placeholder: &str, detection: &Detection) -> Result<PathEntry> {
     let src = prefix.join(rel);
     let dst = pkg_dir.join(rel);
     if let Some(parent) = dst.parent() {
@@ -90,7 +139,9 @@ fn place(prefix: &Path, rel: &Path, pkg_dir: &Path, placeholder: &str) -> Result
     if std::fs::hard_link(&src, &dst).is_err() {
         crate::disk::copy_file(&src, &dst)?;
     }
-    let (sha256, size, mode) = scan(&src, Some(placeholder.as_bytes()))?;
+    let needle = detection.searched(rel).then_some(placeholder.as_bytes());
+    let (sha256, size, found) = scan(&src, needle)?;
+    let mode = detection.mode(rel, found);
     Ok(PathEntry {
         path,
         path_type: "hardlink",
@@ -117,7 +168,7 @@ fn contained_link_target(prefix: &Path, rel: &Path, target: &Path) -> Option<Pat
 }
 
 /// The relative path from directory `from` to `to` (both relative to one root).
-fn relative_path(from: &Path, to: &Path) -> PathBuf {
+pub(super) fn relative_path(from: &Path, to: &Path) -> PathBuf {
     let from: Vec<_> = from.components().collect();
     let to: Vec<_> = to.components().collect();
     let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();

@@ -15,6 +15,14 @@ use miette::{miette, IntoDiagnostic, Result};
 use crate::recipe::model::{FileFilter, Output};
 use crate::recipe::Recipe;
 
+/// How packages are written.
+pub struct PackOptions {
+    /// `.conda` or `.tar.bz2`.
+    pub format: archive::Format,
+    /// Fail when a binary file contains the build prefix.
+    pub error_prefix_in_binary: bool,
+}
+
 /// Apply `build.files` to the new files of an output; warns about globs
 /// that matched nothing, with their location in the recipe.
 pub fn select_files(recipe: &Recipe, output: &Output, new_files: &[PathBuf]) -> Result<Vec<PathBuf>> {
@@ -70,13 +78,28 @@ pub fn create(
     files: &[PathBuf],
     pkg_dir: &Path,
     dest_dir: &Path,
-    format: archive::Format,
+    pack: &PackOptions,
 ) -> Result<PathBuf> {
     if pkg_dir.exists() {
         fs_err::remove_dir_all(pkg_dir).into_diagnostic()?;
     }
     fs_err::create_dir_all(pkg_dir).into_diagnostic()?;
-    let entries = contents::assemble(prefix, files, pkg_dir)?;
+    let detection = contents::Detection::new(&info.output.build.prefix_detection)?;
+    let entries = contents::assemble(prefix, files, pkg_dir, &detection)?;
+    if pack.error_prefix_in_binary {
+        let binary: Vec<&str> = entries
+            .iter()
+            .filter(|e| e.file_mode == Some(contents::FileMode::Binary))
+            .map(|e| e.path.as_str())
+            .collect();
+        if !binary.is_empty() {
+            return Err(miette!(
+                help = "make the build not embed its prefix, or use `prefix_detection` to ignore these files",
+                "--error-prefix-in-binary: these binary files contain the build prefix: {}",
+                binary.join(", ")
+            ));
+        }
+    }
     metadata::write_info(pkg_dir, info, &entries)?;
     let stem = format!(
         "{}-{}-{}",
@@ -84,7 +107,7 @@ pub fn create(
         info.output.package.version.as_str(),
         info.build_string
     );
-    let path = archive::write(pkg_dir, dest_dir, &stem, format, info.timestamp)?;
+    let path = archive::write(pkg_dir, dest_dir, &stem, pack.format, info.timestamp)?;
     fs_err::remove_dir_all(pkg_dir).into_diagnostic()?;
     Ok(path)
 }

@@ -10,7 +10,7 @@
 //! `PATH` sets it. Files are replaced through a temporary copy and a
 //! rename, so a hard link into a cache is never written through.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use goblin::elf::dynamic::{DT_RPATH, DT_RUNPATH};
 use miette::{miette, IntoDiagnostic, Result};
@@ -158,17 +158,10 @@ fn rewrite(old: &str, prefix: &Path, rel: &Path, config: &DynamicLinking, allow:
 
 /// `$ORIGIN/…` leading from the directory `from` to `to` (both relative to the prefix).
 fn origin(from: &Path, to: &Path) -> String {
-    let from: Vec<Component> = from.components().collect();
-    let to: Vec<Component> = to.components().collect();
-    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
-    let mut parts: Vec<String> = vec!["$ORIGIN".into()];
-    parts.extend(std::iter::repeat_n("..".to_string(), from.len() - common));
-    parts.extend(
-        to[common..]
-            .iter()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
-    );
-    parts.join("/")
+    match super::contents::relative_path(from, to) {
+        p if p == Path::new(".") => "$ORIGIN".to_string(),
+        p => format!("$ORIGIN/{}", p.display()),
+    }
 }
 
 fn replace(path: &Path, data: &[u8]) -> Result<()> {

@@ -315,5 +315,6 @@ pub(super) fn finish_build(own: BuildSection, top: BuildSection) -> Build {
         },
         variant: own.variant.or(top.variant).unwrap_or_default(),
         dynamic_linking: own.dynamic_linking.or(top.dynamic_linking).unwrap_or_default(),
+        prefix_detection: own.prefix_detection.or(top.prefix_detection).unwrap_or_default(),
     }
 }

@@ -376,6 +376,27 @@ pub struct BuildSection {
     pub variant: Option<VariantKeys>,
     /// `build.dynamic_linking`.
     pub dynamic_linking: Option<DynamicLinking>,
+    /// `build.prefix_detection`.
+    pub prefix_detection: Option<PrefixDetection>,
+}
+
+/// `build.prefix_detection`: which files are searched for the build prefix
+/// (and so relocated at install time), and how.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PrefixDetection {
+    /// Files treated as text (`force_file_type.text`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub force_text: Vec<Glob>,
+    /// Files treated as binary (`force_file_type.binary`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub force_binary: Vec<Glob>,
+    /// `ignore: true`: no file is searched.
+    pub ignore_all: bool,
+    /// `ignore: [globs]`: these files are not searched.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignore: Vec<Glob>,
+    /// Binary files are not searched.
+    pub ignore_binary_files: bool,
 }
 
 /// `build.dynamic_linking`: how ELF run paths are rewritten.
@@ -467,6 +488,8 @@ pub struct Build {
     pub noarch_span: Option<Span>,
     /// Run path rewriting.
     pub dynamic_linking: DynamicLinking,
+    /// Prefix detection.
+    pub prefix_detection: PrefixDetection,
 }
 
 /// The `about` section.

@@ -67,6 +67,7 @@ impl Reader<'_> {
                 "always_include_files" => b.always_include_files = self.globs(v, "always_include_files")?,
                 "variant" => b.variant = Some(self.variant_keys(v)?),
                 "dynamic_linking" => b.dynamic_linking = Some(self.dynamic_linking(v)?),
+                "prefix_detection" => b.prefix_detection = Some(self.prefix_detection(v)?),
                 other => {
                     return Err(self
                         .file
@@ -123,6 +124,32 @@ impl Reader<'_> {
             }
         }
         Ok(d)
+    }
+
+    /// `build.prefix_detection: {force_file_type: {text, binary}, ignore, ignore_binary_files}`.
+    fn prefix_detection(&self, node: &RNode) -> PResult<PrefixDetection> {
+        let mut p = PrefixDetection::default();
+        let keys = ["force_file_type", "ignore", "ignore_binary_files"];
+        for (k, v) in self.map(node, "build.prefix_detection", &keys)? {
+            match k.name.as_str() {
+                "force_file_type" => {
+                    for (fk, fv) in self.map(v, "prefix_detection.force_file_type", &["text", "binary"])? {
+                        let globs = self.globs(fv, &fk.name)?;
+                        if fk.name == "text" {
+                            p.force_text = globs;
+                        } else {
+                            p.force_binary = globs;
+                        }
+                    }
+                }
+                "ignore" => match v.as_scalar() {
+                    Some(s) if s.kind() == minijinja::value::ValueKind::Bool => p.ignore_all = s.is_true(),
+                    _ => p.ignore = self.globs(v, "ignore")?,
+                },
+                _ => p.ignore_binary_files = self.bool(v, "ignore_binary_files")?,
+            }
+        }
+        Ok(p)
     }
 
     /// `build.variant: {use_keys, ignore_keys, down_prioritize_variant}`.
