@@ -19,13 +19,14 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
 
 /// Replace the content of `path` with a new file (a new inode, so a
 /// reflinked or hard-linked original is left alone), through a temporary
-/// file whose name no other file shares. Not synced: for files of a build
-/// in progress.
+/// file whose name no other file shares, keeping the original's mode (a
+/// new file gets 0644). Not synced: for files of a build in progress.
 pub fn replace_file(path: &Path, data: &[u8]) -> Result<()> {
     write_via_temp(path, data, false)
 }
 
 fn write_via_temp(path: &Path, data: &[u8], sync: bool) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let mut tmp = tempfile::Builder::new()
@@ -34,6 +35,10 @@ fn write_via_temp(path: &Path, data: &[u8], sync: bool) -> Result<()> {
         .tempfile_in(dir)
         .into_diagnostic()?;
     tmp.write_all(data).into_diagnostic()?;
+    let mode = std::fs::metadata(path).map_or(0o644, |m| m.permissions().mode() & 0o7777);
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .into_diagnostic()?;
     if sync {
         tmp.as_file().sync_all().into_diagnostic()?;
     }

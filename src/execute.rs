@@ -255,7 +255,11 @@ fn build_one(p: &PlannedOutput, opts: &BuildOptions, stager: &mut Stager, envs: 
     if files.is_empty() {
         tracing::warn!("{id}: the package contains no files");
     }
-    // Run paths inside the prefix become `$ORIGIN`-relative.
+    // `post_process` replacements, then run paths inside the prefix become `$ORIGIN`-relative.
+    let processed = package::post_process::apply(recipe, &dirs.host_prefix, &files, &output.build.post_process)?;
+    if processed > 0 {
+        tracing::info!("{id}: post_process changed {processed} file(s)");
+    }
     let relinked = package::relink::relink(
         &dirs.host_prefix,
         &dirs.build_prefix,

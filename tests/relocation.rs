@@ -190,3 +190,24 @@ fn prefix_detection_forces_ignores_and_error_prefix_in_binary_fails() {
     let o = build(&r, &out, &["--error-prefix-in-binary"]);
     assert_failed_with(&o, &out, &["--error-prefix-in-binary", "share/blob.bin"]);
 }
+
+#[test]
+fn staged_files_relocated_on_restore_keep_their_mode() {
+    // Two output directories share one staging cache: the second restores
+    // the entry into another prefix, rewriting the script that names it.
+    let dir = tempfile::tempdir().unwrap();
+    let r = write_recipe(
+        dir.path(),
+        "moded",
+        "recipe: {name: moded, version: '1.0'}\noutputs:\n  - staging: {name: moded-build}\n    build:\n      script:\n        - mkdir -p $PREFIX/bin\n        - printf '#!/bin/sh\\necho %s\\n' \"$PREFIX\" > $PREFIX/bin/tool\n        - chmod 755 $PREFIX/bin/tool\n  - package: {name: moded}\n    inherit: moded-build\n",
+    );
+    let cache = dir.path().join("cache");
+    let args = ["--experimental", "--staging-cache-dir", cache.to_str().unwrap()];
+    build_ok(&r, &dir.path().join("a"), &args);
+    let o = build_ok(&r, &dir.path().join("b-with-a-longer-name"), &args);
+    assert!(stderr(&o).contains("cache hit"), "{}", stderr(&o));
+    let x = extract(&packages(&dir.path().join("b-with-a-longer-name"))[0]);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(x.path().join("bin/tool")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o755, "{mode:o}");
+}

@@ -243,8 +243,11 @@ fn cases() -> Vec<Case> {
         },
         Case {
             key: "build.always_copy_files",
-            recipe: "package: {name: walk, version: '1.0'}\nbuild:\n  always_copy_files: [x]\n",
-            expect: Located("3:3", "not supported yet"),
+            recipe: "package: {name: walk, version: '1.0'}\nbuild:\n  script: ['@SCRIPT@', 'echo y > $PREFIX/share/y.txt']\n  always_copy_files: [share/x.txt]\n",
+            expect: Effect(|d, _| {
+                let p = paths_json(d);
+                p["share/x.txt"]["no_link"] == true && p["share/y.txt"].get("no_link").is_none()
+            }),
         },
         Case {
             key: "build.merge_build_and_host_envs",
@@ -270,8 +273,13 @@ fn cases() -> Vec<Case> {
         },
         Case {
             key: "build.post_process",
-            recipe: "package: {name: walk, version: '1.0'}\nbuild:\n  post_process: []\n",
-            expect: Located("3:3", "not supported yet"),
+            recipe: "package: {name: walk, version: '1.0'}\nbuild:\n  script: ['@SCRIPT@', 'echo version=old > $PREFIX/share/v.cfg']\n  post_process:\n    - files: ['share/*.cfg']\n      regex: 'version=(\\w+)'\n      replacement: 'version=new-was-$1'\n",
+            expect: Effect(|d, _| read(d, "share/v.cfg") == "version=new-was-old\n" && read(d, "share/x.txt") == "x\n"),
+        },
+        Case {
+            key: "build.post_process (invalid regex)",
+            recipe: "package: {name: walk, version: '1.0'}\nbuild:\n  script: ['@SCRIPT@']\n  post_process:\n    - files: ['*']\n      regex: 'a(b'\n",
+            expect: Located("6:14", "invalid regular expression"),
         },
         Case {
             key: "build.flags",
@@ -306,8 +314,13 @@ fn cases() -> Vec<Case> {
         },
         Case {
             key: "script.cwd",
-            recipe: "package: {name: walk, version: '1.0'}\nbuild:\n  script: {cwd: x, content: x}\n",
-            expect: Located("3:12", "not supported yet"),
+            recipe: "package: {name: walk, version: '1.0'}\nsource:\n  path: data.txt\n  target_directory: sub\nbuild:\n  script: {cwd: sub, content: [mkdir -p $PREFIX/share, pwd > $PREFIX/share/cwd.txt, cp data.txt $PREFIX/share/]}\n",
+            expect: Effect(|d, _| read(d, "share/cwd.txt").trim_end().ends_with("/work/sub") && read(d, "share/data.txt") == "data\n"),
+        },
+        Case {
+            key: "script.cwd (outside)",
+            recipe: "package: {name: walk, version: '1.0'}\nbuild:\n  script: {cwd: ../x, content: x}\n",
+            expect: Located("3:17", "must stay inside the work directory"),
         },
         // §5.1 requirements
         Case {

@@ -43,11 +43,17 @@ pub struct PathEntry {
     pub sha256: String,
     /// Size in bytes (link-text length for symlinks).
     pub size_in_bytes: u64,
+    /// Installers must copy the file, never link it (`always_copy_files`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub no_link: bool,
 }
 
-/// How the build prefix is looked for in files (`build.prefix_detection`).
+/// How packaged paths are described: where the build prefix is looked for
+/// (`build.prefix_detection`) and which files must be copied on install
+/// (`build.always_copy_files`).
 #[derive(Default)]
 pub struct Detection {
+    always_copy: globset::GlobSet,
     ignore_all: bool,
     ignore: globset::GlobSet,
     text: globset::GlobSet,
@@ -56,8 +62,9 @@ pub struct Detection {
 }
 
 impl Detection {
-    /// The detection a recipe asks for (invalid globs are errors).
-    pub fn new(config: &crate::recipe::model::PrefixDetection) -> Result<Self> {
+    /// The rules a recipe's build section asks for (invalid globs are errors).
+    pub fn new(build: &crate::recipe::model::Build) -> Result<Self> {
+        let config = &build.prefix_detection;
         let set = |globs: &[crate::recipe::model::Glob]| -> Result<globset::GlobSet> {
             let mut b = globset::GlobSetBuilder::new();
             for g in globs {
@@ -69,6 +76,7 @@ impl Detection {
             b.build().into_diagnostic()
         };
         Ok(Self {
+            always_copy: set(&build.always_copy_files)?,
             ignore_all: config.ignore_all,
             ignore: set(&config.ignore)?,
             text: set(&config.force_text)?,
@@ -134,6 +142,7 @@ fn place(prefix: &Path, rel: &Path, pkg_dir: &Path, placeholder: &str, detection
             prefix_placeholder: None,
             sha256,
             size_in_bytes: target.as_os_str().len() as u64,
+            no_link: false,
         });
     }
     if std::fs::hard_link(&src, &dst).is_err() {
@@ -149,6 +158,7 @@ fn place(prefix: &Path, rel: &Path, pkg_dir: &Path, placeholder: &str, detection
         prefix_placeholder: mode.map(|_| placeholder.to_string()),
         sha256,
         size_in_bytes: size,
+        no_link: detection.always_copy.is_match(rel),
     })
 }
 

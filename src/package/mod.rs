@@ -4,6 +4,7 @@ pub mod archive;
 pub mod contents;
 pub mod glob;
 pub mod metadata;
+pub mod post_process;
 pub mod relink;
 pub mod select;
 
@@ -84,7 +85,7 @@ pub fn create(
         fs_err::remove_dir_all(pkg_dir).into_diagnostic()?;
     }
     fs_err::create_dir_all(pkg_dir).into_diagnostic()?;
-    let detection = contents::Detection::new(&info.output.build.prefix_detection)?;
+    let detection = contents::Detection::new(&info.output.build)?;
     let entries = contents::assemble(prefix, files, pkg_dir, &detection)?;
     if pack.error_prefix_in_binary {
         let binary: Vec<&str> = entries

@@ -66,7 +66,7 @@ pub fn relink(prefix: &Path, build_prefix: &Path, files: &[PathBuf], config: &Dy
                 patched[*offset..offset + old.len()].fill(0);
                 patched[*offset..offset + new.len()].copy_from_slice(new.as_bytes());
             }
-            replace(&path, &patched)?;
+            crate::disk::replace_file(&path, &patched)?;
         } else {
             patchelf(build_prefix, &path, &changes[0].2)?;
         }
@@ -162,21 +162,6 @@ fn origin(from: &Path, to: &Path) -> String {
         p if p == Path::new(".") => "$ORIGIN".to_string(),
         p => format!("$ORIGIN/{}", p.display()),
     }
-}
-
-fn replace(path: &Path, data: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path.parent().expect("a packaged file has a parent");
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".kiln-relink-")
-        .tempfile_in(dir)
-        .into_diagnostic()?;
-    tmp.write_all(data).into_diagnostic()?;
-    let perms = fs_err::metadata(path).into_diagnostic()?.permissions();
-    fs_err::set_permissions(tmp.path(), perms).into_diagnostic()?;
-    tmp.persist(path)
-        .map_err(|e| miette!("cannot replace {}: {e}", path.display()))?;
-    Ok(())
 }
 
 fn patchelf(build_prefix: &Path, path: &Path, value: &str) -> Result<()> {

@@ -316,5 +316,7 @@ pub(super) fn finish_build(own: BuildSection, top: BuildSection) -> Build {
         variant: own.variant.or(top.variant).unwrap_or_default(),
         dynamic_linking: own.dynamic_linking.or(top.dynamic_linking).unwrap_or_default(),
         prefix_detection: own.prefix_detection.or(top.prefix_detection).unwrap_or_default(),
+        post_process: own.post_process.or(top.post_process).unwrap_or_default(),
+        always_copy_files: own.always_copy_files.or(top.always_copy_files).unwrap_or_default(),
     }
 }

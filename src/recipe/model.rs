@@ -323,6 +323,9 @@ pub struct Script {
     /// The list items of an inline script with their spans (to locate a failing command).
     #[serde(skip)]
     pub lines: Vec<(String, Span)>,
+    /// `cwd`: run in this directory, relative to the work directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<PathBuf>,
 }
 
 /// A glob with the place it is written.
@@ -378,6 +381,24 @@ pub struct BuildSection {
     pub dynamic_linking: Option<DynamicLinking>,
     /// `build.prefix_detection`.
     pub prefix_detection: Option<PrefixDetection>,
+    /// `build.post_process`.
+    pub post_process: Option<Vec<PostProcess>>,
+    /// `build.always_copy_files`.
+    pub always_copy_files: Option<Vec<Glob>>,
+}
+
+/// One `build.post_process` rule: a regular-expression replacement over files.
+#[derive(Debug, Clone, Serialize)]
+pub struct PostProcess {
+    /// Files it applies to (globs).
+    pub files: Vec<Glob>,
+    /// The expression (Rust `regex` syntax).
+    pub regex: String,
+    /// The replacement (`$1`, `${name}` refer to groups).
+    pub replacement: String,
+    /// Where the rule is written.
+    #[serde(skip)]
+    pub span: Span,
 }
 
 /// `build.prefix_detection`: which files are searched for the build prefix
@@ -490,6 +511,12 @@ pub struct Build {
     pub dynamic_linking: DynamicLinking,
     /// Prefix detection.
     pub prefix_detection: PrefixDetection,
+    /// Replacements applied to the files after the build.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub post_process: Vec<PostProcess>,
+    /// Files installers must copy, never link (`no_link` in `paths.json`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub always_copy_files: Vec<Glob>,
 }
 
 /// The `about` section.

@@ -232,6 +232,7 @@ impl Loader<'_> {
                 secrets: vec![],
                 span: Span::new_blank(),
                 lines: vec![],
+                cwd: None,
             });
         }
         if build.skip {

@@ -173,6 +173,7 @@ impl Reader<'_> {
                 secrets: Vec::new(),
                 span: item.span,
                 lines: Vec::new(),
+                cwd: None,
             },
             requirements: TestRequirements::default(),
             files: TestFiles::default(),

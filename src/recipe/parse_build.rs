@@ -68,6 +68,8 @@ impl Reader<'_> {
                 "variant" => b.variant = Some(self.variant_keys(v)?),
                 "dynamic_linking" => b.dynamic_linking = Some(self.dynamic_linking(v)?),
                 "prefix_detection" => b.prefix_detection = Some(self.prefix_detection(v)?),
+                "post_process" => b.post_process = Some(self.post_process(v)?),
+                "always_copy_files" => b.always_copy_files = Some(self.globs(v, "always_copy_files")?),
                 other => {
                     return Err(self
                         .file
@@ -124,6 +126,54 @@ impl Reader<'_> {
             }
         }
         Ok(d)
+    }
+
+    /// `build.post_process`: a list of `{files, regex, replacement}`.
+    fn post_process(&self, node: &RNode) -> PResult<Vec<PostProcess>> {
+        let items = node.as_seq().ok_or_else(|| {
+            self.file.error(
+                &node.span,
+                "`post_process` must be a list",
+                "expected a list of {files, regex, replacement}",
+            )
+        })?;
+        items
+            .iter()
+            .map(|item| {
+                let mut rule = PostProcess {
+                    files: Vec::new(),
+                    regex: String::new(),
+                    replacement: String::new(),
+                    span: item.span,
+                };
+                let mut has_regex = false;
+                for (k, v) in self.map(item, "post_process", &["files", "regex", "replacement"])? {
+                    match k.name.as_str() {
+                        "files" => rule.files = self.globs(v, "files")?,
+                        "regex" => {
+                            rule.regex = self.string(v, "regex")?;
+                            has_regex = true;
+                            if let Err(e) = regex::bytes::Regex::new(&rule.regex) {
+                                return Err(self.file.error(
+                                    &v.span,
+                                    format!("invalid regular expression: {e}"),
+                                    "here",
+                                ));
+                            }
+                        }
+                        _ => rule.replacement = self.string(v, "replacement")?,
+                    }
+                }
+                if rule.files.is_empty() || !has_regex {
+                    return Err(self.file.error(
+                        &item.span,
+                        "a post_process rule needs `files` and `regex`",
+                        "incomplete rule",
+                    ));
+                }
+                Ok(rule)
+            })
+            .collect()
     }
 
     /// `build.prefix_detection: {force_file_type: {text, binary}, ignore, ignore_binary_files}`.
@@ -209,6 +259,7 @@ impl Reader<'_> {
             secrets: vec![],
             span: node.span,
             lines: vec![],
+            cwd: None,
         };
         if let Some(items) = node.as_seq() {
             (script.body, script.lines) = self.script_lines(items, "build.script")?;
@@ -290,9 +341,14 @@ impl Reader<'_> {
                     }
                 }
                 _ => {
-                    return Err(self
-                        .file
-                        .error(&k.span, "`script.cwd` is not supported yet", "remove it"))
+                    let cwd = PathBuf::from(self.string(v, "cwd")?);
+                    if crate::disk::safe_join(std::path::Path::new("/"), &cwd).is_none() {
+                        return Err(self
+                            .file
+                            .error(&v.span, "`cwd` must stay inside the work directory", "leaves it")
+                            .with_help("use a path relative to the work directory, without `..`"));
+                    }
+                    script.cwd = Some(cwd);
                 }
             }
         }

@@ -137,25 +137,16 @@ struct Change {
     mode: Option<u32>,
 }
 
-/// Replace `path` with `bytes` through a temporary file and a rename: a
-/// read-only file is patched too, a hard-linked sibling is left alone, and
-/// the mode is kept (new files get 0644).
+/// Write `bytes` to `path` as a new file (so a read-only file is patched
+/// too and a hard-linked sibling is left alone), with the old file's mode,
+/// or `mode` for a renamed file.
 fn write_replacing(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<()> {
-    use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
-    let parent = path.parent().expect("a patched file has a parent");
-    fs_err::create_dir_all(parent).into_diagnostic()?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".kiln-patch-")
-        .tempfile_in(parent)
-        .into_diagnostic()?;
-    tmp.write_all(bytes).into_diagnostic()?;
-    let mode = mode
-        .or_else(|| std::fs::metadata(path).ok().map(|m| m.permissions().mode() & 0o7777))
-        .unwrap_or(0o644);
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode)).into_diagnostic()?;
-    tmp.persist(path)
-        .map_err(|e| miette!("cannot write {}: {e}", path.display()))?;
+    fs_err::create_dir_all(path.parent().expect("a patched file has a parent")).into_diagnostic()?;
+    crate::disk::replace_file(path, bytes)?;
+    if let Some(m) = mode {
+        fs_err::set_permissions(path, std::fs::Permissions::from_mode(m)).into_diagnostic()?;
+    }
     Ok(())
 }
 
