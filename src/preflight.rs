@@ -44,6 +44,26 @@ pub fn check(plan: &Plan) -> Result<()> {
                 note(crate::testing::check(recipe, t));
             }
         }
+        // Every glob list of the build section, located.
+        let b = &p.output.build;
+        let mut lists: Vec<&[crate::recipe::model::Glob]> = vec![
+            &b.always_copy_files,
+            &b.dynamic_linking.rpath_allowlist,
+            &b.prefix_detection.ignore,
+            &b.prefix_detection.force_text,
+            &b.prefix_detection.force_binary,
+        ];
+        if let crate::recipe::model::BinaryRelocation::Only(g) = &b.dynamic_linking.binary_relocation {
+            lists.push(g);
+        }
+        lists.extend(b.post_process.iter().map(|r| r.files.as_slice()));
+        for list in lists {
+            note(
+                crate::package::glob::GlobList::new(list)
+                    .map(|_| ())
+                    .map_err(|(msg, g)| miette!("{}: {msg}", recipe.file.location(&g.span))),
+            );
+        }
         note(
             Selector::new(&p.output.build.files)
                 .map(|_| ())

@@ -31,6 +31,7 @@ outputs:
         - printf '#include <stdio.h>\nconst char *greeting(void);\nint main(void) {{ puts(greeting()); return 0; }}\n' > main.c
         - $CC -shared -fPIC -o $PREFIX/lib/libgreet.so greet.c
         - $CC -o $PREFIX/bin/greet main.c -L$PREFIX/lib -lgreet -Wl,-rpath,/opt/vendor/lib:$PREFIX/lib
+        - $CC -no-pie -o $PREFIX/bin/greet-nopie main.c -L$PREFIX/lib -lgreet -Wl,-rpath,$PREFIX/lib
   - package:
       name: libgreet
     inherit: greet-build
@@ -110,7 +111,8 @@ fn dynamic_linking_keys_change_the_run_paths() {
         (
             "allow",
             "      dynamic_linking:\n        rpath_allowlist: ['/opt/vendor/**']\n",
-            "$ORIGIN/../lib:/opt/vendor/lib".to_string(),
+            // In the order the linker wrote them.
+            "/opt/vendor/lib:$ORIGIN/../lib".to_string(),
         ),
         (
             "rpaths",

@@ -57,12 +57,7 @@ pub fn run_script(
     variant: &BTreeMap<String, String>,
     label: &str,
 ) -> Result<()> {
-    let mut body = script::resolve_body(recipe, script)?;
-    if let Some(cwd) = &script.cwd {
-        // Checked at parse time to stay inside the work directory.
-        let dir = dirs.work_dir.join(cwd);
-        body = format!("cd '{}'\n{body}", dir.to_string_lossy().replace('\'', r"'\''"));
-    }
+    let body = script::resolve_body(recipe, script)?;
     let secrets = script::secrets(recipe, script)?;
     let env = build_env(&EnvInputs {
         dirs,

@@ -217,6 +217,16 @@ pub fn shell_quote(v: &str) -> String {
 /// The script text to run: inline commands, a file, or a one-line name of a
 /// file in the recipe directory (`.sh` appended when missing).
 pub fn resolve_body(recipe: &Recipe, s: &Script) -> Result<String> {
+    let body = resolve_text(recipe, s)?;
+    // `cwd` is part of the text (and so of a staging key): relative to
+    // `$SRC_DIR`, checked at parse time to stay inside it.
+    Ok(match &s.cwd {
+        Some(cwd) => format!("cd \"$SRC_DIR\"/{}\n{body}", shell_quote(&cwd.to_string_lossy())),
+        None => body,
+    })
+}
+
+fn resolve_text(recipe: &Recipe, s: &Script) -> Result<String> {
     let read = |p: &Path| {
         bash_only(recipe, s, p)?;
         fs_err::read_to_string(p).into_diagnostic()

@@ -15,6 +15,8 @@ use rayon::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::glob::GlobList;
+
 /// How a packaged file must be relocated at install time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -51,29 +53,22 @@ pub struct PathEntry {
 /// How packaged paths are described: where the build prefix is looked for
 /// (`build.prefix_detection`) and which files must be copied on install
 /// (`build.always_copy_files`).
-#[derive(Default)]
 pub struct Detection {
-    always_copy: globset::GlobSet,
+    always_copy: GlobList,
     ignore_all: bool,
-    ignore: globset::GlobSet,
-    text: globset::GlobSet,
-    binary: globset::GlobSet,
+    ignore: GlobList,
+    text: GlobList,
+    binary: GlobList,
     ignore_binary_files: bool,
 }
 
 impl Detection {
-    /// The rules a recipe's build section asks for (invalid globs are errors).
+    /// The rules a recipe's build section asks for (invalid globs are
+    /// errors; preflight reports them at their line first).
     pub fn new(build: &crate::recipe::model::Build) -> Result<Self> {
         let config = &build.prefix_detection;
-        let set = |globs: &[crate::recipe::model::Glob]| -> Result<globset::GlobSet> {
-            let mut b = globset::GlobSetBuilder::new();
-            for g in globs {
-                b.add(
-                    globset::Glob::new(&g.pattern)
-                        .map_err(|e| miette!("invalid prefix_detection glob `{}`: {e}", g.pattern))?,
-                );
-            }
-            b.build().into_diagnostic()
+        let set = |globs: &[crate::recipe::model::Glob]| -> Result<GlobList> {
+            GlobList::new(globs).map_err(|(msg, _)| miette!("{msg}"))
         };
         Ok(Self {
             always_copy: set(&build.always_copy_files)?,
@@ -85,12 +80,12 @@ impl Detection {
         })
     }
 
-    fn searched(&self, rel: &Path) -> bool {
+    fn searched(&self, rel: &str) -> bool {
         !self.ignore_all && !self.ignore.is_match(rel)
     }
 
     /// The mode a file that holds the prefix is relocated with.
-    fn mode(&self, rel: &Path, found: Option<FileMode>) -> Option<FileMode> {
+    fn mode(&self, rel: &str, found: Option<FileMode>) -> Option<FileMode> {
         let forced = if self.text.is_match(rel) {
             found.map(|_| FileMode::Text)
         } else if self.binary.is_match(rel) {
@@ -148,9 +143,10 @@ fn place(prefix: &Path, rel: &Path, pkg_dir: &Path, placeholder: &str, detection
     if std::fs::hard_link(&src, &dst).is_err() {
         crate::disk::copy_file(&src, &dst)?;
     }
-    let needle = detection.searched(rel).then_some(placeholder.as_bytes());
+    let needle = detection.searched(&path).then_some(placeholder.as_bytes());
     let (sha256, size, found) = scan(&src, needle)?;
-    let mode = detection.mode(rel, found);
+    let mode = detection.mode(&path, found);
+    let no_link = detection.always_copy.is_match(&path);
     Ok(PathEntry {
         path,
         path_type: "hardlink",
@@ -158,7 +154,7 @@ fn place(prefix: &Path, rel: &Path, pkg_dir: &Path, placeholder: &str, detection
         prefix_placeholder: mode.map(|_| placeholder.to_string()),
         sha256,
         size_in_bytes: size,
-        no_link: detection.always_copy.is_match(rel),
+        no_link,
     })
 }
 

@@ -93,6 +93,27 @@ impl<'a> Selector<'a> {
     }
 }
 
+/// A list of recipe globs (any one matching), shareable across threads.
+pub struct GlobList {
+    compiled: Vec<Compiled>,
+}
+
+impl GlobList {
+    /// Compile `globs`; the error names the invalid glob.
+    pub fn new(globs: &[Glob]) -> Result<Self, (String, &Glob)> {
+        let compiled = globs
+            .iter()
+            .map(|g| Compiled::new(&g.pattern).map_err(|e| (e, g)))
+            .collect::<Result<_, _>>()?;
+        Ok(Self { compiled })
+    }
+
+    /// Whether any glob matches `path` (relative, `/`-separated).
+    pub fn is_match(&self, path: &str) -> bool {
+        self.compiled.iter().any(|c| c.is_match(path))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,18 +15,12 @@ use crate::recipe::Recipe;
 pub fn apply(recipe: &Recipe, prefix: &Path, files: &[PathBuf], rules: &[PostProcess]) -> Result<usize> {
     let mut changed = 0;
     for rule in rules {
-        let mut set = globset::GlobSetBuilder::new();
-        for g in &rule.files {
-            set.add(
-                globset::Glob::new(&g.pattern)
-                    .map_err(|e| miette!("{}: invalid glob `{}`: {e}", recipe.file.location(&g.span), g.pattern))?,
-            );
-        }
-        let set = set.build().into_diagnostic()?;
+        let set = crate::package::glob::GlobList::new(&rule.files)
+            .map_err(|(msg, g)| miette!("{}: {msg}", recipe.file.location(&g.span)))?;
         let re = regex::bytes::Regex::new(&rule.regex)
             .map_err(|e| miette!("{}: invalid regular expression: {e}", recipe.file.location(&rule.span)))?;
         let mut matched = false;
-        for rel in files.iter().filter(|f| set.is_match(f)) {
+        for rel in files.iter().filter(|f| set.is_match(&f.to_string_lossy())) {
             let path = prefix.join(rel);
             if !path.symlink_metadata().is_ok_and(|m| m.is_file()) {
                 continue;

@@ -1,20 +1,25 @@
-//! Run-path relocation of ELF files before packaging: every RPATH/RUNPATH
-//! entry inside the host prefix becomes `$ORIGIN`-relative, entries
-//! outside it are dropped unless `rpath_allowlist` keeps them, and
-//! `$ORIGIN` entries stay. With `dynamic_linking.rpaths` set, the prefix
-//! entries are replaced by those directories (relative to the prefix).
+//! Run-path relocation of ELF files before packaging, as conda-build and
+//! rattler-build do it: every RPATH/RUNPATH entry inside the host prefix
+//! becomes `$ORIGIN`-relative, the `dynamic_linking.rpaths` directories
+//! (default `lib/`) are added, `$ORIGIN` entries that stay inside the
+//! prefix are kept, and entries outside it are dropped unless
+//! `rpath_allowlist` keeps them, all in their original order.
 //!
-//! The new value is written into the dynamic string table in place (padded
-//! with NULs) when it fits, which it almost always does because the build
-//! prefix is long; otherwise `patchelf` from the build environment or
-//! `PATH` sets it. Files are replaced through a temporary copy and a
-//! rename, so a hard link into a cache is never written through.
+//! The new value is written over the old string in the dynamic string
+//! table (NUL-padded) when it fits and no other dynamic entry shares those
+//! bytes; it almost always fits, because the build prefix is long.
+//! Otherwise `patchelf` (from the build environment or `PATH`) sets it,
+//! keeping RPATH as RPATH. Either way the file is replaced by a new one
+//! (a copy, then a rename), so a hard link into a cache is never written
+//! through.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use goblin::elf::dynamic::{DT_RPATH, DT_RUNPATH};
+use goblin::elf::dynamic::{DT_NEEDED, DT_RPATH, DT_RUNPATH, DT_SONAME};
 use miette::{miette, IntoDiagnostic, Result};
 
+use super::glob::GlobList;
 use crate::recipe::model::{BinaryRelocation, DynamicLinking};
 
 /// One rewritten run path, for the log.
@@ -28,18 +33,33 @@ pub struct Relinked {
     pub new: String,
 }
 
+/// A run-path string in the file.
+struct RunPath {
+    /// File offset of its first byte.
+    offset: usize,
+    /// Its bytes, without the NUL.
+    bytes: Vec<u8>,
+    /// DT_RPATH (as opposed to DT_RUNPATH).
+    is_rpath: bool,
+    /// Another dynamic string lies inside these bytes (the linker merged
+    /// string tails), so they cannot be overwritten.
+    shared: bool,
+}
+
 /// Rewrite the run paths of the ELF files among `files` (relative to
-/// `prefix`). `build_prefix` is searched for `patchelf` first.
+/// `prefix`). `build_prefix` is searched for `patchelf` first. Returns one
+/// entry per changed file.
 pub fn relink(prefix: &Path, build_prefix: &Path, files: &[PathBuf], config: &DynamicLinking) -> Result<Vec<Relinked>> {
+    let globs = |g| GlobList::new(g).map_err(|(msg, _)| miette!("{msg}"));
     let only = match &config.binary_relocation {
         BinaryRelocation::None => return Ok(Vec::new()),
         BinaryRelocation::All => None,
-        BinaryRelocation::Only(globs) => Some(matcher(globs.iter().map(|g| g.pattern.as_str()))?),
+        BinaryRelocation::Only(list) => Some(globs(list)?),
     };
-    let allow = matcher(config.rpath_allowlist.iter().map(|g| g.pattern.as_str()))?;
+    let allow = globs(&config.rpath_allowlist)?;
     let mut done = Vec::new();
     for rel in files {
-        if only.as_ref().is_some_and(|m| !m.is_match(rel)) {
+        if only.as_ref().is_some_and(|m| !m.is_match(&rel.to_string_lossy())) {
             continue;
         }
         let path = prefix.join(rel);
@@ -49,42 +69,37 @@ pub fn relink(prefix: &Path, build_prefix: &Path, files: &[PathBuf], config: &Dy
         }
         let data = fs_err::read(&path).into_diagnostic()?;
         let Some(found) = run_paths(&data) else { continue };
-        let changes: Vec<(usize, String, String)> = found
+        let changes: Vec<(RunPath, Vec<u8>)> = found
             .into_iter()
-            .map(|(offset, old)| {
-                let new = rewrite(&old, prefix, rel, config, &allow);
-                (offset, old, new)
+            .map(|rp| {
+                let new = rewrite(&rp.bytes, prefix, rel, config, &allow);
+                (rp, new)
             })
-            .filter(|(_, old, new)| old != new)
+            .filter(|(rp, new)| rp.bytes != *new)
             .collect();
-        if changes.is_empty() {
+        let Some((first, first_new)) = changes.first() else {
             continue;
-        }
-        if changes.iter().all(|(_, old, new)| new.len() <= old.len()) {
+        };
+        if changes
+            .iter()
+            .all(|(rp, new)| new.len() <= rp.bytes.len() && !rp.shared)
+        {
             let mut patched = data;
-            for (offset, old, new) in &changes {
-                patched[*offset..offset + old.len()].fill(0);
-                patched[*offset..offset + new.len()].copy_from_slice(new.as_bytes());
+            for (rp, new) in &changes {
+                patched[rp.offset..rp.offset + rp.bytes.len()].fill(0);
+                patched[rp.offset..rp.offset + new.len()].copy_from_slice(new);
             }
             crate::disk::replace_file(&path, &patched)?;
         } else {
-            patchelf(build_prefix, &path, &changes[0].2)?;
+            patchelf(build_prefix, &path, first_new, first.is_rpath)?;
         }
-        done.extend(changes.into_iter().map(|(_, old, new)| Relinked {
+        done.push(Relinked {
             file: rel.clone(),
-            old,
-            new,
-        }));
+            old: String::from_utf8_lossy(&first.bytes).into_owned(),
+            new: String::from_utf8_lossy(first_new).into_owned(),
+        });
     }
     Ok(done)
-}
-
-fn matcher<'a>(globs: impl Iterator<Item = &'a str>) -> Result<globset::GlobSet> {
-    let mut b = globset::GlobSetBuilder::new();
-    for g in globs {
-        b.add(globset::Glob::new(g).map_err(|e| miette!("invalid glob `{g}`: {e}"))?);
-    }
-    b.build().into_diagnostic()
 }
 
 fn is_elf(path: &Path) -> bool {
@@ -95,65 +110,97 @@ fn is_elf(path: &Path) -> bool {
         .is_ok_and(|()| &magic == b"\x7fELF")
 }
 
-/// The file offset and text of each RPATH/RUNPATH value; `None` for files
-/// goblin cannot read as ELF (object files, truncated files).
-fn run_paths(data: &[u8]) -> Option<Vec<(usize, String)>> {
+/// The RPATH/RUNPATH strings of an ELF file; `None` for files goblin
+/// cannot read as a dynamic ELF file or whose string table is out of range.
+fn run_paths(data: &[u8]) -> Option<Vec<RunPath>> {
     let elf = goblin::elf::Elf::parse(data).ok()?;
     let dynamic = elf.dynamic.as_ref()?;
-    let strtab = dynamic.info.strtab as u64;
-    // The string table's address, as a file offset.
-    let base = elf
-        .program_headers
+    // goblin has already turned DT_STRTAB's address into a file offset.
+    let strtab = dynamic.info.strtab;
+    let strsz = dynamic.info.strsz;
+    if strtab == 0 || strtab.checked_add(strsz)? > data.len() {
+        return None;
+    }
+    let table = &data[strtab..strtab + strsz];
+    let strings: Vec<usize> = dynamic
+        .dyns
         .iter()
-        .find(|p| {
-            p.p_type == goblin::elf::program_header::PT_LOAD && p.p_vaddr <= strtab && strtab < p.p_vaddr + p.p_filesz
-        })
-        .map(|p| (strtab - p.p_vaddr + p.p_offset) as usize)?;
+        .filter(|d| [DT_NEEDED, DT_SONAME, DT_RPATH, DT_RUNPATH].contains(&d.d_tag))
+        .filter_map(|d| usize::try_from(d.d_val).ok())
+        .collect();
     let mut out = Vec::new();
     for d in &dynamic.dyns {
         if d.d_tag != DT_RPATH && d.d_tag != DT_RUNPATH {
             continue;
         }
-        let start = base + d.d_val as usize;
-        let end = start + data.get(start..)?.iter().position(|&b| b == 0)?;
-        out.push((start, String::from_utf8_lossy(&data[start..end]).into_owned()));
+        let start = usize::try_from(d.d_val).ok().filter(|s| *s < strsz)?;
+        let len = table[start..].iter().position(|&b| b == 0)?;
+        let shared = strings.iter().any(|&o| o > start && o <= start + len);
+        out.push(RunPath {
+            offset: strtab + start,
+            bytes: table[start..start + len].to_vec(),
+            is_rpath: d.d_tag == DT_RPATH,
+            shared,
+        });
     }
     Some(out)
 }
 
-/// The new run path for the file `rel` (relative to `prefix`): its
-/// `$ORIGIN` entries and prefix entries (made relative), then the
-/// configured search paths (`lib/` by default), then the outside entries
-/// `rpath_allowlist` keeps. A custom `rpaths` replaces the prefix entries.
-fn rewrite(old: &str, prefix: &Path, rel: &Path, config: &DynamicLinking, allow: &globset::GlobSet) -> String {
+/// The new run path for the file `rel` (relative to `prefix`).
+fn rewrite(old: &[u8], prefix: &Path, rel: &Path, config: &DynamicLinking, allow: &GlobList) -> Vec<u8> {
     let dir = rel.parent().unwrap_or(Path::new(""));
-    let prefix_text = prefix.to_string_lossy();
-    let custom = config.rpaths != DynamicLinking::default().rpaths;
-    let mut entries: Vec<String> = Vec::new();
-    let mut kept = Vec::new();
-    for entry in old.split(':').filter(|e| !e.is_empty()) {
-        if entry.starts_with("$ORIGIN") || entry.starts_with("${ORIGIN}") {
-            entries.push(entry.to_string());
-        } else if let Some(rest) = entry.strip_prefix(prefix_text.as_ref()) {
-            if !custom {
-                entries.push(origin(dir, Path::new(rest.trim_start_matches('/'))));
+    let prefix_bytes = prefix.as_os_str().as_bytes();
+    let mut entries: Vec<Vec<u8>> = Vec::new();
+    let mut push = |e: Vec<u8>| {
+        if !e.is_empty() && !entries.contains(&e) {
+            entries.push(e);
+        }
+    };
+    let mut configured_added = false;
+    for entry in old.split(|&b| b == b':').filter(|e| !e.is_empty()) {
+        let text = String::from_utf8_lossy(entry);
+        if let Some(rest) = text.strip_prefix("$ORIGIN").or_else(|| text.strip_prefix("${ORIGIN}")) {
+            // Kept while it stays inside the prefix.
+            if climbs_within(dir, rest) || allow.is_match(&text) {
+                push(entry.to_vec());
             }
-        } else if allow.is_match(entry) {
-            kept.push(entry.to_string());
+        } else if entry == prefix_bytes || entry.starts_with(&[prefix_bytes, b"/"].concat()) {
+            let rest = String::from_utf8_lossy(&entry[prefix_bytes.len()..]).into_owned();
+            push(origin(dir, Path::new(rest.trim_start_matches('/'))).into_bytes());
+            if !configured_added {
+                configured_added = true;
+                for r in &config.rpaths {
+                    push(origin(dir, Path::new(r.trim_end_matches('/'))).into_bytes());
+                }
+            }
+        } else if allow.is_match(&text) {
+            push(entry.to_vec());
         } else {
-            tracing::debug!("dropping run path entry {entry} (outside the prefix, not in rpath_allowlist)");
+            tracing::debug!("dropping run path entry {text} (outside the prefix, not in rpath_allowlist)");
         }
     }
-    entries.extend(
-        config
-            .rpaths
-            .iter()
-            .map(|r| origin(dir, Path::new(r.trim_end_matches('/')))),
-    );
-    entries.extend(kept);
-    let mut seen = std::collections::BTreeSet::new();
-    entries.retain(|e| seen.insert(e.clone()));
-    entries.join(":")
+    if !configured_added {
+        for r in &config.rpaths {
+            push(origin(dir, Path::new(r.trim_end_matches('/'))).into_bytes());
+        }
+    }
+    entries.join(&b':')
+}
+
+/// Whether `$ORIGIN/rest`, seen from `dir` (relative to the prefix), stays inside it.
+fn climbs_within(dir: &Path, rest: &str) -> bool {
+    let mut depth = dir.components().count() as i64;
+    for part in rest.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => depth -= 1,
+            _ => depth += 1,
+        }
+        if depth < 0 {
+            return false;
+        }
+    }
+    true
 }
 
 /// `$ORIGIN/…` leading from the directory `from` to `to` (both relative to the prefix).
@@ -164,22 +211,36 @@ fn origin(from: &Path, to: &Path) -> String {
     }
 }
 
-fn patchelf(build_prefix: &Path, path: &Path, value: &str) -> Result<()> {
+/// Set the run path with patchelf, on a copy that then replaces the file.
+fn patchelf(build_prefix: &Path, path: &Path, value: &[u8], is_rpath: bool) -> Result<()> {
     let in_build = build_prefix.join("bin/patchelf");
     let exe = if in_build.is_file() {
         in_build
     } else {
         PathBuf::from("patchelf")
     };
-    let out = std::process::Command::new(&exe)
-        .args(["--set-rpath", value])
-        .arg(path)
+    let dir = path.parent().expect("a packaged file has a parent");
+    let copy = tempfile::Builder::new()
+        .prefix(".kiln-patchelf-")
+        .tempfile_in(dir)
+        .into_diagnostic()?;
+    fs_err::copy(path, copy.path()).into_diagnostic()?;
+    let value = std::ffi::OsStr::from_bytes(value);
+    let mut cmd = std::process::Command::new(&exe);
+    if is_rpath {
+        cmd.arg("--force-rpath");
+    }
+    let out = cmd
+        .arg("--set-rpath")
+        .arg(value)
+        .arg(copy.path())
         .output()
         .map_err(|e| {
             miette!(
                 help = "add `patchelf` to the build requirements",
-                "{}: the new run path `{value}` is longer than the old one and patchelf cannot run: {e}",
-                path.display()
+                "{}: the new run path `{}` does not fit in place and patchelf cannot run: {e}",
+                path.display(),
+                value.to_string_lossy()
             )
         })?;
     if !out.status.success() {
@@ -189,12 +250,31 @@ fn patchelf(build_prefix: &Path, path: &Path, value: &str) -> Result<()> {
             String::from_utf8_lossy(&out.stderr).trim()
         ));
     }
+    copy.persist(path)
+        .map_err(|e| miette!("cannot replace {}: {e}", path.display()))?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::recipe::model::Glob;
+
+    fn list(globs: &[&str]) -> GlobList {
+        let globs: Vec<Glob> = globs
+            .iter()
+            .map(|g| Glob {
+                pattern: g.to_string(),
+                span: marked_yaml::Span::new_blank(),
+            })
+            .collect();
+        GlobList::new(&globs).map_err(|(m, _)| m).unwrap()
+    }
+
+    fn rw(old: &str, rel: &str, config: &DynamicLinking, allow: &GlobList) -> String {
+        let prefix = Path::new("/b/host_env_placehold");
+        String::from_utf8(rewrite(old.as_bytes(), prefix, Path::new(rel), config, allow)).unwrap()
+    }
 
     #[test]
     fn origin_paths() {
@@ -204,37 +284,31 @@ mod tests {
     }
 
     #[test]
-    fn entries_are_mapped_dropped_or_kept() {
-        let prefix = Path::new("/b/host_env_placehold");
+    fn entries_are_mapped_dropped_or_kept_in_order() {
         let config = DynamicLinking::default();
-        let none = matcher(std::iter::empty()).unwrap();
-        let old = "/b/host_env_placehold/lib:/usr/lib/x86_64:$ORIGIN/../share";
+        let none = list(&[]);
+        let old = "/usr/local/cuda/lib64:/b/host_env_placehold/lib:$ORIGIN/../share";
+        assert_eq!(rw(old, "bin/tool", &config, &none), "$ORIGIN/../lib:$ORIGIN/../share");
+        let allow = list(&["/usr/local/cuda/**"]);
         assert_eq!(
-            rewrite(old, prefix, Path::new("bin/tool"), &config, &none),
-            "$ORIGIN/../lib:$ORIGIN/../share"
+            rw(old, "bin/tool", &config, &allow),
+            "/usr/local/cuda/lib64:$ORIGIN/../lib:$ORIGIN/../share"
         );
-        let allow = matcher(["/usr/lib/**"].into_iter()).unwrap();
-        assert_eq!(
-            rewrite(old, prefix, Path::new("bin/tool"), &config, &allow),
-            "$ORIGIN/../lib:$ORIGIN/../share:/usr/lib/x86_64"
-        );
-        assert_eq!(
-            rewrite("/opt/x", prefix, Path::new("bin/tool"), &config, &none),
-            "$ORIGIN/../lib"
-        );
+        assert_eq!(rw("/opt/x", "bin/tool", &config, &none), "$ORIGIN/../lib");
+        // `$ORIGIN` entries that leave the prefix are dropped.
+        assert_eq!(rw("$ORIGIN/../../../etc", "bin/tool", &config, &none), "$ORIGIN/../lib");
+        // A custom `rpaths` is added after the prefix entries, which stay.
         let custom = DynamicLinking {
             rpaths: vec!["lib/".into(), "lib/extra".into()],
             ..DynamicLinking::default()
         };
         assert_eq!(
-            rewrite(
-                "/b/host_env_placehold/lib",
-                prefix,
-                Path::new("lib/libx.so"),
-                &custom,
-                &none
-            ),
-            "$ORIGIN:$ORIGIN/extra"
+            rw("/b/host_env_placehold/lib/private", "lib/libx.so", &custom, &none),
+            "$ORIGIN/private:$ORIGIN:$ORIGIN/extra"
+        );
+        assert_eq!(
+            rw("/b/host_env_placehold", "bin/x", &config, &none),
+            "$ORIGIN/..:$ORIGIN/../lib"
         );
     }
 }

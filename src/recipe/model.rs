@@ -443,8 +443,7 @@ impl Default for DynamicLinking {
 }
 
 /// `dynamic_linking.binary_relocation`.
-#[derive(Debug, Clone, Serialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum BinaryRelocation {
     /// `true` (the default).
     All,
@@ -452,6 +451,17 @@ pub enum BinaryRelocation {
     None,
     /// Only files matching these globs.
     Only(Vec<Glob>),
+}
+
+impl Serialize for BinaryRelocation {
+    /// As the recipe writes it: `true`, `false` or the globs.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            BinaryRelocation::All => s.serialize_bool(true),
+            BinaryRelocation::None => s.serialize_bool(false),
+            BinaryRelocation::Only(globs) => globs.serialize(s),
+        }
+    }
 }
 
 /// `build.variant`: how an output's used variant keys are adjusted.

@@ -180,7 +180,19 @@ impl Reader<'_> {
         };
         for (k, v) in self.map(item, "script test", &["script", "requirements", "files"])? {
             match k.name.as_str() {
-                "script" => test.script = self.script(v)?,
+                "script" => {
+                    test.script = self.script(v)?;
+                    if test.script.cwd.is_some() {
+                        let at = v
+                            .as_map()
+                            .and_then(|m| m.iter().find(|(k, _)| k.name == "cwd"))
+                            .map_or(v.span, |(k, _)| k.span);
+                        return Err(self
+                            .file
+                            .error(&at, "`cwd` in a test script is not supported yet", "remove it")
+                            .with_help("a test runs where its `files` are shipped"));
+                    }
+                }
                 "requirements" => {
                     for (rk, rv) in self.map(v, "tests.requirements", &["run", "build"])? {
                         let specs = self
