@@ -255,6 +255,17 @@ fn build_one(p: &PlannedOutput, opts: &BuildOptions, stager: &mut Stager, envs: 
     if files.is_empty() {
         tracing::warn!("{id}: the package contains no files");
     }
+    // Paths that differ only in case collide on macOS and Windows file systems.
+    let mut seen: BTreeMap<String, &PathBuf> = BTreeMap::new();
+    for f in &files {
+        if let Some(other) = seen.insert(f.to_string_lossy().to_lowercase(), f) {
+            tracing::warn!(
+                "{id}: {} and {} differ only in case; they collide when installed on a case-insensitive file system",
+                other.display(),
+                f.display()
+            );
+        }
+    }
     // `post_process` replacements, then run paths inside the prefix become `$ORIGIN`-relative.
     let processed = package::post_process::apply(recipe, &dirs.host_prefix, &files, &output.build.post_process)?;
     if processed > 0 {

@@ -452,3 +452,31 @@ fn bad_input_fails_with_located_errors() {
         assert!(leftovers.is_empty(), "{case} left {leftovers:?}");
     }
 }
+
+#[test]
+fn colliding_license_files_and_case_only_paths_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("LICENSE"), "the upstream license\n").unwrap();
+    let r = write_recipe(
+        dir.path(),
+        "collide",
+        "package: {name: collide, version: '1.0'}\nsource:\n  path: ../src\nbuild:\n  script:\n    - mkdir -p $PREFIX/share\n    - echo a > $PREFIX/share/Readme\n    - echo b > $PREFIX/share/README\nabout:\n  license_file: LICENSE\n",
+    );
+    fs::write(r.join("LICENSE"), "the recipe's license\n").unwrap();
+    let out = dir.path().join("out");
+    let o = build_ok(&r, &out, &[]);
+    let log = stderr(&o);
+    assert!(log.contains("two different license files are named LICENSE"), "{log}");
+    assert!(
+        log.contains("share/README and share/Readme differ only in case"),
+        "{log}"
+    );
+    let x = extract(&packages(&out)[0]);
+    assert_eq!(
+        fs::read_to_string(x.path().join("info/licenses/LICENSE")).unwrap(),
+        "the recipe's license\n",
+        "the recipe directory wins"
+    );
+}

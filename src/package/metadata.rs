@@ -190,6 +190,21 @@ fn write_recipe_dir(dest: &Path, i: &InfoInputs) -> Result<()> {
     Ok(())
 }
 
+/// Copy one license file; a different file already copied to the same
+/// name (the work directory's, replaced by the recipe directory's) is said.
+fn copy_license(from: &Path, to: &Path, i: &InfoInputs, g: &crate::recipe::model::Glob) -> Result<()> {
+    if to.is_file() && fs_err::read(to).into_diagnostic()? != fs_err::read(from).into_diagnostic()? {
+        tracing::warn!(
+            "{}: two different license files are named {}; the one from {} is packaged",
+            i.recipe.file.location(&g.span),
+            to.file_name().unwrap_or_default().to_string_lossy(),
+            from.parent().unwrap_or(from).display()
+        );
+    }
+    crate::disk::copy_file(from, to)?;
+    Ok(())
+}
+
 fn write_licenses(dest: &Path, i: &InfoInputs) -> Result<()> {
     let globs = &i.output.about.license_file;
     if globs.is_empty() {
@@ -220,7 +235,7 @@ fn write_licenses(dest: &Path, i: &InfoInputs) -> Result<()> {
                 for e in walkdir::WalkDir::new(&candidate).into_iter().filter_map(|e| e.ok()) {
                     if e.file_type().is_file() {
                         let rel = e.path().strip_prefix(root).into_diagnostic()?;
-                        crate::disk::copy_file(e.path(), &dest.join(rel))?;
+                        copy_license(e.path(), &dest.join(rel), i, g)?;
                         found = true;
                     }
                 }
@@ -237,7 +252,7 @@ fn write_licenses(dest: &Path, i: &InfoInputs) -> Result<()> {
                 }
                 let rel = e.path().strip_prefix(root).into_diagnostic()?;
                 if matcher.is_match(rel) {
-                    crate::disk::copy_file(e.path(), &dest.join(rel))?;
+                    copy_license(e.path(), &dest.join(rel), i, g)?;
                     found = true;
                 }
             }
