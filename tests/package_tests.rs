@@ -202,14 +202,7 @@ fn script_tests_ship_source_and_recipe_files() {
     fs::create_dir_all(&lonely).unwrap();
     let copy = lonely.join(packages(&out)[0].file_name().unwrap());
     fs::copy(&packages(&out)[0], &copy).unwrap();
-    let empty_channel = dir.path().join("empty-channel");
-    fs::create_dir_all(empty_channel.join("noarch")).unwrap();
-    fs::write(
-        empty_channel.join("noarch/repodata.json"),
-        r#"{"packages":{},"packages.conda":{}}"#,
-    )
-    .unwrap();
-    let channel = url::Url::from_directory_path(&empty_channel).unwrap().to_string();
+    let channel = empty_channel(&dir.path().join("empty-channel"));
     let o = kiln_test(&copy, &channel, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("1 test passed"), "{}", stderr(&o));
@@ -274,9 +267,10 @@ fn conda_build_packages_with_info_test_are_tested() {
     let dir = tempfile::tempdir().unwrap();
     let pkg_dir = dir.path().join("pkg");
     // A conda-build style package, made by hand.
-    let o = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(r#"
+    fs::create_dir_all(&pkg_dir).unwrap();
+    python(
+        &pkg_dir,
+        r#"
 import hashlib, io, json, tarfile
 files = {
   "info/index.json": json.dumps({"name": "oldstyle", "version": "0.1", "build": "0", "build_number": 0,
@@ -294,23 +288,10 @@ with tarfile.open("oldstyle-0.1-0.tar.bz2", "w:bz2") as t:
         data = text.encode()
         info = tarfile.TarInfo(name); info.size = len(data); info.mode = 0o755 if name.endswith(".sh") else 0o644
         t.addfile(info, io.BytesIO(data))
-"#)
-        .current_dir({
-            fs::create_dir_all(&pkg_dir).unwrap();
-            &pkg_dir
-        })
-        .run()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-    let empty = dir.path().join("empty");
-    fs::create_dir_all(empty.join("noarch")).unwrap();
-    fs::write(
-        empty.join("noarch/repodata.json"),
-        r#"{"packages":{},"packages.conda":{}}"#,
-    )
-    .unwrap();
+"#,
+    );
     let pkg: PathBuf = pkg_dir.join("oldstyle-0.1-0.tar.bz2");
-    let o = kiln_test(&pkg, url::Url::from_directory_path(&empty).unwrap().as_ref(), &[]);
+    let o = kiln_test(&pkg, &empty_channel(&dir.path().join("empty")), &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("1 test passed"), "{}", stderr(&o));
 }
@@ -467,14 +448,7 @@ with tarfile.open("rbstyle-2.0-h0_0.tar.bz2", "w:bz2") as t:
         .run()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    let empty = dir.path().join("empty");
-    fs::create_dir_all(empty.join("noarch")).unwrap();
-    fs::write(
-        empty.join("noarch/repodata.json"),
-        r#"{"packages":{},"packages.conda":{}}"#,
-    )
-    .unwrap();
-    let channel = url::Url::from_directory_path(&empty).unwrap().to_string();
+    let channel = empty_channel(&dir.path().join("empty"));
     let pkg = dir.path().join("rbstyle-2.0-h0_0.tar.bz2");
     let o = kiln_test(&pkg, &channel, &[]);
     let log = stderr(&o);
@@ -521,18 +495,12 @@ fn test_secrets_reach_only_tests_of_packages_built_here_and_stay_masked() {
     assert!(files_containing(x.path(), "tok-s3cr3t-value").is_empty());
 
     // `kiln test` does not hand the caller's variables to a package that names them.
-    let empty = dir.path().join("empty");
-    fs::create_dir_all(empty.join("noarch")).unwrap();
-    fs::write(
-        empty.join("noarch/repodata.json"),
-        r#"{"packages":{},"packages.conda":{}}"#,
-    )
-    .unwrap();
+    let channel = empty_channel(&dir.path().join("empty"));
     let o = kiln()
         .env("KILN_TEST_TOKEN", "tok-s3cr3t-value")
         .args(["test", "--package-file"])
         .arg(&pkg)
-        .args(["-c", url::Url::from_directory_path(&empty).unwrap().as_ref()])
+        .args(["-c", &channel])
         .run()
         .unwrap();
     let log = stderr(&o);

@@ -18,17 +18,6 @@ fn sha256(path: &Path) -> String {
     hex::encode(Sha256::digest(fs::read(path).unwrap()))
 }
 
-/// Run a Python snippet in `dir` (it writes archives there).
-fn python(dir: &Path, code: &str) {
-    let o = Command::new("python3")
-        .arg("-c")
-        .arg(code)
-        .current_dir(dir)
-        .run()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-}
-
 /// A tarball `name` whose single top folder holds `src/lib.c` and `README`.
 fn make_tarball(dir: &Path, name: &str, body: &str) {
     python(
@@ -290,6 +279,12 @@ fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
 
+/// A bare clone of `work` at `dest`, ready for git's "dumb" HTTP protocol.
+fn publish_bare(work: &Path, dest: &Path) {
+    git(work, &["clone", "-q", "--bare", ".", dest.to_str().unwrap()]);
+    git(dest, &["update-server-info"]);
+}
+
 fn commit(repo: &Path, file: &str, content: &str) -> String {
     fs::write(repo.join(file), content).unwrap();
     git(repo, &["add", "-A"]);
@@ -407,17 +402,7 @@ fn git_sources_are_fetched_over_http() {
     git(&work, &["tag", "v2"]);
     let www = d.join("www");
     fs::create_dir_all(&www).unwrap();
-    git(
-        d,
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            work.to_str().unwrap(),
-            www.join("proj.git").to_str().unwrap(),
-        ],
-    );
-    git(&www.join("proj.git"), &["update-server-info"]);
+    publish_bare(&work, &www.join("proj.git"));
     let server = serve_http_logged(&www, 0);
     let r = recipe_with_source(d, "overhttp", &format!("  git: {}/proj.git\n  tag: v2\n", server.url));
     // Plain HTTP needs the host named, as for downloads.
@@ -649,17 +634,7 @@ fn credentials_in_source_urls_reach_no_log_package_or_cache() {
     fs::create_dir_all(&work).unwrap();
     git(&work, &["init", "-q", "-b", "main"]);
     commit(&work, "hello.txt", "hello\n");
-    git(
-        d,
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            work.to_str().unwrap(),
-            www.join("proj.git").to_str().unwrap(),
-        ],
-    );
-    git(&www.join("proj.git"), &["update-server-info"]);
+    publish_bare(&work, &www.join("proj.git"));
     let server = serve_http_logged(&www, 0);
     let with_password = server.url.replace("http://", "http://builder:s3cret-pa55@");
     let r = d.join("creds");

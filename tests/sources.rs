@@ -8,20 +8,8 @@ mod common;
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
-
-/// Run a Python snippet that writes archives into `dir`.
-fn python(dir: &Path, code: &str) {
-    let o = Command::new("python3")
-        .arg("-c")
-        .arg(code)
-        .current_dir(dir)
-        .run()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-}
 
 /// A recipe with one `path` source (`extra` adds source keys) whose script
 /// copies the work directory's `listing` of files into the package.

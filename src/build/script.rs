@@ -289,7 +289,13 @@ fn bash_only(recipe: &Recipe, s: &Script, path: &Path) -> Result<()> {
 /// Values of the secrets a script names, from kiln's environment; each is
 /// registered with [`crate::redact`], so it is masked wherever kiln writes.
 pub fn secrets(recipe: &Recipe, s: &Script) -> Result<BTreeMap<String, String>> {
-    s.secrets
+    secret_values(&s.secrets, &recipe.file.location(&s.span))
+}
+
+/// The values of the secret variables `names` (registered for masking);
+/// `whose` names the script in the error for one that is not set.
+pub fn secret_values(names: &[String], whose: &str) -> Result<BTreeMap<String, String>> {
+    names
         .iter()
         .map(|name| match std::env::var(name) {
             Ok(v) => {
@@ -298,8 +304,7 @@ pub fn secrets(recipe: &Recipe, s: &Script) -> Result<BTreeMap<String, String>> 
             }
             Err(_) => Err(miette!(
                 help = format!("export {name} before running kiln, or remove it from `secrets`"),
-                "{}: secret `{name}` is not set in the environment",
-                recipe.file.location(&s.span)
+                "{whose}: secret `{name}` is not set in the environment"
             )),
         })
         .collect()

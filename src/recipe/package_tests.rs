@@ -231,14 +231,7 @@ impl Reader<'_> {
                 .error(span, "pin functions in test requirements are not supported yet", "here")
                 .with_help("name the package instead (the package under test is pinned exactly anyway)"));
         }
-        let strict = rattler_conda_types::ParseStrictness::Strict;
-        if rattler_conda_types::MatchSpec::from_str(spec, strict).is_ok() {
-            return Ok(spec.to_string());
-        }
-        super::parse::as_conda_reads_it(spec).ok_or_else(|| {
-            self.file
-                .error(span, format!("invalid match spec `{spec}`"), "not a match spec")
-        })
+        self.match_spec(spec.to_string(), span, "tests.requirements")
     }
 
     fn python_test(&self, node: &RNode) -> PResult<PythonTest> {

@@ -170,30 +170,7 @@ impl<'a> Reader<'a> {
                         });
                     }
                 }
-                let spec = match MatchSpec::from_str(&spec, ParseStrictness::Strict) {
-                    Ok(_) => spec,
-                    Err(e) => match as_conda_reads_it(&spec) {
-                        Some(strict) => {
-                            crate::diagnostics::warn_once(format!(
-                                "{}: `{spec}` is read as conda reads it, `{strict}`; write that instead",
-                                self.file.location(&item.span)
-                            ));
-                            strict
-                        }
-                        None => {
-                            return Err(self
-                                .file
-                                .error(
-                                    &item.span,
-                                    format!("invalid match spec `{spec}` in `{what}`: {e}"),
-                                    "not a valid match spec",
-                                )
-                                .with_help(
-                                    "a match spec looks like `name`, `name >=1.2,<2` or `name 1.2.* build_string`",
-                                ))
-                        }
-                    },
-                };
+                let spec = self.match_spec(spec, &item.span, what)?;
                 Ok(Dependency {
                     spec,
                     pin: None,
@@ -265,6 +242,32 @@ impl<'a> Reader<'a> {
             }
         }
         Ok(out)
+    }
+
+    /// A match spec in the strict v1 grammar, or one conda reads leniently
+    /// (then written in the strict form, with a warning at `span` naming it);
+    /// an error at `span` for what conda refuses too.
+    pub(super) fn match_spec(&self, spec: String, span: &Span, what: &str) -> PResult<String> {
+        match MatchSpec::from_str(&spec, ParseStrictness::Strict) {
+            Ok(_) => Ok(spec),
+            Err(e) => match as_conda_reads_it(&spec) {
+                Some(strict) => {
+                    crate::diagnostics::warn_once(format!(
+                        "{}: `{spec}` is read as conda reads it, `{strict}`; write that instead",
+                        self.file.location(span)
+                    ));
+                    Ok(strict)
+                }
+                None => Err(self
+                    .file
+                    .error(
+                        span,
+                        format!("invalid match spec `{spec}` in `{what}`: {e}"),
+                        "not a valid match spec",
+                    )
+                    .with_help("a match spec looks like `name`, `name >=1.2,<2` or `name 1.2.* build_string`")),
+            },
+        }
     }
 
     /// The `about` section.

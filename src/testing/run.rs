@@ -99,6 +99,14 @@ pub fn run(
             .parse::<Subdir>()
             .map_err(|e| miette!("{}: subdir `{s}`: {e}", subject.label))?,
     };
+    let test_env = |prefix: PathBuf, build_prefix: Option<PathBuf>| Env {
+        subject,
+        prefix,
+        build_prefix,
+        target,
+        build: bench.build_platform,
+    };
+    let none = BTreeMap::new();
     let mut specs = vec![subject.pin()];
     specs.extend(extra.iter().cloned());
     let with = |more: &[String]| -> Vec<String> { specs.iter().chain(more).cloned().collect() };
@@ -139,20 +147,11 @@ pub fn run(
                     let file = dir.join(format!("test_script.{ext}"));
                     fs_err::write(&file, body).into_diagnostic()?;
                     let exe = if other == "r" { "Rscript" } else { other };
-                    format!("{exe} {}", shell_quote(&file.to_string_lossy()))
+                    format!("{exe} {}", script::shell_quote(&file.to_string_lossy()))
                 }
             };
-            let mut vars = variables(
-                subject,
-                &prefix,
-                build_prefix.as_deref(),
-                target,
-                bench.build_platform,
-                &dir,
-            );
-            vars.extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
             let secrets = if bench.forward_secrets {
-                read_secrets(&label, secrets)?
+                script::secret_values(secrets, &label)?
             } else {
                 if !secrets.is_empty() {
                     tracing::warn!(
@@ -162,18 +161,8 @@ pub fn run(
                 }
                 BTreeMap::new()
             };
-            execute(
-                &label,
-                &body,
-                &workdir,
-                &dir,
-                &vars,
-                &secrets,
-                &prefix,
-                build_prefix.as_deref(),
-                target,
-                bench.build_platform,
-            )
+            let extra: BTreeMap<String, String> = env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            test_env(prefix, build_prefix).execute(&label, &body, &workdir, &dir, &extra, &secrets)
         }
         Stored::Python {
             imports,
@@ -202,7 +191,7 @@ pub fn run(
                     .map(|m| format!("import {m}\nprint('imported {m}')\n"))
                     .collect();
                 fs_err::write(&file, text).into_diagnostic()?;
-                let mut body = format!("python {}", shell_quote(&file.to_string_lossy()));
+                let mut body = format!("python {}", script::shell_quote(&file.to_string_lossy()));
                 if *pip_check {
                     body.push_str("\npython -m pip check");
                 }
@@ -210,20 +199,7 @@ pub fn run(
                     Some(v) => format!("{label} python {v}"),
                     None => label.clone(),
                 };
-                let vars = variables(subject, &prefix, None, target, bench.build_platform, &sub);
-                let cwd = sub.join("cwd");
-                execute(
-                    &label,
-                    &body,
-                    &cwd,
-                    &sub,
-                    &vars,
-                    &BTreeMap::new(),
-                    &prefix,
-                    None,
-                    target,
-                    bench.build_platform,
-                )?;
+                test_env(prefix, None).execute(&label, &body, &sub.join("cwd"), &sub, &none, &none)?;
             }
             Ok(())
         }
@@ -236,20 +212,8 @@ pub fn run(
             let prefix = install(bench, &label, target, &with(&[package.to_string()]), &dir.join("run"))?;
             let file = dir.join(format!("load.{ext}"));
             fs_err::write(&file, names.iter().map(|n| line(n)).collect::<String>()).into_diagnostic()?;
-            let body = format!("{exe} {}", shell_quote(&file.to_string_lossy()));
-            let vars = variables(subject, &prefix, None, target, bench.build_platform, &dir);
-            execute(
-                &label,
-                &body,
-                &dir.join("cwd"),
-                &dir,
-                &vars,
-                &BTreeMap::new(),
-                &prefix,
-                None,
-                target,
-                bench.build_platform,
-            )
+            let body = format!("{exe} {}", script::shell_quote(&file.to_string_lossy()));
+            test_env(prefix, None).execute(&label, &body, &dir.join("cwd"), &dir, &none, &none)
         }
         Stored::Legacy { dir: info_test, deps } => {
             // As conda-build: the interpreters its test files need.
@@ -276,19 +240,7 @@ pub fn run(
                     body.push_str(&format!("{exe} ./{file}\n"));
                 }
             }
-            let vars = variables(subject, &prefix, None, target, bench.build_platform, &dir);
-            execute(
-                &label,
-                &body,
-                &cwd,
-                &dir,
-                &vars,
-                &BTreeMap::new(),
-                &prefix,
-                None,
-                target,
-                bench.build_platform,
-            )
+            test_env(prefix, None).execute(&label, &body, &cwd, &dir, &none, &none)
         }
         Stored::Downstream(_) => Err(Failure::Error(miette!(
             "{label}: downstream tests are run by the caller"
@@ -361,55 +313,54 @@ fn variables(
     env
 }
 
-fn read_secrets(label: &str, names: &[String]) -> Result<BTreeMap<String, String>> {
-    names
-        .iter()
-        .map(|name| match std::env::var(name) {
-            Ok(v) => {
-                crate::redact::register(&v);
-                Ok((name.clone(), v))
-            }
-            Err(_) => Err(miette!(
-                help = format!("export {name} before running kiln"),
-                "{label}: secret `{name}` is not set in the environment"
-            )),
-        })
-        .collect()
-}
-
-#[allow(clippy::too_many_arguments)]
-fn execute(
-    label: &str,
-    body: &str,
-    cwd: &Path,
-    dir: &Path,
-    vars: &BTreeMap<String, String>,
-    secrets: &BTreeMap<String, String>,
-    prefix: &Path,
-    build_prefix: Option<&Path>,
+/// An installed test environment (and its build-platform tools, if any).
+struct Env<'a> {
+    subject: &'a Subject,
+    prefix: PathBuf,
+    build_prefix: Option<PathBuf>,
     target: Subdir,
     build: Subdir,
-) -> std::result::Result<(), Failure> {
-    fs_err::create_dir_all(cwd).into_diagnostic()?;
-    let activation = crate::environment::activation::script(prefix, target, build_prefix.unwrap_or(prefix), build)?;
-    crate::ui::step(label, "running");
-    let outcome = script::run(&ScriptRun {
-        label,
-        body,
-        work_dir: cwd,
-        script_dir: dir,
-        env: vars,
-        secrets,
-        activation: &activation,
-    })?;
-    outcome.map_err(|f| {
-        Failure::Failed(match f.command {
-            Some(c) => format!("{label} failed: `{c}` exited with {}", f.code),
-            None => format!("{label} failed with {}", f.code),
-        })
-    })
 }
 
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
+impl Env<'_> {
+    /// Run `body` with bash in `cwd`, the environment activated; `dir` holds
+    /// the script and its log, `extra` adds variables (`script.env`).
+    fn execute(
+        &self,
+        label: &str,
+        body: &str,
+        cwd: &Path,
+        dir: &Path,
+        extra: &BTreeMap<String, String>,
+        secrets: &BTreeMap<String, String>,
+    ) -> std::result::Result<(), Failure> {
+        fs_err::create_dir_all(cwd).into_diagnostic()?;
+        let mut vars = variables(
+            self.subject,
+            &self.prefix,
+            self.build_prefix.as_deref(),
+            self.target,
+            self.build,
+            dir,
+        );
+        vars.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let build_prefix = self.build_prefix.as_deref().unwrap_or(&self.prefix);
+        let activation = crate::environment::activation::script(&self.prefix, self.target, build_prefix, self.build)?;
+        crate::ui::step(label, "running");
+        let outcome = script::run(&ScriptRun {
+            label,
+            body,
+            work_dir: cwd,
+            script_dir: dir,
+            env: &vars,
+            secrets,
+            activation: &activation,
+        })?;
+        outcome.map_err(|f| {
+            Failure::Failed(match f.command {
+                Some(c) => format!("{label} failed: `{c}` exited with {}", f.code),
+                None => format!("{label} failed with {}", f.code),
+            })
+        })
+    }
 }

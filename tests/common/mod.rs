@@ -447,3 +447,25 @@ pub fn real_python_channel() -> &'static (PathBuf, String, String) {
     static VIEW: OnceLock<(PathBuf, String, String)> = OnceLock::new();
     VIEW.get_or_init(|| (dir.path().to_path_buf(), a.clone(), b.clone()))
 }
+
+/// Run a Python snippet in `dir` (it writes archives or packages there).
+pub fn python(dir: &Path, code: &str) {
+    let o = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(code)
+        .current_dir(dir)
+        .run()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// A channel with no packages at `dir`; returns its `file://` URL.
+pub fn empty_channel(dir: &Path) -> String {
+    std::fs::create_dir_all(dir.join("noarch")).unwrap();
+    std::fs::write(
+        dir.join("noarch/repodata.json"),
+        r#"{"packages":{},"packages.conda":{}}"#,
+    )
+    .unwrap();
+    url::Url::from_directory_path(dir).unwrap().to_string()
+}
