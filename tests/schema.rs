@@ -255,10 +255,10 @@ fn cases() -> Vec<Case> {
             expect: Located("3:3", "not supported yet"),
         },
         Case {
-            // rpaths, rpath_allowlist, binary_relocation: tests/relocation.rs.
+            // The run paths and linking checks' effects: tests/relocation.rs, tests/linking.rs.
             key: "build.dynamic_linking (linking checks)",
-            recipe: "package: {name: walk, version: '1.0'}\nbuild:\n  dynamic_linking: {rpaths: [lib/], overlinking_behavior: error}\n",
-            expect: Located("3:37", "`dynamic_linking.overlinking_behavior` is not supported yet"),
+            recipe: "package: {name: walk, version: '1.0'}\nbuild:\n  dynamic_linking: {rpaths: [lib/], overlinking_behavior: warn}\n",
+            expect: Located("3:59", "`dynamic_linking.overlinking_behavior` must be `ignore` or `error`"),
         },
         Case {
             // Its effect: tests/relocation.rs.

@@ -2,7 +2,9 @@
 
 pub mod archive;
 pub mod contents;
+pub mod elf;
 pub mod glob;
+pub mod linking;
 pub mod metadata;
 pub mod post_process;
 pub mod relink;

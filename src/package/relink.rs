@@ -16,9 +16,9 @@
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use goblin::elf::dynamic::{DT_NEEDED, DT_RPATH, DT_RUNPATH, DT_SONAME};
 use miette::{miette, IntoDiagnostic, Result};
 
+use super::elf::{is_elf, Dynamic, RunPath};
 use super::glob::GlobList;
 use crate::recipe::model::{BinaryRelocation, DynamicLinking};
 
@@ -31,19 +31,6 @@ pub struct Relinked {
     pub old: String,
     /// The value written.
     pub new: String,
-}
-
-/// A run-path string in the file.
-struct RunPath {
-    /// File offset of its first byte.
-    offset: usize,
-    /// Its bytes, without the NUL.
-    bytes: Vec<u8>,
-    /// DT_RPATH (as opposed to DT_RUNPATH).
-    is_rpath: bool,
-    /// Another dynamic string lies inside these bytes (the linker merged
-    /// string tails), so they cannot be overwritten.
-    shared: bool,
 }
 
 /// Rewrite the run paths of the ELF files among `files` (relative to
@@ -68,8 +55,9 @@ pub fn relink(prefix: &Path, build_prefix: &Path, files: &[PathBuf], config: &Dy
             continue;
         }
         let data = fs_err::read(&path).into_diagnostic()?;
-        let Some(found) = run_paths(&data) else { continue };
+        let Some(found) = Dynamic::parse(&data) else { continue };
         let changes: Vec<(RunPath, Vec<u8>)> = found
+            .run_paths
             .into_iter()
             .map(|rp| {
                 let new = rewrite(&rp.bytes, prefix, rel, config, &allow);
@@ -100,50 +88,6 @@ pub fn relink(prefix: &Path, build_prefix: &Path, files: &[PathBuf], config: &Dy
         });
     }
     Ok(done)
-}
-
-fn is_elf(path: &Path) -> bool {
-    use std::io::Read;
-    let mut magic = [0u8; 4];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .is_ok_and(|()| &magic == b"\x7fELF")
-}
-
-/// The RPATH/RUNPATH strings of an ELF file; `None` for files goblin
-/// cannot read as a dynamic ELF file or whose string table is out of range.
-fn run_paths(data: &[u8]) -> Option<Vec<RunPath>> {
-    let elf = goblin::elf::Elf::parse(data).ok()?;
-    let dynamic = elf.dynamic.as_ref()?;
-    // goblin has already turned DT_STRTAB's address into a file offset.
-    let strtab = dynamic.info.strtab;
-    let strsz = dynamic.info.strsz;
-    if strtab == 0 || strtab.checked_add(strsz)? > data.len() {
-        return None;
-    }
-    let table = &data[strtab..strtab + strsz];
-    let strings: Vec<usize> = dynamic
-        .dyns
-        .iter()
-        .filter(|d| [DT_NEEDED, DT_SONAME, DT_RPATH, DT_RUNPATH].contains(&d.d_tag))
-        .filter_map(|d| usize::try_from(d.d_val).ok())
-        .collect();
-    let mut out = Vec::new();
-    for d in &dynamic.dyns {
-        if d.d_tag != DT_RPATH && d.d_tag != DT_RUNPATH {
-            continue;
-        }
-        let start = usize::try_from(d.d_val).ok().filter(|s| *s < strsz)?;
-        let len = table[start..].iter().position(|&b| b == 0)?;
-        let shared = strings.iter().any(|&o| o > start && o <= start + len);
-        out.push(RunPath {
-            offset: strtab + start,
-            bytes: table[start..start + len].to_vec(),
-            is_rpath: d.d_tag == DT_RPATH,
-            shared,
-        });
-    }
-    Some(out)
 }
 
 /// The new run path for the file `rel` (relative to `prefix`).

@@ -39,20 +39,27 @@ pub fn new_files(prefix: &Path, before: &Snapshot, after: &Snapshot) -> Result<V
 
 /// Files that belong to packages installed in `prefix`.
 pub fn installed_files(prefix: &Path) -> Result<BTreeSet<PathBuf>> {
-    let mut owned = BTreeSet::new();
+    Ok(installed(prefix)?.into_iter().flat_map(|(_, files)| files).collect())
+}
+
+/// Each package installed in `prefix` (by its `conda-meta` record): its
+/// name and its files.
+pub fn installed(prefix: &Path) -> Result<Vec<(String, Vec<PathBuf>)>> {
+    let mut out = Vec::new();
     let meta = prefix.join("conda-meta");
     if !meta.is_dir() {
-        return Ok(owned);
+        return Ok(out);
     }
     for entry in fs_err::read_dir(&meta).into_diagnostic()? {
         let path = entry.into_diagnostic()?.path();
         if path.extension().is_some_and(|e| e == "json") {
             let record = rattler_conda_types::PrefixRecord::from_path(&path)
                 .map_err(|e| miette::miette!("cannot read {}: {e}", path.display()))?;
-            owned.extend(record.files);
+            let name = record.repodata_record.package_record.name.as_normalized().to_string();
+            out.push((name, record.files));
         }
     }
-    Ok(owned)
+    Ok(out)
 }
 
 /// Files conda packages never carry.

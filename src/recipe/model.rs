@@ -430,6 +430,25 @@ pub struct DynamicLinking {
     /// Run path entries outside the prefix that are kept (globs).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rpath_allowlist: Vec<Glob>,
+    /// Libraries the linking checks accept wherever they come from (globs
+    /// over the library's name or its path in the prefix).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing_dso_allowlist: Vec<Glob>,
+    /// What a library from a package that is not a run dependency causes.
+    pub overlinking_behavior: LinkingBehavior,
+    /// What a run dependency none of whose libraries is linked causes.
+    pub overdepending_behavior: LinkingBehavior,
+}
+
+/// `overlinking_behavior` / `overdepending_behavior`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkingBehavior {
+    /// Warn (the default).
+    #[default]
+    Ignore,
+    /// Fail the build.
+    Error,
 }
 
 impl Default for DynamicLinking {
@@ -438,6 +457,9 @@ impl Default for DynamicLinking {
             rpaths: vec!["lib/".to_string()],
             binary_relocation: BinaryRelocation::All,
             rpath_allowlist: Vec::new(),
+            missing_dso_allowlist: Vec::new(),
+            overlinking_behavior: LinkingBehavior::Ignore,
+            overdepending_behavior: LinkingBehavior::Ignore,
         }
     }
 }

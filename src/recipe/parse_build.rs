@@ -85,8 +85,7 @@ impl Reader<'_> {
         Ok(b)
     }
 
-    /// `build.dynamic_linking`: `rpaths`, `binary_relocation`, `rpath_allowlist`;
-    /// the linking checks' keys are not supported yet.
+    /// `build.dynamic_linking`: run-path relocation and the linking checks.
     fn dynamic_linking(&self, node: &RNode) -> PResult<DynamicLinking> {
         let keys = [
             "rpaths",
@@ -113,19 +112,26 @@ impl Reader<'_> {
                     }
                 }
                 "rpath_allowlist" => d.rpath_allowlist = self.globs(v, "rpath_allowlist")?,
-                other => {
-                    return Err(self
-                        .file
-                        .error(
-                            &k.span,
-                            format!("`dynamic_linking.{other}` is not supported yet"),
-                            "kiln does not check linking yet",
-                        )
-                        .with_help("remove it for now"))
-                }
+                "missing_dso_allowlist" => d.missing_dso_allowlist = self.globs(v, "missing_dso_allowlist")?,
+                "overlinking_behavior" => d.overlinking_behavior = self.linking_behavior(v, &k.name)?,
+                "overdepending_behavior" => d.overdepending_behavior = self.linking_behavior(v, &k.name)?,
+                _ => unreachable!("keys are checked by map()"),
             }
         }
         Ok(d)
+    }
+
+    /// `ignore` or `error`.
+    fn linking_behavior(&self, node: &RNode, key: &str) -> PResult<LinkingBehavior> {
+        match node.as_scalar().map(|s| s.to_string()).as_deref() {
+            Some("ignore") => Ok(LinkingBehavior::Ignore),
+            Some("error") => Ok(LinkingBehavior::Error),
+            _ => Err(self.file.error(
+                &node.span,
+                format!("`dynamic_linking.{key}` must be `ignore` or `error`"),
+                "`ignore` warns, `error` fails the build",
+            )),
+        }
     }
 
     /// `build.post_process`: a list of `{files, regex, replacement}`.

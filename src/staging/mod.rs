@@ -21,7 +21,7 @@ use crate::build::{run_script, script, sources, BuildOptions};
 use crate::dependencies;
 use crate::environment::resolve::{self, Resolved};
 use crate::environment::LazyEnvironments;
-use crate::package::select;
+use crate::package::{self, select};
 use crate::recipe::model::{Source, StagingOutput};
 use crate::recipe::Recipe;
 use crate::ui;
@@ -313,6 +313,8 @@ impl<'a> Stager<'a> {
         let dir_lock = dirs.lock().into_diagnostic()?;
         dirs.create().into_diagnostic()?;
         resolve::install(self.envs, resolved, dirs.prefixes(), self.opts.platforms, &label)?;
+        let mut host_libraries = parent.map(|p| p.meta.host_libraries.clone()).unwrap_or_default();
+        host_libraries.extend(package::linking::installed_libraries(&dirs.host_prefix)?);
         // Files of installed packages are not the staging build's output.
         let before = select::snapshot(&dirs.host_prefix)?;
         if let Some(parent) = parent {
@@ -357,6 +359,7 @@ impl<'a> Stager<'a> {
             prefix: dirs.host_prefix.clone(),
             work_dir: dirs.work_dir.clone(),
             files,
+            host_libraries,
             work_dir_entries,
             size_bytes,
             timings: Timings {

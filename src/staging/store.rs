@@ -43,6 +43,9 @@ pub struct Metadata {
     pub run_exports: crate::environment::run_exports::Applied,
     /// Files the staging script added to `$PREFIX`.
     pub files: Vec<CachedFile>,
+    /// Shared libraries of the staging host environment (and its parent's)
+    /// with the packages that provide them, for inheritors' linking checks.
+    pub host_libraries: crate::package::linking::LibraryMap,
     /// Number of entries captured from the work directory.
     pub work_dir_entries: usize,
     /// Bytes stored (prefix and work directory).

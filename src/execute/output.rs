@@ -1,0 +1,248 @@
+//! Building one planned output: fresh directories, the staging output it
+//! inherits (restored from the cache, built first if needed), environments,
+//! sources, the build script, file selection, post-processing, the linking
+//! checks and packaging.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use miette::{miette, IntoDiagnostic, Result};
+
+use super::{spec_name, Built};
+use crate::build::dirs::BuildDirs;
+use crate::build::env::BuildIdentity;
+use crate::build::{run_script, sources, BuildOptions};
+use crate::dependencies::{finalize_run, resolve_output, Inherited};
+use crate::environment::resolve;
+use crate::environment::LazyEnvironments;
+use crate::package::{self, metadata::InfoInputs, select};
+use crate::plan::PlannedOutput;
+use crate::staging::store::Entry;
+use crate::staging::{restore_into, Stager};
+use crate::variants::variant_text;
+use crate::{rendered, ui};
+
+pub(super) fn build_one(
+    p: &PlannedOutput,
+    opts: &BuildOptions,
+    stager: &mut Stager,
+    envs: &LazyEnvironments,
+) -> Result<Built> {
+    let recipe = &*p.recipe;
+    let id = p.identifier();
+    let output = &p.output;
+    let staging = match output.inherit.staging_name() {
+        Some(name) => Some(stager.ensure(recipe, name)?),
+        None => None,
+    };
+    let staging_keys = staging.as_ref().map(|e| stager.chain(e)).unwrap_or_default();
+    let resolved = resolve_output(p, opts, envs)?;
+    ui::step(&id, "preparing directories");
+    // Staging builds and their inheritors share one set of directories, so
+    // restored paths stay valid without relocation.
+    let dir_name = match &staging {
+        Some(_) => recipe.shared_build_name(),
+        None => output.package.name.as_normalized().to_string(),
+    };
+    let dirs = BuildDirs::new(&opts.output_dir, &dir_name);
+    let _dir_lock = dirs.lock().into_diagnostic()?;
+    dirs.create().into_diagnostic()?;
+
+    // Restored staging files count as new: the snapshot is taken before the
+    // restore. Installed packages' files do not (see `select::new_files`).
+    let before = select::snapshot(&dirs.host_prefix)?;
+    if let Some(entry) = &staging {
+        restore_into(entry, &dirs, &id)?;
+    }
+    resolve::install(envs, &resolved, dirs.prefixes(), opts.platforms, &id)?;
+    ui::step(&id, "placing sources");
+    let mut finalized_sources = staging.as_ref().map(|e| e.meta.sources.clone()).unwrap_or_default();
+    finalized_sources.extend(sources::fetch(recipe, &output.source, &dirs.work_dir, opts)?);
+
+    if let Some(s) = &output.build.script {
+        let variant: BTreeMap<String, String> = p.variant.iter().map(|(k, v)| (k.clone(), variant_text(v))).collect();
+        let identity = BuildIdentity {
+            name: output.package.name.as_normalized().to_string(),
+            version: output.package.version.as_str().to_string(),
+            build_number: Some(output.build.number),
+            build_string: Some(p.build_string.clone()),
+            hash: Some(p.hash.to_string()),
+        };
+        run_script(recipe, opts, &dirs, s, &identity, &variant, &id)?;
+    }
+
+    ui::step(&id, "collecting files");
+    let after = select::snapshot(&dirs.host_prefix)?;
+    let new_files = select::new_files(&dirs.host_prefix, &before, &after)?;
+    let mut files = package::select_files(recipe, output, &new_files)?;
+    for extra in package::always_included(recipe, output, &after)? {
+        if !files.contains(&extra) {
+            files.push(extra);
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        tracing::warn!("{id}: the package contains no files");
+    }
+    // Paths that differ only in case collide on macOS and Windows file systems.
+    let mut seen: BTreeMap<String, &PathBuf> = BTreeMap::new();
+    for f in &files {
+        if let Some(other) = seen.insert(f.to_string_lossy().to_lowercase(), f) {
+            tracing::warn!(
+                "{id}: {} and {} differ only in case; they collide when installed on a case-insensitive file system",
+                other.display(),
+                f.display()
+            );
+        }
+    }
+    // `post_process` replacements, then run paths inside the prefix become `$ORIGIN`-relative.
+    let processed = package::post_process::apply(recipe, &dirs.host_prefix, &files, &output.build.post_process)?;
+    if processed > 0 {
+        tracing::info!("{id}: post_process changed {processed} file(s)");
+    }
+    let relinked = package::relink::relink(
+        &dirs.host_prefix,
+        &dirs.build_prefix,
+        &files,
+        &output.build.dynamic_linking,
+    )
+    .map_err(|e| e.wrap_err(id.clone()))?;
+    for r in &relinked {
+        tracing::debug!("{id}: {}: run path {} → {}", r.file.display(), r.old, r.new);
+    }
+    if !relinked.is_empty() {
+        tracing::info!("{id}: rewrote the run paths of {} file(s)", relinked.len());
+    }
+    // `package_contents` tests see the files the recipe selected.
+    let listed: Vec<String> = files.iter().map(|f| f.to_string_lossy().into_owned()).collect();
+    let noarch_python = output.build.noarch.is_python();
+    for test in &output.tests {
+        if let crate::recipe::package_tests::PackageTest::PackageContents(c) = test {
+            if let Err(problems) = crate::testing::contents::check(c, &listed, noarch_python, opts.platforms.target) {
+                let at = c.span.map(|s| recipe.file.location(&s)).unwrap_or_else(|| id.clone());
+                return Err(miette!(
+                    help = "fix the recipe's `files` or the test",
+                    "{at}: {id}: package_contents test failed:\n  {}",
+                    problems.join("\n  ")
+                ));
+            }
+        }
+    }
+    // Stored tests, and the files they ship inside the package.
+    let name = output.package.name.as_normalized().to_string();
+    let (mut tests, shipped) = crate::testing::stored::stored_form(recipe, &output.tests, &name)?;
+    tests.iter_mut().for_each(crate::redact::mask_json);
+    let test_files = crate::testing::stored::ship_files(
+        recipe,
+        &name,
+        &shipped,
+        &dirs.work_dir,
+        &dirs.host_prefix,
+        &opts.output_dir,
+    )?;
+    files.extend(test_files.iter().cloned());
+    files.sort();
+
+    ui::step(&id, "packaging");
+    let started = std::time::Instant::now();
+    let inherited = staging.as_ref().map(|e| Inherited {
+        run_exports: e.meta.run_exports.clone(),
+        host_packages: e.meta.key_inputs.host_packages.clone(),
+    });
+    let (depends, constrains, exports) = finalize_run(p, &resolved, inherited.as_ref())?;
+    check_linking(p, staging.as_ref(), &dirs, &files, &depends)?;
+    let finalized = rendered::finalized_dependencies(output, &resolved, &depends, &constrains, &exports);
+    let rendered = rendered::rendered_output(p, opts, Some(finalized), Some(finalized_sources));
+    let variant_json = serde_json::to_value(&p.variant).into_diagnostic()?;
+    let hash_input = crate::hash::hash_input(&p.variant);
+    let info = InfoInputs {
+        recipe,
+        output,
+        build_string: &p.build_string,
+        subdir: &p.subdir,
+        target: opts.platforms.target,
+        hash_input: &hash_input,
+        variant: &variant_json,
+        timestamp: opts.timestamp,
+        rendered: &rendered,
+        depends: &depends,
+        constrains: &constrains,
+        work_dir: &dirs.work_dir,
+        output_dir: &opts.output_dir,
+        tests: &tests,
+    };
+    let dest = opts.output_dir.join(&p.subdir);
+    let path = package::create(
+        &info,
+        &dirs.host_prefix,
+        &files,
+        &dirs.build_dir.join("pkg"),
+        &dest,
+        &package::PackOptions {
+            format: opts.format,
+            error_prefix_in_binary: opts.error_prefix_in_binary,
+        },
+    )?;
+    for f in &test_files {
+        // Shipped for this package only; siblings share the prefix.
+        let _ = std::fs::remove_file(dirs.host_prefix.join(f));
+    }
+    let bytes: u64 = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    ui::print_line(&format!(
+        "✔ {} ({} file{}, {:.1} MB, packaged in {:.2} s)",
+        path.display(),
+        files.len(),
+        if files.len() == 1 { "" } else { "s" },
+        bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    ));
+    if !opts.keep_build {
+        fs_err::remove_dir_all(&dirs.build_dir).into_diagnostic()?;
+    }
+    Ok(Built {
+        path,
+        name: output.package.name.as_normalized().to_string(),
+        files: files.iter().map(|f| f.to_string_lossy().into_owned()).collect(),
+        staging_keys,
+    })
+}
+
+/// The linking checks over the package's binaries: the host environment's
+/// libraries (the inherited staging output's from its cache entry, so a
+/// hit and a miss see the same), and the staging files siblings package.
+fn check_linking(
+    p: &PlannedOutput,
+    staging: Option<&Entry>,
+    dirs: &BuildDirs,
+    files: &[PathBuf],
+    depends: &[String],
+) -> Result<()> {
+    use package::linking;
+    let own = p.output.package.name.as_normalized();
+    let mut host = staging.map(|e| e.meta.host_libraries.clone()).unwrap_or_default();
+    host.extend(linking::installed_libraries(&dirs.host_prefix)?);
+    let siblings = match staging {
+        Some(e) => {
+            let chain: Vec<&str> = p
+                .recipe
+                .staging_chain(&e.meta.name)
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect();
+            linking::sibling_libraries(&p.recipe, own, &chain, e.meta.files.iter().map(|f| f.path.as_str()))
+        }
+        None => Default::default(),
+    };
+    let run: BTreeSet<String> = depends.iter().filter_map(|d| spec_name(d)).collect();
+    let config = &p.output.build.dynamic_linking;
+    let findings = linking::check(&linking::Inputs {
+        prefix: &dirs.host_prefix,
+        build_prefix: &dirs.build_prefix,
+        files,
+        host: &host,
+        siblings: &siblings,
+        run: &run,
+        config,
+    })?;
+    linking::report(&p.identifier(), &findings, config)
+}

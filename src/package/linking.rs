@@ -1,0 +1,417 @@
+//! Linking checks, as conda-build and rattler-build run them after the
+//! build: every `DT_NEEDED` library of every ELF file in the package is
+//! resolved (through the file's run paths, then `lib/`) against the package
+//! itself, the host environment (library → the package that installed it),
+//! the staging output's other packages, the build's sysroot and glibc's
+//! libraries. A library from a package that is not a run dependency is
+//! *overlinking*, as is one found nowhere; a run dependency that ships
+//! shared libraries none of which is linked is *overdepending*.
+//! `missing_dso_allowlist` accepts a library whatever its origin.
+//!
+//! Mach-O files are not checked yet (kiln builds on Linux).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Component, Path, PathBuf};
+
+use miette::{miette, IntoDiagnostic, Result};
+
+use super::elf::{is_elf, Dynamic};
+use super::glob::GlobList;
+use crate::recipe::model::{DynamicLinking, LinkingBehavior};
+use crate::recipe::Recipe;
+
+/// Shared library path (relative to the prefix, `/`-separated) → the
+/// package that provides it.
+pub type LibraryMap = BTreeMap<String, String>;
+
+/// glibc's libraries: part of every Linux system conda supports.
+const SYSTEM_LIBRARIES: &[&str] = &[
+    "ld-linux*.so*",
+    "ld64.so*",
+    "libc.so*",
+    "libm.so*",
+    "libmvec.so*",
+    "libdl.so*",
+    "libpthread.so*",
+    "librt.so*",
+    "libutil.so*",
+    "libresolv.so*",
+    "libcrypt.so*",
+    "libnsl.so*",
+    "libanl.so*",
+    "libthread_db.so*",
+    "libBrokenLocale.so*",
+    "linux-vdso.so*",
+    "linux-gate.so*",
+];
+
+/// Where the build machine keeps its own libraries (named in messages
+/// about libraries found only there).
+const MACHINE_LIBRARY_DIRS: &[&str] = &[
+    "/lib64",
+    "/usr/lib64",
+    "/lib/x86_64-linux-gnu",
+    "/usr/lib/x86_64-linux-gnu",
+    "/lib/aarch64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/lib",
+    "/usr/lib",
+];
+
+/// Whether a file name looks like a shared library.
+pub fn is_shared_library(path: &Path) -> bool {
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    name.ends_with(".so") || name.contains(".so.") || name.ends_with(".dylib")
+}
+
+/// The shared libraries of the packages installed in `prefix`.
+pub fn installed_libraries(prefix: &Path) -> Result<LibraryMap> {
+    let mut map = LibraryMap::new();
+    for (name, files) in super::select::installed(prefix)? {
+        for f in files.iter().filter(|f| is_shared_library(f)) {
+            map.insert(f.to_string_lossy().replace('\\', "/"), name.clone());
+        }
+    }
+    Ok(map)
+}
+
+/// What the check looks at.
+pub struct Inputs<'a> {
+    /// The host prefix the files are in.
+    pub prefix: &'a Path,
+    /// The build prefix (searched for a sysroot).
+    pub build_prefix: &'a Path,
+    /// The package's files, relative to `prefix`.
+    pub files: &'a [PathBuf],
+    /// Libraries of the host environment (and of the inherited staging
+    /// output's host environment).
+    pub host: &'a LibraryMap,
+    /// Libraries of the staging output that other outputs package, with
+    /// those outputs' names.
+    pub siblings: &'a BTreeMap<String, Vec<String>>,
+    /// Names of the package's run dependencies.
+    pub run: &'a BTreeSet<String>,
+    /// The recipe's `dynamic_linking`.
+    pub config: &'a DynamicLinking,
+}
+
+/// Which check a finding belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A linked library the run dependencies do not bring.
+    Overlinking,
+    /// A run dependency whose libraries are not linked.
+    Overdepending,
+}
+
+/// One problem, with a message naming the binary, the library and the package.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    /// Overlinking or overdepending.
+    pub kind: Kind,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Where a needed library was found.
+enum Origin {
+    /// In the package itself.
+    Own,
+    /// In a host package.
+    Host(String),
+    /// In other outputs of the staging output.
+    Sibling(Vec<String>),
+    /// In the prefix, but in no package.
+    Unowned(String),
+    /// In the sysroot or glibc.
+    System,
+    /// Through a run path entry outside the prefix that the recipe keeps.
+    Allowlisted,
+    /// Nowhere.
+    Missing,
+}
+
+/// Run the checks over the ELF files among `inputs.files`.
+pub fn check(inputs: &Inputs) -> Result<Vec<Finding>> {
+    let globs = |g| GlobList::new(g).map_err(|(msg, _)| miette!("{msg}"));
+    let allow = globs(&inputs.config.missing_dso_allowlist)?;
+    let system = GlobList::from_patterns(SYSTEM_LIBRARIES).map_err(|msg| miette!("{msg}"))?;
+    let own: BTreeSet<String> = inputs.files.iter().map(|f| slashed(f)).collect();
+    let sysroots = sysroot_dirs(inputs.build_prefix)
+        .into_iter()
+        .chain(sysroot_dirs(inputs.prefix))
+        .collect::<Vec<_>>();
+    let mut findings = Vec::new();
+    let mut linked_packages: BTreeSet<String> = BTreeSet::new();
+    let mut any_binary = false;
+    for rel in inputs.files {
+        let path = inputs.prefix.join(rel);
+        if !path.symlink_metadata().is_ok_and(|m| m.is_file()) || !is_elf(&path) {
+            continue;
+        }
+        let data = fs_err::read(&path).into_diagnostic()?;
+        let Some(dynamic) = Dynamic::parse(&data) else { continue };
+        any_binary = true;
+        let dirs = search_dirs(rel, &dynamic, inputs.prefix);
+        for lib in &dynamic.needed {
+            let (found_at, origin) = locate(lib, &dirs, inputs, &own);
+            let origin = match origin {
+                Origin::Missing if sysroots.iter().any(|d| d.join(lib).exists()) => Origin::System,
+                Origin::Missing if system.is_match(lib) => Origin::System,
+                o => o,
+            };
+            let allowed = allow.is_match(lib) || found_at.as_deref().is_some_and(|p| allow.is_match(p));
+            let binary = rel.display();
+            let message = match origin {
+                Origin::Own | Origin::System | Origin::Allowlisted => None,
+                Origin::Host(pkg) => {
+                    linked_packages.insert(pkg.clone());
+                    (!inputs.run.contains(&pkg)).then(|| {
+                        format!(
+                            "{binary} links {lib} ({} from the host package `{pkg}`), but `{pkg}` is not a run dependency",
+                            found_at.as_deref().unwrap_or(lib)
+                        )
+                    })
+                }
+                Origin::Sibling(pkgs) => (!pkgs.iter().any(|p| inputs.run.contains(p))).then(|| {
+                    format!(
+                        "{binary} links {lib} ({}, packaged by `{}`), but `{}` is not a run dependency",
+                        found_at.as_deref().unwrap_or(lib),
+                        pkgs.join("`, `"),
+                        pkgs[0]
+                    )
+                }),
+                Origin::Unowned(at) => Some(format!(
+                    "{binary} links {lib} ({at} in the prefix), but no package of this recipe or the host environment contains it"
+                )),
+                Origin::Missing => Some(match on_machine(lib) {
+                    Some(at) => format!(
+                        "{binary} links {lib}, which no host package, sysroot or the package provides; the build machine has it at {}, a user's machine may not",
+                        at.display()
+                    ),
+                    None => format!("{binary} links {lib}, which is not found in the package, the host environment or a sysroot"),
+                }),
+            };
+            if let Some(message) = message.filter(|_| !allowed) {
+                findings.push(Finding {
+                    kind: Kind::Overlinking,
+                    message,
+                });
+            }
+        }
+    }
+    if any_binary {
+        let mut provides: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (lib, pkg) in inputs.host {
+            provides.entry(pkg).or_default().push(lib);
+        }
+        for pkg in inputs.run {
+            if let Some(libs) = provides.get(pkg.as_str()) {
+                if !linked_packages.contains(pkg) {
+                    findings.push(Finding {
+                        kind: Kind::Overdepending,
+                        message: format!(
+                            "the run dependency `{pkg}` provides shared libraries ({}), but no binary in the package links any of them",
+                            preview(libs)
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    Ok(findings)
+}
+
+/// Staging files that are shared libraries → the other outputs (not
+/// `own`) that package them: those sharing a staging output with the
+/// chain `chain`, by their `files` selection.
+pub fn sibling_libraries<'f>(
+    recipe: &Recipe,
+    own: &str,
+    chain: &[&str],
+    staging_files: impl Iterator<Item = &'f str>,
+) -> BTreeMap<String, Vec<String>> {
+    let libraries: Vec<&str> = staging_files.filter(|f| is_shared_library(Path::new(f))).collect();
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for o in &recipe.outputs {
+        let name = o.package.name.as_normalized();
+        let shares = o
+            .inherit
+            .staging_name()
+            .is_some_and(|s| recipe.staging_chain(s).iter().any(|c| chain.contains(&c.name.as_str())));
+        if name == own || !shares {
+            continue;
+        }
+        // Invalid globs were reported in preflight.
+        let Ok(mut selector) = super::glob::Selector::new(&o.build.files) else {
+            continue;
+        };
+        for lib in libraries.iter().filter(|l| selector.select(l)) {
+            map.entry(lib.to_string()).or_default().push(name.to_string());
+        }
+    }
+    map
+}
+
+/// Warn about findings whose behavior is `ignore`; fail, listing them,
+/// when any is `error`.
+pub fn report(id: &str, findings: &[Finding], config: &DynamicLinking) -> Result<()> {
+    let behavior = |k: Kind| match k {
+        Kind::Overlinking => config.overlinking_behavior,
+        Kind::Overdepending => config.overdepending_behavior,
+    };
+    let label = |k: Kind| match k {
+        Kind::Overlinking => "overlinking",
+        Kind::Overdepending => "overdepending",
+    };
+    let mut errors = Vec::new();
+    for f in findings {
+        match behavior(f.kind) {
+            LinkingBehavior::Ignore => tracing::warn!("{id}: {}: {}", label(f.kind), f.message),
+            LinkingBehavior::Error => errors.push(format!("{}: {}", label(f.kind), f.message)),
+        }
+    }
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(miette!(
+        help = "add the package to `requirements.run` (for an output of this recipe, with `pin_subpackage`), \
+                remove the dependency that is not linked, or accept the library with \
+                `dynamic_linking.missing_dso_allowlist`",
+        "{id}: linking check failed:\n  {}",
+        errors.join("\n  ")
+    ))
+}
+
+/// Find `lib` in the first directory that has it.
+fn locate(lib: &str, dirs: &[SearchDir], inputs: &Inputs, own: &BTreeSet<String>) -> (Option<String>, Origin) {
+    for dir in dirs {
+        let rel = match dir {
+            SearchDir::Outside(abs) => {
+                if abs.join(lib).exists() {
+                    return (Some(abs.join(lib).display().to_string()), Origin::Allowlisted);
+                }
+                continue;
+            }
+            SearchDir::Prefix(d) if d.is_empty() => lib.to_string(),
+            SearchDir::Prefix(d) => format!("{d}/{lib}"),
+        };
+        let origin = if own.contains(&rel) {
+            Origin::Own
+        } else if let Some(pkg) = inputs.host.get(&rel) {
+            Origin::Host(pkg.clone())
+        } else if let Some(pkgs) = inputs.siblings.get(&rel) {
+            Origin::Sibling(pkgs.clone())
+        } else if inputs.prefix.join(&rel).exists() {
+            Origin::Unowned(rel.clone())
+        } else {
+            continue;
+        };
+        return (Some(rel), origin);
+    }
+    (None, Origin::Missing)
+}
+
+/// A directory the dynamic loader searches.
+enum SearchDir {
+    /// Inside the prefix (relative, `/`-separated).
+    Prefix(String),
+    /// Outside it (an entry `rpath_allowlist` kept).
+    Outside(PathBuf),
+}
+
+/// The run path entries of a file (relative to the prefix), then `lib`.
+fn search_dirs(rel: &Path, dynamic: &Dynamic, prefix: &Path) -> Vec<SearchDir> {
+    let dir = rel.parent().unwrap_or(Path::new(""));
+    let mut out = Vec::new();
+    for rp in &dynamic.run_paths {
+        for entry in String::from_utf8_lossy(&rp.bytes).split(':').filter(|e| !e.is_empty()) {
+            let origin = entry
+                .strip_prefix("$ORIGIN")
+                .or_else(|| entry.strip_prefix("${ORIGIN}"));
+            if let Some(rest) = origin {
+                if let Some(d) = normalize(&dir.join(rest.trim_start_matches('/'))) {
+                    out.push(SearchDir::Prefix(d));
+                }
+            } else if let Ok(inside) = Path::new(entry).strip_prefix(prefix) {
+                if let Some(d) = normalize(inside) {
+                    out.push(SearchDir::Prefix(d));
+                }
+            } else {
+                out.push(SearchDir::Outside(PathBuf::from(entry)));
+            }
+        }
+    }
+    out.push(SearchDir::Prefix("lib".into()));
+    out
+}
+
+/// `a/b/../c` → `a/c`; `None` when it climbs out.
+fn normalize(p: &Path) -> Option<String> {
+    let mut parts: Vec<String> = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(s) => parts.push(s.to_string_lossy().into_owned()),
+            Component::ParentDir => {
+                parts.pop()?;
+            }
+            Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// Library directories of the sysroots in a prefix (`<triple>/sysroot`).
+fn sysroot_dirs(prefix: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(prefix) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|e| e.path().join("sysroot"))
+        .filter(|s| s.is_dir())
+        .flat_map(|s| ["lib", "lib64", "usr/lib", "usr/lib64"].map(|d| s.join(d)))
+        .collect()
+}
+
+/// Where the build machine itself has `lib`, if it does.
+fn on_machine(lib: &str) -> Option<PathBuf> {
+    MACHINE_LIBRARY_DIRS
+        .iter()
+        .map(|d| Path::new(d).join(lib))
+        .find(|p| p.exists())
+}
+
+fn slashed(p: &Path) -> String {
+    p.to_string_lossy().replace('\\', "/")
+}
+
+fn preview(items: &[&str]) -> String {
+    match items.len() {
+        0..=3 => items.join(", "),
+        n => format!("{}, … ({n} in all)", items[..3].join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_library_names() {
+        for yes in ["lib/libz.so", "lib/libz.so.1", "lib/libz.so.1.3.1", "lib/libz.1.dylib"] {
+            assert!(is_shared_library(Path::new(yes)), "{yes}");
+        }
+        for no in ["lib/libz.a", "bin/zsoft", "include/zlib.h", "lib/python/so.py"] {
+            assert!(!is_shared_library(Path::new(no)), "{no}");
+        }
+    }
+
+    #[test]
+    fn run_path_entries_become_prefix_directories() {
+        assert_eq!(normalize(Path::new("bin/../lib")).as_deref(), Some("lib"));
+        assert_eq!(normalize(Path::new("lib/./private")).as_deref(), Some("lib/private"));
+        assert_eq!(normalize(Path::new("bin/../../etc")), None);
+    }
+}
