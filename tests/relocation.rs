@@ -32,6 +32,7 @@ outputs:
         - $CC -shared -fPIC -o $PREFIX/lib/libgreet.so greet.c
         - $CC -o $PREFIX/bin/greet main.c -L$PREFIX/lib -lgreet -Wl,-rpath,/opt/vendor/lib:$PREFIX/lib
         - $CC -no-pie -o $PREFIX/bin/greet-nopie main.c -L$PREFIX/lib -lgreet -Wl,-rpath,$PREFIX/lib
+        - $CC -o $PREFIX/bin/greet-norpath main.c -L$PREFIX/lib -lgreet
   - package:
       name: libgreet
     inherit: greet-build
@@ -93,12 +94,16 @@ fn run_paths_become_origin_relative_and_the_installed_executable_runs() {
         "the vendor path is dropped"
     );
     assert!(!run_path(&prefix.join("lib/libgreet.so")).contains(&out.to_string_lossy().to_string()));
-    let o = Command::new(prefix.join("bin/greet"))
-        .env_remove("LD_LIBRARY_PATH")
-        .run()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(String::from_utf8_lossy(&o.stdout), "hello from libgreet\n");
+    // Linked without a run path: it gets `rpaths` (the file is rebuilt, as it had no room).
+    assert_eq!(run_path(&prefix.join("bin/greet-norpath")), "$ORIGIN/../lib");
+    for exe in ["greet", "greet-nopie", "greet-norpath"] {
+        let o = Command::new(prefix.join("bin").join(exe))
+            .env_remove("LD_LIBRARY_PATH")
+            .run()
+            .unwrap();
+        assert!(o.status.success(), "{exe}: {}", stderr(&o));
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "hello from libgreet\n", "{exe}");
+    }
     // Nothing of the build prefix is left in the executable.
     assert!(files_containing(&prefix, &out.to_string_lossy()).is_empty());
 }
@@ -118,6 +123,12 @@ fn dynamic_linking_keys_change_the_run_paths() {
             "rpaths",
             "      dynamic_linking:\n        rpaths: [lib/, lib/plugins]\n",
             "$ORIGIN/../lib:$ORIGIN/../lib/plugins".to_string(),
+        ),
+        (
+            // Longer than the build's run path: the file is rebuilt to make room.
+            "long",
+            "      dynamic_linking:\n        rpaths: [lib/, lib/a-plugin-directory-with-a-long-name-0123456789-0123456789-0123456789, lib/another-plugin-directory-with-a-long-name-0123456789-0123456789, lib/a-third-plugin-directory-0123456789-0123456789-0123456789-0123456789]\n",
+            "$ORIGIN/../lib:$ORIGIN/../lib/a-plugin-directory-with-a-long-name-0123456789-0123456789-0123456789:$ORIGIN/../lib/another-plugin-directory-with-a-long-name-0123456789-0123456789:$ORIGIN/../lib/a-third-plugin-directory-0123456789-0123456789-0123456789-0123456789".to_string(),
         ),
         (
             "none",
@@ -145,6 +156,8 @@ fn dynamic_linking_keys_change_the_run_paths() {
         } else {
             assert_eq!(exe, expected, "{name}");
         }
+        let o = Command::new(prefix.join("bin/greet")).env_remove("LD_LIBRARY_PATH").run().unwrap();
+        assert!(o.status.success() || expected.is_empty(), "{name}: {}", stderr(&o));
         if name == "globs" {
             assert!(!run_path(&prefix.join("lib/libgreet.so")).contains(&out.to_string_lossy().to_string()));
         }

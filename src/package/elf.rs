@@ -31,6 +31,33 @@ pub struct Dynamic {
     pub run_paths: Vec<RunPath>,
 }
 
+/// glibc's libraries (by soname prefix): part of every Linux system conda
+/// supports, never shipped in packages.
+const GLIBC: &[&str] = &[
+    "ld-linux",
+    "ld64.so",
+    "libc.so",
+    "libm.so",
+    "libmvec.so",
+    "libdl.so",
+    "libpthread.so",
+    "librt.so",
+    "libutil.so",
+    "libresolv.so",
+    "libcrypt.so",
+    "libnsl.so",
+    "libanl.so",
+    "libthread_db.so",
+    "libBrokenLocale.so",
+    "linux-vdso.so",
+    "linux-gate.so",
+];
+
+/// Whether a `DT_NEEDED` name is one of glibc's libraries.
+pub fn is_system_library(name: &str) -> bool {
+    GLIBC.iter().any(|p| name.starts_with(p))
+}
+
 /// Whether the file starts with the ELF magic number.
 pub fn is_elf(path: &Path) -> bool {
     use std::io::Read;

@@ -108,12 +108,6 @@ impl GlobList {
         Ok(Self { compiled })
     }
 
-    /// Compile fixed patterns (kiln's own lists).
-    pub fn from_patterns(patterns: &[&str]) -> Result<Self, String> {
-        let compiled = patterns.iter().map(|p| Compiled::new(p)).collect::<Result<_, _>>()?;
-        Ok(Self { compiled })
-    }
-
     /// Whether any glob matches `path` (relative, `/`-separated).
     pub fn is_match(&self, path: &str) -> bool {
         self.compiled.iter().any(|c| c.is_match(path))

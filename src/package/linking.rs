@@ -15,7 +15,7 @@ use std::path::{Component, Path, PathBuf};
 
 use miette::{miette, IntoDiagnostic, Result};
 
-use super::elf::{is_elf, Dynamic};
+use super::elf::{is_elf, is_system_library, Dynamic};
 use super::glob::GlobList;
 use crate::recipe::model::{DynamicLinking, LinkingBehavior};
 use crate::recipe::Recipe;
@@ -23,27 +23,6 @@ use crate::recipe::Recipe;
 /// Shared library path (relative to the prefix, `/`-separated) → the
 /// package that provides it.
 pub type LibraryMap = BTreeMap<String, String>;
-
-/// glibc's libraries: part of every Linux system conda supports.
-const SYSTEM_LIBRARIES: &[&str] = &[
-    "ld-linux*.so*",
-    "ld64.so*",
-    "libc.so*",
-    "libm.so*",
-    "libmvec.so*",
-    "libdl.so*",
-    "libpthread.so*",
-    "librt.so*",
-    "libutil.so*",
-    "libresolv.so*",
-    "libcrypt.so*",
-    "libnsl.so*",
-    "libanl.so*",
-    "libthread_db.so*",
-    "libBrokenLocale.so*",
-    "linux-vdso.so*",
-    "linux-gate.so*",
-];
 
 /// Where the build machine keeps its own libraries (named in messages
 /// about libraries found only there).
@@ -135,7 +114,6 @@ enum Origin {
 pub fn check(inputs: &Inputs) -> Result<Vec<Finding>> {
     let globs = |g| GlobList::new(g).map_err(|(msg, _)| miette!("{msg}"));
     let allow = globs(&inputs.config.missing_dso_allowlist)?;
-    let system = GlobList::from_patterns(SYSTEM_LIBRARIES).map_err(|msg| miette!("{msg}"))?;
     let own: BTreeSet<String> = inputs.files.iter().map(|f| slashed(f)).collect();
     let sysroots = sysroot_dirs(inputs.build_prefix)
         .into_iter()
@@ -157,7 +135,7 @@ pub fn check(inputs: &Inputs) -> Result<Vec<Finding>> {
             let (found_at, origin) = locate(lib, &dirs, inputs, &own);
             let origin = match origin {
                 Origin::Missing if sysroots.iter().any(|d| d.join(lib).exists()) => Origin::System,
-                Origin::Missing if system.is_match(lib) => Origin::System,
+                Origin::Missing if is_system_library(lib) => Origin::System,
                 o => o,
             };
             let allowed = allow.is_match(lib) || found_at.as_deref().is_some_and(|p| allow.is_match(p));

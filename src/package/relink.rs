@@ -8,9 +8,11 @@
 //! The new value is written over the old string in the dynamic string
 //! table (NUL-padded) when it fits and no other dynamic entry shares those
 //! bytes; it almost always fits, because the build prefix is long.
-//! Otherwise `patchelf` (from the build environment or `PATH`) sets it,
-//! keeping RPATH as RPATH. Either way the file is replaced by a new one
-//! (a copy, then a rename), so a hard link into a cache is never written
+//! Otherwise the file is rebuilt with room for it (arwen; `patchelf` from
+//! the build environment or `PATH` if that fails), keeping RPATH as RPATH.
+//! A binary without a run path that needs more than glibc gets the
+//! `rpaths` directories. Either way the file is replaced by a new one (a
+//! copy, then a rename), so a hard link into a cache is never written
 //! through.
 
 use std::os::unix::ffi::OsStrExt;
@@ -18,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use miette::{miette, IntoDiagnostic, Result};
 
-use super::elf::{is_elf, Dynamic, RunPath};
+use super::elf::{is_elf, is_system_library, Dynamic, RunPath};
 use super::glob::GlobList;
 use crate::recipe::model::{BinaryRelocation, DynamicLinking};
 
@@ -56,6 +58,21 @@ pub fn relink(prefix: &Path, build_prefix: &Path, files: &[PathBuf], config: &Dy
         }
         let data = fs_err::read(&path).into_diagnostic()?;
         let Some(found) = Dynamic::parse(&data) else { continue };
+        if found.run_paths.is_empty() {
+            // Nothing to rewrite; a binary that needs more than glibc gets
+            // the configured directories (as conda-build gives it).
+            let new = rewrite(b"", prefix, rel, config, &allow);
+            if new.is_empty() || found.needed.iter().all(|n| is_system_library(n)) {
+                continue;
+            }
+            set_run_path(build_prefix, &path, &data, &new, false)?;
+            done.push(Relinked {
+                file: rel.clone(),
+                old: String::new(),
+                new: String::from_utf8_lossy(&new).into_owned(),
+            });
+            continue;
+        }
         let changes: Vec<(RunPath, Vec<u8>)> = found
             .run_paths
             .into_iter()
@@ -79,7 +96,7 @@ pub fn relink(prefix: &Path, build_prefix: &Path, files: &[PathBuf], config: &Dy
             }
             crate::disk::replace_file(&path, &patched)?;
         } else {
-            patchelf(build_prefix, &path, first_new, first.is_rpath)?;
+            set_run_path(build_prefix, &path, &data, first_new, first.is_rpath)?;
         }
         done.push(Relinked {
             file: rel.clone(),
@@ -152,6 +169,34 @@ fn origin(from: &Path, to: &Path) -> String {
     match super::contents::relative_path(from, to) {
         p if p == Path::new(".") => "$ORIGIN".to_string(),
         p => format!("$ORIGIN/{}", p.display()),
+    }
+}
+
+/// Set the run path of `path` (whose bytes are `data`) when it cannot be
+/// written in place: the ELF file is rebuilt with room for the new string
+/// (arwen, a Rust ELF and Mach-O editor). Should that fail,
+/// `patchelf` (from the build environment or `PATH`) is tried.
+fn set_run_path(build_prefix: &Path, path: &Path, data: &[u8], value: &[u8], is_rpath: bool) -> Result<()> {
+    let rebuilt = (|| -> Result<Vec<u8>, arwen::elf::ElfError> {
+        let mut elf = arwen::elf::ElfContainer::parse(data)?;
+        elf.set_runpath(value)?;
+        if is_rpath {
+            elf.force_rpath()?;
+        }
+        let mut out = Vec::with_capacity(data.len() + 4096);
+        elf.write(&mut out)?;
+        Ok(out)
+    })();
+    match rebuilt {
+        Ok(bytes) => crate::disk::replace_file(path, &bytes),
+        Err(e) => {
+            tracing::debug!(
+                "{}: arwen cannot set the run path ({e}); trying patchelf",
+                path.display()
+            );
+            patchelf(build_prefix, path, value, is_rpath)
+                .map_err(|pe| miette!("{}: cannot set the run path: {e}; {pe}", path.display()))
+        }
     }
 }
 
