@@ -49,6 +49,7 @@ pub fn check(plan: &Plan) -> Result<()> {
         let mut lists: Vec<&[crate::recipe::model::Glob]> = vec![
             &b.always_copy_files,
             &b.dynamic_linking.rpath_allowlist,
+            &b.dynamic_linking.missing_dso_allowlist,
             &b.prefix_detection.ignore,
             &b.prefix_detection.force_text,
             &b.prefix_detection.force_binary,

@@ -137,7 +137,9 @@ fn linked_run_dependencies_pass_siblings_need_pinning_and_unlinked_ones_overdepe
     let overdepending: Vec<&str> = log.lines().filter(|l| l.contains("overdepending")).collect();
     assert!(
         overdepending.iter().any(|l| l.contains("greet-1.0-")
-            && l.contains("overdepending: the run dependency `zlib` provides shared libraries")),
+            && l.contains(
+                "overdepending: the run dependency `zlib` (a host package's run export) provides shared libraries"
+            )),
         "{log}"
     );
     assert!(!overdepending.iter().any(|l| l.contains("zver-1.0-")), "{log}");
@@ -156,7 +158,7 @@ fn linked_run_dependencies_pass_siblings_need_pinning_and_unlinked_ones_overdepe
     assert!(!o.status.success(), "{log}");
     assert!(!log.contains("bin/greet links"), "{log}");
     assert!(
-        log.contains("overdepending: the run dependency `zlib` provides shared libraries (lib/libz.so, lib/libz.so.1, lib/libz.so.1.3), but no binary in the package links any of them"),
+        log.contains("overdepending: the run dependency `zlib` (a host package's run export) provides shared libraries (lib/libz.so, lib/libz.so.1, lib/libz.so.1.3), but no binary in the package links any of them"),
         "{log}"
     );
 }
@@ -197,4 +199,54 @@ fn the_packaged_executable_runs_against_the_installed_zlib() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "1.3-fixture\n");
+}
+
+#[test]
+fn without_staging_overlinking_warns_and_a_machine_library_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let channel = fixture_channel_url();
+    let text = |allow: &str| {
+        format!(
+            r#"package:
+  name: zcpp
+  version: '1.0'
+requirements:
+  build:
+    - ${{{{ compiler('cxx') }}}}
+  host:
+    - zlib
+  ignore_run_exports:
+    by_name: [zlib]
+build:
+  script:
+    - mkdir -p $PREFIX/bin
+    - printf '#include <iostream>\nextern "C" const char *zlibVersion();\nint main() {{ std::cout << zlibVersion() << std::endl; }}\n' > z.cpp
+    - $CXX -o $PREFIX/bin/zcpp z.cpp -L$PREFIX/lib -lz -Wl,-rpath,$PREFIX/lib
+{allow}"#
+        )
+    };
+    let r = write_recipe(dir.path(), "zcpp", &text(""));
+    let out = dir.path().join("out");
+    let o = build_ok(&r, &out, &["-c", &channel]);
+    let log = stderr(&o);
+    // `ignore` (the default) warns.
+    assert!(
+        log.contains("overlinking: bin/zcpp links libz.so.1 (lib/libz.so.1 from the host package `zlib`), but `zlib` is not a run dependency"),
+        "{log}"
+    );
+    // The fixture compiler is the machine's g++: its libstdc++ is in no package.
+    assert!(
+        log.contains("overlinking: bin/zcpp links libstdc++.so.6, which is not in the package, a host package or a sysroot; the build machine has it at"),
+        "{log}"
+    );
+    assert!(!log.contains("links libc.so.6"), "glibc is part of the system:\n{log}");
+
+    // conda-build's allowlist forms: `*/name` and a bare name pattern.
+    let r = write_recipe(
+        dir.path(),
+        "zcpp-allowed",
+        &text("  dynamic_linking:\n    missing_dso_allowlist: ['*/libstdc++.so.6', 'libz.so*']\n"),
+    );
+    let o = build_ok(&r, &dir.path().join("out2"), &["-c", &channel]);
+    assert!(!stderr(&o).contains("overlinking"), "{}", stderr(&o));
 }

@@ -140,6 +140,7 @@ pub(super) fn build_one(
         &dirs.host_prefix,
         &opts.output_dir,
     )?;
+    let packaged = files.clone();
     files.extend(test_files.iter().cloned());
     files.sort();
 
@@ -150,7 +151,7 @@ pub(super) fn build_one(
         host_packages: e.meta.key_inputs.host_packages.clone(),
     });
     let (depends, constrains, exports) = finalize_run(p, &resolved, inherited.as_ref())?;
-    check_linking(p, staging.as_ref(), &dirs, &files, &depends)?;
+    check_linking(p, staging.as_ref(), &dirs, &packaged, &depends, &exports)?;
     let finalized = rendered::finalized_dependencies(output, &resolved, &depends, &constrains, &exports);
     let rendered = rendered::rendered_output(p, opts, Some(finalized), Some(finalized_sources));
     let variant_json = serde_json::to_value(&p.variant).into_diagnostic()?;
@@ -208,40 +209,51 @@ pub(super) fn build_one(
 }
 
 /// The linking checks over the package's binaries: the host environment's
-/// libraries (the inherited staging output's from its cache entry, so a
-/// hit and a miss see the same), and the staging files siblings package.
+/// libraries and sysroots (the inherited staging output's from its cache
+/// entry, so a hit and a miss see the same), and the staging files
+/// siblings package.
 fn check_linking(
     p: &PlannedOutput,
     staging: Option<&Entry>,
     dirs: &BuildDirs,
     files: &[PathBuf],
     depends: &[String],
+    exports: &crate::environment::run_exports::Applied,
 ) -> Result<()> {
+    use crate::environment::run_exports::Env;
     use package::linking;
     let own = p.output.package.name.as_normalized();
     let mut host = staging.map(|e| e.meta.host_libraries.clone()).unwrap_or_default();
     host.extend(linking::installed_libraries(&dirs.host_prefix)?);
+    let mut sysroot = staging.map(|e| e.meta.sysroot_libraries.clone()).unwrap_or_default();
+    for prefix in [&dirs.build_prefix, &dirs.host_prefix] {
+        sysroot.extend(linking::sysroot_libraries(prefix));
+    }
     let siblings = match staging {
-        Some(e) => {
-            let chain: Vec<&str> = p
-                .recipe
-                .staging_chain(&e.meta.name)
-                .iter()
-                .map(|s| s.name.as_str())
-                .collect();
-            linking::sibling_libraries(&p.recipe, own, &chain, e.meta.files.iter().map(|f| f.path.as_str()))
-        }
+        Some(e) => linking::sibling_libraries(
+            &p.recipe,
+            own,
+            &e.meta.name,
+            e.meta.files.iter().map(|f| f.path.as_str()),
+        ),
         None => Default::default(),
     };
     let run: BTreeSet<String> = depends.iter().filter_map(|d| spec_name(d)).collect();
+    let exported: BTreeSet<String> = exports
+        .depends
+        .iter()
+        .filter(|e| e.from == Env::Host)
+        .filter_map(|e| spec_name(&e.spec))
+        .collect();
     let config = &p.output.build.dynamic_linking;
     let findings = linking::check(&linking::Inputs {
         prefix: &dirs.host_prefix,
-        build_prefix: &dirs.build_prefix,
+        sysroot: &sysroot,
         files,
         host: &host,
         siblings: &siblings,
         run: &run,
+        exported: &exported,
         config,
     })?;
     linking::report(&p.identifier(), &findings, config)

@@ -1,5 +1,5 @@
 //! Reading the dynamic section of ELF files: the libraries a binary needs
-//! (`DT_NEEDED`), its soname and its run paths (`DT_RPATH`/`DT_RUNPATH`),
+//! (`DT_NEEDED`) and its run paths (`DT_RPATH`/`DT_RUNPATH`),
 //! with the file offsets relocation needs to rewrite them in place.
 
 use std::path::Path;
@@ -25,8 +25,6 @@ pub struct RunPath {
 pub struct Dynamic {
     /// `DT_NEEDED` entries, in order.
     pub needed: Vec<String>,
-    /// `DT_SONAME`, for shared libraries that have one.
-    pub soname: Option<String>,
     /// `DT_RPATH` and `DT_RUNPATH` strings, in order.
     pub run_paths: Vec<RunPath>,
 }
@@ -94,12 +92,17 @@ impl Dynamic {
         let mut out = Dynamic::default();
         for d in &dynamic.dyns {
             match d.d_tag {
-                DT_NEEDED => out
-                    .needed
-                    .push(String::from_utf8_lossy(string_at(d.d_val)?.1).into_owned()),
-                DT_SONAME => out.soname = Some(String::from_utf8_lossy(string_at(d.d_val)?.1).into_owned()),
+                // A string out of range is skipped, not fatal: the rest of
+                // the file can still be read and relocated.
+                DT_NEEDED => {
+                    if let Some((_, name)) = string_at(d.d_val) {
+                        out.needed.push(String::from_utf8_lossy(name).into_owned());
+                    }
+                }
                 DT_RPATH | DT_RUNPATH => {
-                    let (start, bytes) = string_at(d.d_val)?;
+                    let Some((start, bytes)) = string_at(d.d_val) else {
+                        continue;
+                    };
                     let shared = strings.iter().any(|&o| o > start && o <= start + bytes.len());
                     out.run_paths.push(RunPath {
                         offset: strtab + start,

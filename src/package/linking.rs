@@ -1,11 +1,12 @@
-//! Linking checks, as conda-build and rattler-build run them after the
-//! build: every `DT_NEEDED` library of every ELF file in the package is
-//! resolved (through the file's run paths, then `lib/`) against the package
-//! itself, the host environment (library → the package that installed it),
-//! the staging output's other packages, the build's sysroot and glibc's
-//! libraries. A library from a package that is not a run dependency is
-//! *overlinking*, as is one found nowhere; a run dependency that ships
-//! shared libraries none of which is linked is *overdepending*.
+//! Linking checks after the build, in the manner of conda-build and
+//! rattler-build: every `DT_NEEDED` library of every ELF file in the
+//! package is resolved (through the file's run paths, then `lib/`) against
+//! the package itself, the host environment (library → the package that
+//! installed it), the staging output's other packages, the sysroots of the
+//! build and host environments and glibc's libraries. A library from a
+//! package that is not a run dependency is *overlinking*, as is one found
+//! nowhere or in no package; a run dependency added by a host package's run
+//! exports whose libraries in `lib/` none is linked is *overdepending*.
 //! `missing_dso_allowlist` accepts a library whatever its origin.
 //!
 //! Mach-O files are not checked yet (kiln builds on Linux).
@@ -23,6 +24,23 @@ use crate::recipe::Recipe;
 /// Shared library path (relative to the prefix, `/`-separated) → the
 /// package that provides it.
 pub type LibraryMap = BTreeMap<String, String>;
+
+/// The libraries in the sysroots of a prefix (`<triple>/sysroot/{lib,lib64,usr/lib,usr/lib64}`), by name.
+pub fn sysroot_libraries(prefix: &Path) -> BTreeSet<String> {
+    let Ok(entries) = std::fs::read_dir(prefix) else {
+        return BTreeSet::new();
+    };
+    entries
+        .flatten()
+        .map(|e| e.path().join("sysroot"))
+        .filter(|s| s.is_dir())
+        .flat_map(|s| ["lib", "lib64", "usr/lib", "usr/lib64"].map(|d| s.join(d)))
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flat_map(|entries| entries.flatten())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| is_shared_library(Path::new(n)))
+        .collect()
+}
 
 /// Where the build machine keeps its own libraries (named in messages
 /// about libraries found only there).
@@ -58,8 +76,9 @@ pub fn installed_libraries(prefix: &Path) -> Result<LibraryMap> {
 pub struct Inputs<'a> {
     /// The host prefix the files are in.
     pub prefix: &'a Path,
-    /// The build prefix (searched for a sysroot).
-    pub build_prefix: &'a Path,
+    /// Library names in the sysroots of the build and host environments
+    /// (and of the inherited staging output's).
+    pub sysroot: &'a BTreeSet<String>,
     /// The package's files, relative to `prefix`.
     pub files: &'a [PathBuf],
     /// Libraries of the host environment (and of the inherited staging
@@ -70,6 +89,9 @@ pub struct Inputs<'a> {
     pub siblings: &'a BTreeMap<String, Vec<String>>,
     /// Names of the package's run dependencies.
     pub run: &'a BTreeSet<String>,
+    /// Run dependencies that host packages' run exports added: the ones
+    /// checked for overdepending.
+    pub exported: &'a BTreeSet<String>,
     /// The recipe's `dynamic_linking`.
     pub config: &'a DynamicLinking,
 }
@@ -104,7 +126,7 @@ enum Origin {
     Unowned(String),
     /// In the sysroot or glibc.
     System,
-    /// Through a run path entry outside the prefix that the recipe keeps.
+    /// Through a run path entry outside the prefix that `rpath_allowlist` keeps.
     Allowlisted,
     /// Nowhere.
     Missing,
@@ -114,11 +136,8 @@ enum Origin {
 pub fn check(inputs: &Inputs) -> Result<Vec<Finding>> {
     let globs = |g| GlobList::new(g).map_err(|(msg, _)| miette!("{msg}"));
     let allow = globs(&inputs.config.missing_dso_allowlist)?;
+    let kept = globs(&inputs.config.rpath_allowlist)?;
     let own: BTreeSet<String> = inputs.files.iter().map(|f| slashed(f)).collect();
-    let sysroots = sysroot_dirs(inputs.build_prefix)
-        .into_iter()
-        .chain(sysroot_dirs(inputs.prefix))
-        .collect::<Vec<_>>();
     let mut findings = Vec::new();
     let mut linked_packages: BTreeSet<String> = BTreeSet::new();
     let mut any_binary = false;
@@ -129,16 +148,32 @@ pub fn check(inputs: &Inputs) -> Result<Vec<Finding>> {
         }
         let data = fs_err::read(&path).into_diagnostic()?;
         let Some(dynamic) = Dynamic::parse(&data) else { continue };
-        any_binary = true;
-        let dirs = search_dirs(rel, &dynamic, inputs.prefix);
+        any_binary = any_binary || !dynamic.needed.is_empty();
+        let dirs = search_dirs(rel, &dynamic, inputs.prefix, &kept);
         for lib in &dynamic.needed {
-            let (found_at, origin) = locate(lib, &dirs, inputs, &own);
+            let (found_at, origin) = if lib.contains('/') {
+                locate_path(lib, inputs, &own)
+            } else {
+                locate(lib, &dirs, inputs, &own)
+            };
             let origin = match origin {
-                Origin::Missing if sysroots.iter().any(|d| d.join(lib).exists()) => Origin::System,
-                Origin::Missing if is_system_library(lib) => Origin::System,
+                Origin::Missing if !lib.contains('/') && (inputs.sysroot.contains(lib) || is_system_library(lib)) => {
+                    Origin::System
+                }
                 o => o,
             };
-            let allowed = allow.is_match(lib) || found_at.as_deref().is_some_and(|p| allow.is_match(p));
+            let machine = match origin {
+                Origin::Missing => on_machine(lib),
+                _ => None,
+            };
+            let name = lib.rsplit('/').next().unwrap_or(lib);
+            let candidates = [
+                Some(lib.to_string()),
+                Some(format!("$RPATH/{name}")),
+                found_at.clone(),
+                machine.as_ref().map(|m| m.display().to_string()),
+            ];
+            let allowed = candidates.iter().flatten().any(|c| allow.is_match(c));
             let binary = rel.display();
             let message = match origin {
                 Origin::Own | Origin::System | Origin::Allowlisted => None,
@@ -162,12 +197,12 @@ pub fn check(inputs: &Inputs) -> Result<Vec<Finding>> {
                 Origin::Unowned(at) => Some(format!(
                     "{binary} links {lib} ({at} in the prefix), but no package of this recipe or the host environment contains it"
                 )),
-                Origin::Missing => Some(match on_machine(lib) {
+                Origin::Missing => Some(match machine {
                     Some(at) => format!(
-                        "{binary} links {lib}, which no host package, sysroot or the package provides; the build machine has it at {}, a user's machine may not",
+                        "{binary} links {lib}, which is not in the package, a host package or a sysroot; the build machine has it at {}, a user's machine may not",
                         at.display()
                     ),
-                    None => format!("{binary} links {lib}, which is not found in the package, the host environment or a sysroot"),
+                    None => format!("{binary} links {lib}, which is not in the package, a host package or a sysroot"),
                 }),
             };
             if let Some(message) = message.filter(|_| !allowed) {
@@ -179,17 +214,21 @@ pub fn check(inputs: &Inputs) -> Result<Vec<Finding>> {
         }
     }
     if any_binary {
+        // Libraries the loader finds: those directly in `lib/` (not Python
+        // extension modules, plugins or lib-dynload).
         let mut provides: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for (lib, pkg) in inputs.host {
-            provides.entry(pkg).or_default().push(lib);
+            if lib.strip_prefix("lib/").is_some_and(|rest| !rest.contains('/')) {
+                provides.entry(pkg).or_default().push(lib);
+            }
         }
-        for pkg in inputs.run {
+        for pkg in inputs.run.intersection(inputs.exported) {
             if let Some(libs) = provides.get(pkg.as_str()) {
                 if !linked_packages.contains(pkg) {
                     findings.push(Finding {
                         kind: Kind::Overdepending,
                         message: format!(
-                            "the run dependency `{pkg}` provides shared libraries ({}), but no binary in the package links any of them",
+                            "the run dependency `{pkg}` (a host package's run export) provides shared libraries ({}), but no binary in the package links any of them",
                             preview(libs)
                         ),
                     });
@@ -200,13 +239,14 @@ pub fn check(inputs: &Inputs) -> Result<Vec<Finding>> {
     Ok(findings)
 }
 
-/// Staging files that are shared libraries → the other outputs (not
-/// `own`) that package them: those sharing a staging output with the
-/// chain `chain`, by their `files` selection.
+/// Files of the staging output `staging` that are shared libraries → the
+/// other outputs (not `own`) that package them: those inheriting
+/// `staging` (directly or through a nested staging output), by their
+/// `files` selection.
 pub fn sibling_libraries<'f>(
     recipe: &Recipe,
     own: &str,
-    chain: &[&str],
+    staging: &str,
     staging_files: impl Iterator<Item = &'f str>,
 ) -> BTreeMap<String, Vec<String>> {
     let libraries: Vec<&str> = staging_files.filter(|f| is_shared_library(Path::new(f))).collect();
@@ -216,7 +256,7 @@ pub fn sibling_libraries<'f>(
         let shares = o
             .inherit
             .staging_name()
-            .is_some_and(|s| recipe.staging_chain(s).iter().any(|c| chain.contains(&c.name.as_str())));
+            .is_some_and(|s| recipe.staging_chain(s).iter().any(|c| c.name == staging));
         if name == own || !shares {
             continue;
         }
@@ -290,16 +330,38 @@ fn locate(lib: &str, dirs: &[SearchDir], inputs: &Inputs, own: &BTreeSet<String>
     (None, Origin::Missing)
 }
 
+/// A `DT_NEEDED` entry that is a path (a library linked by its path
+/// rather than its soname): inside the prefix it is looked up like a
+/// prefix file; outside, it is missing unless allowlisted.
+fn locate_path(lib: &str, inputs: &Inputs, own: &BTreeSet<String>) -> (Option<String>, Origin) {
+    let inside = Path::new(lib).strip_prefix(inputs.prefix).ok().and_then(normalize);
+    let Some(rel) = inside else {
+        return (None, Origin::Missing);
+    };
+    let origin = if own.contains(&rel) {
+        Origin::Own
+    } else if let Some(pkg) = inputs.host.get(&rel) {
+        Origin::Host(pkg.clone())
+    } else if let Some(pkgs) = inputs.siblings.get(&rel) {
+        Origin::Sibling(pkgs.clone())
+    } else {
+        Origin::Unowned(rel.clone())
+    };
+    (Some(rel), origin)
+}
+
 /// A directory the dynamic loader searches.
 enum SearchDir {
     /// Inside the prefix (relative, `/`-separated).
     Prefix(String),
-    /// Outside it (an entry `rpath_allowlist` kept).
+    /// Outside it, kept by `rpath_allowlist`.
     Outside(PathBuf),
 }
 
 /// The run path entries of a file (relative to the prefix), then `lib`.
-fn search_dirs(rel: &Path, dynamic: &Dynamic, prefix: &Path) -> Vec<SearchDir> {
+/// Entries outside the prefix count only when `rpath_allowlist` (`kept`)
+/// keeps them.
+fn search_dirs(rel: &Path, dynamic: &Dynamic, prefix: &Path, kept: &GlobList) -> Vec<SearchDir> {
     let dir = rel.parent().unwrap_or(Path::new(""));
     let mut out = Vec::new();
     for rp in &dynamic.run_paths {
@@ -315,7 +377,7 @@ fn search_dirs(rel: &Path, dynamic: &Dynamic, prefix: &Path) -> Vec<SearchDir> {
                 if let Some(d) = normalize(inside) {
                     out.push(SearchDir::Prefix(d));
                 }
-            } else {
+            } else if kept.is_match(entry) {
                 out.push(SearchDir::Outside(PathBuf::from(entry)));
             }
         }
@@ -338,19 +400,6 @@ fn normalize(p: &Path) -> Option<String> {
         }
     }
     Some(parts.join("/"))
-}
-
-/// Library directories of the sysroots in a prefix (`<triple>/sysroot`).
-fn sysroot_dirs(prefix: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(prefix) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .map(|e| e.path().join("sysroot"))
-        .filter(|s| s.is_dir())
-        .flat_map(|s| ["lib", "lib64", "usr/lib", "usr/lib64"].map(|d| s.join(d)))
-        .collect()
 }
 
 /// Where the build machine itself has `lib`, if it does.
@@ -384,6 +433,76 @@ mod tests {
         for no in ["lib/libz.a", "bin/zsoft", "include/zlib.h", "lib/python/so.py"] {
             assert!(!is_shared_library(Path::new(no)), "{no}");
         }
+    }
+
+    fn inputs<'a>(
+        prefix: &'a Path,
+        files: &'a [PathBuf],
+        host: &'a LibraryMap,
+        empty: &'a BTreeSet<String>,
+        siblings: &'a BTreeMap<String, Vec<String>>,
+        config: &'a DynamicLinking,
+    ) -> Inputs<'a> {
+        Inputs {
+            prefix,
+            sysroot: empty,
+            files,
+            host,
+            siblings,
+            run: empty,
+            exported: empty,
+            config,
+        }
+    }
+
+    fn dynamic(run_path: &str) -> Dynamic {
+        Dynamic {
+            needed: Vec::new(),
+            run_paths: vec![super::super::elf::RunPath {
+                offset: 0,
+                bytes: run_path.as_bytes().to_vec(),
+                is_rpath: false,
+                shared: false,
+            }],
+        }
+    }
+
+    #[test]
+    fn libraries_are_found_through_origin_paths_and_by_absolute_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let prefix = dir.path();
+        std::fs::create_dir_all(prefix.join("lib/private")).unwrap();
+        std::fs::write(prefix.join("lib/private/libx.so"), b"").unwrap();
+        std::fs::write(prefix.join("lib/liby.so.2"), b"").unwrap();
+        let files = vec![PathBuf::from("bin/tool")];
+        let host: LibraryMap = [("lib/liby.so.2".to_string(), "ylib".to_string())].into();
+        let (empty, siblings, config) = (BTreeSet::new(), BTreeMap::new(), DynamicLinking::default());
+        let inputs = inputs(prefix, &files, &host, &empty, &siblings, &config);
+        let own = BTreeSet::new();
+        let none = GlobList::new(&[]).unwrap();
+        let dirs = search_dirs(
+            Path::new("bin/tool"),
+            &dynamic("$ORIGIN/../lib/private:/usr/lib64"),
+            prefix,
+            &none,
+        );
+        // `/usr/lib64` is not kept by rpath_allowlist, so it is not searched.
+        assert_eq!(dirs.len(), 2);
+        let (at, origin) = locate("libx.so", &dirs, &inputs, &own);
+        assert_eq!(at.as_deref(), Some("lib/private/libx.so"));
+        assert!(matches!(origin, Origin::Unowned(_)));
+        let own: BTreeSet<String> = ["lib/private/libx.so".to_string()].into();
+        assert!(matches!(locate("libx.so", &dirs, &inputs, &own).1, Origin::Own));
+        // Found through the `lib/` fallback, in a host package.
+        assert!(matches!(locate("liby.so.2", &dirs, &inputs, &own).1, Origin::Host(p) if p == "ylib"));
+        assert!(matches!(locate("libnone.so", &dirs, &inputs, &own).1, Origin::Missing));
+        // A library linked by its path.
+        let abs = format!("{}/lib/liby.so.2", prefix.display());
+        assert!(matches!(locate_path(&abs, &inputs, &own), (Some(p), Origin::Host(_)) if p == "lib/liby.so.2"));
+        assert!(matches!(
+            locate_path("/usr/lib64/libGL.so.1", &inputs, &own).1,
+            Origin::Missing
+        ));
     }
 
     #[test]

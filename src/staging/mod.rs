@@ -315,6 +315,10 @@ impl<'a> Stager<'a> {
         resolve::install(self.envs, resolved, dirs.prefixes(), self.opts.platforms, &label)?;
         let mut host_libraries = parent.map(|p| p.meta.host_libraries.clone()).unwrap_or_default();
         host_libraries.extend(package::linking::installed_libraries(&dirs.host_prefix)?);
+        let mut sysroot_libraries = parent.map(|p| p.meta.sysroot_libraries.clone()).unwrap_or_default();
+        for prefix in [&dirs.build_prefix, &dirs.host_prefix] {
+            sysroot_libraries.extend(package::linking::sysroot_libraries(prefix));
+        }
         // Files of installed packages are not the staging build's output.
         let before = select::snapshot(&dirs.host_prefix)?;
         if let Some(parent) = parent {
@@ -360,6 +364,7 @@ impl<'a> Stager<'a> {
             work_dir: dirs.work_dir.clone(),
             files,
             host_libraries,
+            sysroot_libraries,
             work_dir_entries,
             size_bytes,
             timings: Timings {

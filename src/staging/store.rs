@@ -46,6 +46,9 @@ pub struct Metadata {
     /// Shared libraries of the staging host environment (and its parent's)
     /// with the packages that provide them, for inheritors' linking checks.
     pub host_libraries: crate::package::linking::LibraryMap,
+    /// Library names in the sysroots of the staging build and host
+    /// environments (and its parent's), for the same checks.
+    pub sysroot_libraries: std::collections::BTreeSet<String>,
     /// Number of entries captured from the work directory.
     pub work_dir_entries: usize,
     /// Bytes stored (prefix and work directory).
