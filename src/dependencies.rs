@@ -35,6 +35,7 @@ pub fn resolve_output(p: &PlannedOutput, opts: &BuildOptions, envs: &LazyEnviron
             requirements: &p.output.requirements,
             platforms: opts.platforms,
             noarch: !p.output.build.noarch.is_none(),
+            merge: p.output.build.merge_build_and_host_envs,
         },
     )
 }
@@ -95,6 +96,7 @@ pub fn resolve_staging(
             requirements: &staging.requirements,
             platforms: opts.platforms,
             noarch: false,
+            merge: false,
         },
     )
 }

@@ -251,8 +251,9 @@ fn cases() -> Vec<Case> {
         },
         Case {
             key: "build.merge_build_and_host_envs",
-            recipe: "package: {name: walk, version: '1.0'}\nbuild:\n  merge_build_and_host_envs: true\n",
-            expect: Located("3:3", "not supported yet"),
+            // One prefix: the build tool and the host library are both in $PREFIX.
+            recipe: "package: {name: walk, version: '1.0'}\nrequirements:\n  build: [make]\n  host: [zlib]\nbuild:\n  merge_build_and_host_envs: true\n  script:\n    - test \"$BUILD_PREFIX\" = \"$PREFIX\"\n    - test -x $PREFIX/bin/make && command -v make | grep -q \"^$PREFIX/bin/make$\"\n    - test -f $PREFIX/include/zlib_fixture.h\n    - '@SCRIPT@'\n",
+            expect: Effect(|d, i| content_files(d) == ["share/x.txt"] && i["depends"][0] == "zlib >=1.3,<2.0a0"),
         },
         Case {
             // The run paths and linking checks' effects: tests/relocation.rs, tests/linking.rs.

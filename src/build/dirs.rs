@@ -41,6 +41,12 @@ impl BuildDirs {
         }
     }
 
+    /// `merge_build_and_host_envs`: one prefix, `BUILD_PREFIX` = `PREFIX`.
+    pub fn merged(mut self) -> Self {
+        self.build_prefix = self.host_prefix.clone();
+        self
+    }
+
     /// Wait for, then hold, the exclusive right to use these directories
     /// (for one build step: see [`crate::lock`] for the order of locks).
     /// Lock files live in `<out>/bld/.locks/`, one per build directory name.

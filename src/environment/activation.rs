@@ -12,7 +12,11 @@ use rattler_shell::shell::Bash;
 /// Bash commands activating `host_prefix` then `build_prefix`.
 pub fn script(host_prefix: &Path, host: Subdir, build_prefix: &Path, build: Subdir) -> Result<String> {
     let mut text = String::new();
-    for (prefix, platform) in [(host_prefix, host), (build_prefix, build)] {
+    for (i, (prefix, platform)) in [(host_prefix, host), (build_prefix, build)].into_iter().enumerate() {
+        if i == 1 && prefix == host_prefix {
+            // Merged environments: one prefix, activated once.
+            break;
+        }
         let activator = Activator::from_path(prefix, Bash::default(), platform)
             .map_err(|e| miette!("cannot activate {}: {e}", prefix.display()))?;
         let vars = ActivationVariables {

@@ -27,6 +27,9 @@ pub struct Request<'a> {
     pub platforms: Platforms,
     /// A noarch package takes only `noarch` run exports.
     pub noarch: bool,
+    /// `merge_build_and_host_envs`: one environment, solved from both
+    /// requirement lists for the host platform (into `host`).
+    pub merge: bool,
 }
 
 /// The solved environments of one build.
@@ -119,6 +122,9 @@ pub fn resolve(envs: &LazyEnvironments, req: &Request) -> Result<Resolved> {
     if r.build.is_empty() && r.host.is_empty() {
         return Ok(Resolved::default());
     }
+    if req.merge {
+        return resolve_merged(envs, req);
+    }
     let envs = envs.get()?;
     let build_specs = specs(req.recipe, req.label, &r.build, "requirements.build")?;
     let build_names = names(&build_specs);
@@ -149,6 +155,55 @@ pub fn resolve(envs: &LazyEnvironments, req: &Request) -> Result<Resolved> {
     );
     resolved.host_specs = host_specs;
     Ok(resolved)
+}
+
+/// `merge_build_and_host_envs`: build and host requirements (with the
+/// build dependencies' strong exports) solved together into the host
+/// environment; run exports still apply by the section that names each
+/// package.
+fn resolve_merged(envs: &LazyEnvironments, req: &Request) -> Result<Resolved> {
+    let r = req.requirements;
+    if req.platforms.build != req.platforms.host {
+        return Err(miette::miette!(
+            help = "remove `merge_build_and_host_envs`, or build for the machine's own platform",
+            "{}: `merge_build_and_host_envs` needs the build and host platforms to be the same ({} ≠ {})",
+            req.label,
+            req.platforms.build,
+            req.platforms.host
+        ));
+    }
+    let envs = envs.get()?;
+    let build_specs = specs(req.recipe, req.label, &r.build, "requirements.build")?;
+    let host_specs = specs(req.recipe, req.label, &r.host, "requirements.host")?;
+    let (build_names, host_names) = (names(&build_specs), names(&host_specs));
+    let mut all = build_specs.clone();
+    all.extend(host_specs.iter().cloned());
+    let mut merged = solve(envs, req, "merged build and host", &all, req.platforms.host, &r.build)?;
+    let direct: Vec<String> = build_names.iter().chain(&host_names).cloned().collect();
+    fill_direct(envs, &mut merged, &direct)?;
+    // The build dependencies' strong exports join the request, as they
+    // would join a separate host environment's.
+    let extra: Vec<String> = run_exports::host_additions(&merged, &build_names, &r.ignore_run_exports)
+        .into_iter()
+        .filter(|e| !all.contains(e))
+        .collect();
+    if !extra.is_empty() {
+        all.extend(extra);
+        merged = solve(envs, req, "merged build and host", &all, req.platforms.host, &r.build)?;
+        fill_direct(envs, &mut merged, &direct)?;
+    }
+    let exports = run_exports::collect(
+        (&merged, &build_names),
+        (&merged, &host_names),
+        req.noarch,
+        &r.ignore_run_exports,
+    );
+    Ok(Resolved {
+        build: Vec::new(),
+        host: merged,
+        host_specs: all,
+        exports,
+    })
 }
 
 fn fill_direct(envs: &Environments, records: &mut [RepoDataRecord], direct: &[String]) -> Result<()> {

@@ -44,7 +44,10 @@ pub(super) fn build_one(
         Some(_) => recipe.shared_build_name(),
         None => output.package.name.as_normalized().to_string(),
     };
-    let dirs = BuildDirs::new(&opts.output_dir, &dir_name);
+    let dirs = match output.build.merge_build_and_host_envs {
+        true => BuildDirs::new(&opts.output_dir, &dir_name).merged(),
+        false => BuildDirs::new(&opts.output_dir, &dir_name),
+    };
     let _dir_lock = dirs.lock().into_diagnostic()?;
     dirs.create().into_diagnostic()?;
 

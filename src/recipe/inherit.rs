@@ -318,5 +318,9 @@ pub(super) fn finish_build(own: BuildSection, top: BuildSection) -> Build {
         prefix_detection: own.prefix_detection.or(top.prefix_detection).unwrap_or_default(),
         post_process: own.post_process.or(top.post_process).unwrap_or_default(),
         always_copy_files: own.always_copy_files.or(top.always_copy_files).unwrap_or_default(),
+        merge_build_and_host_envs: own
+            .merge_build_and_host_envs
+            .or(top.merge_build_and_host_envs)
+            .unwrap_or_default(),
     }
 }

@@ -385,6 +385,8 @@ pub struct BuildSection {
     pub post_process: Option<Vec<PostProcess>>,
     /// `build.always_copy_files`.
     pub always_copy_files: Option<Vec<Glob>>,
+    /// `build.merge_build_and_host_envs`.
+    pub merge_build_and_host_envs: Option<bool>,
 }
 
 /// One `build.post_process` rule: a regular-expression replacement over files.
@@ -549,6 +551,10 @@ pub struct Build {
     /// Files installers must copy, never link (`no_link` in `paths.json`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub always_copy_files: Vec<Glob>,
+    /// One environment: build requirements are solved into the host
+    /// environment and `BUILD_PREFIX` is `PREFIX`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub merge_build_and_host_envs: bool,
 }
 
 /// The `about` section.
