@@ -71,7 +71,8 @@ pub fn run(s: &ScriptRun) -> Result<std::result::Result<(), ScriptFailed>> {
          source \"$(dirname \"$0\")/build_env.sh\"\n\
          cd \"$SRC_DIR\"\n\
          kiln_failed_marker={}\n\
-         trap '{{ kiln_rc=$?; set +x; }} 2>/dev/null; printf \"%s\\n%s\\n\" \"$kiln_rc\" \"$BASH_COMMAND\" > \"$kiln_failed_marker\"' ERR\n\
+         # The innermost failing command is recorded (a step's subshell fails after it).\n\
+         trap '{{ kiln_rc=$?; set +x; }} 2>/dev/null; [ -e \"$kiln_failed_marker\" ] || printf \"%s\\n%s\\n\" \"$kiln_rc\" \"$BASH_COMMAND\" > \"$kiln_failed_marker\"' ERR\n\
          set -x\n\
          {}\n",
         shell_quote(&marker.to_string_lossy()),
@@ -243,6 +244,23 @@ fn resolve_text(recipe: &Recipe, s: &Script) -> Result<String> {
             }
             Ok(text.clone())
         }
+        // Each step in its own subshell: its `cd` and variables do not
+        // leak into the next one, and a failing command stops the build.
+        ScriptBody::Steps(steps) => Ok(steps
+            .iter()
+            .map(|step| {
+                let mut text = format!("# step at {}\n(\n", step.at);
+                if let Some(cwd) = &step.cwd {
+                    text.push_str(&format!("cd \"$SRC_DIR\"/{}\n", shell_quote(&cwd.to_string_lossy())));
+                }
+                for (k, v) in &step.env {
+                    text.push_str(&format!("export {k}={}\n", shell_quote(v)));
+                }
+                text.push_str(&step.run);
+                text.push_str("\n)\n");
+                text
+            })
+            .collect()),
         ScriptBody::File { file } => {
             let direct = recipe.dir.join(file);
             let with_ext = recipe.dir.join(format!("{}.sh", file.display()));

@@ -85,11 +85,11 @@ impl Loader<'_> {
                 let entries = n
                     .as_map()
                     .ok_or_else(|| self.file.error(&n.span, "`build` must be a mapping", "here"))?;
-                if let Some((k, _)) = entries.iter().find(|(k, _)| k.name != "script") {
+                if let Some((k, _)) = entries.iter().find(|(k, _)| k.name != "script" && k.name != "steps") {
                     return Err(self
                         .file
                         .error(&k.span, format!("`build.{}` is not allowed in a staging output", k.name), "not allowed here")
-                        .with_help("a staging output's `build` takes only `script`; set other build options on the package outputs"));
+                        .with_help("a staging output's `build` takes only `script` or `steps`; set other build options on the package outputs"));
                 }
                 reader.build(&n, None)?.script
             }

@@ -304,6 +304,24 @@ pub enum ScriptBody {
         /// The file.
         file: PathBuf,
     },
+    /// `build.steps` (experimental): run in order, each in its own subshell.
+    Steps(Vec<Step>),
+}
+
+/// One of `build.steps` (its `if` was evaluated when rendering).
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    /// `run`: the commands.
+    pub run: String,
+    /// `env`: variables for this step only.
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub env: IndexMap<String, String>,
+    /// `cwd`: relative to the work directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<PathBuf>,
+    /// Where the step is written (named in the script, for failures).
+    #[serde(skip)]
+    pub at: String,
 }
 
 /// `build.script`.

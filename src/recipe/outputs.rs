@@ -155,7 +155,10 @@ impl Loader<'_> {
         variant: &Variant,
     ) -> PResult<Loaded> {
         let r = Renderer { file: self.file, jinja };
-        let reader = Reader { file: self.file };
+        let reader = Reader {
+            file: self.file,
+            experimental: self.options.experimental,
+        };
         let render = |key: &str| render_key(&r, map, key);
 
         let build = match map.get_node("build").map(|n| r.render_build(n)).transpose()?.flatten() {
@@ -457,5 +460,13 @@ impl Loader<'_> {
 
 /// Render `key` of a raw mapping; absent or rendering to nothing is `None`.
 pub(super) fn render_key(r: &Renderer, map: &MarkedMappingNode, key: &str) -> PResult<Option<RNode>> {
-    map.get_node(key).map(|n| r.render(n)).transpose().map(Option::flatten)
+    match key {
+        // `build` sections render `skip` and `steps` their own way.
+        "build" => map
+            .get_node(key)
+            .map(|n| r.render_build(n))
+            .transpose()
+            .map(Option::flatten),
+        _ => map.get_node(key).map(|n| r.render(n)).transpose().map(Option::flatten),
+    }
 }

@@ -18,6 +18,8 @@ pub type PResult<T> = Result<T, SourceError>;
 pub struct Reader<'a> {
     /// The recipe file.
     pub file: &'a SourceFile,
+    /// `--experimental`: unlocks `build.steps`.
+    pub experimental: bool,
 }
 
 impl<'a> Reader<'a> {

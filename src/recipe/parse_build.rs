@@ -19,6 +19,7 @@ impl Reader<'_> {
             "number",
             "string",
             "script",
+            "steps",
             "noarch",
             "files",
             "skip",
@@ -41,7 +42,30 @@ impl Reader<'_> {
             match k.name.as_str() {
                 "number" => b.number = Some(self.u64(v, "build.number")?),
                 "string" => {}
+                "script" | "steps" if b.script.is_some() => {
+                    return Err(self
+                        .file
+                        .error(
+                            &k.span,
+                            "`script` and `steps` are mutually exclusive",
+                            "second one here",
+                        )
+                        .with_help("use `steps` for a list of separate steps, or `script` for one script"))
+                }
                 "script" => b.script = Some(self.script(v)?),
+                "steps" => {
+                    if !self.experimental {
+                        return Err(self
+                            .file
+                            .error(
+                                &k.span,
+                                "`build.steps` is an experimental feature",
+                                "needs --experimental",
+                            )
+                            .with_help("pass `--experimental` to `kiln build` (or set KILN_EXPERIMENTAL=1)"));
+                    }
+                    b.script = Some(self.steps(v)?)
+                }
                 "noarch" => {
                     let text = self.string(v, "build.noarch")?;
                     let kind = match text.as_str() {
@@ -262,6 +286,12 @@ impl Reader<'_> {
     }
 
     pub(super) fn script(&self, node: &RNode) -> PResult<Script> {
+        self.script_in(node, false)
+    }
+
+    /// A script, or (`step`) one of `build.steps`: a mapping with `run`
+    /// for the commands and no `file` or `secrets`.
+    fn script_in(&self, node: &RNode, step: bool) -> PResult<Script> {
         let mut script = Script {
             body: ScriptBody::Inline(String::new()),
             env: IndexMap::new(),
@@ -270,19 +300,24 @@ impl Reader<'_> {
             lines: vec![],
             cwd: None,
         };
-        if let Some(items) = node.as_seq() {
-            (script.body, script.lines) = self.script_lines(items, "build.script")?;
-            return Ok(script);
+        if !step {
+            if let Some(items) = node.as_seq() {
+                (script.body, script.lines) = self.script_lines(items, "build.script")?;
+                return Ok(script);
+            }
+            if node.as_scalar().is_some() {
+                script.body = ScriptBody::Inline(self.string(node, "build.script")?);
+                return Ok(script);
+            }
         }
-        if node.as_scalar().is_some() {
-            script.body = ScriptBody::Inline(self.string(node, "build.script")?);
-            return Ok(script);
-        }
-        let entries = self.map(
-            node,
-            "build.script",
-            &["content", "file", "env", "secrets", "interpreter", "cwd"],
-        )?;
+        let entries = match step {
+            true => self.map(node, "a build step", &["run", "env", "interpreter", "cwd"])?,
+            false => self.map(
+                node,
+                "build.script",
+                &["content", "file", "env", "secrets", "interpreter", "cwd"],
+            )?,
+        };
         let mut body = None;
         for (k, v) in entries {
             match k.name.as_str() {
@@ -291,7 +326,7 @@ impl Reader<'_> {
                         .file
                         .error(&k.span, "`content` and `file` are mutually exclusive", "choose one"))
                 }
-                "content" => {
+                "content" | "run" => {
                     body = Some(match v.as_seq() {
                         Some(items) => {
                             let (b, lines) = self.script_lines(items, "content")?;
@@ -361,8 +396,46 @@ impl Reader<'_> {
                 }
             }
         }
+        if step && body.is_none() {
+            return Err(self
+                .file
+                .error(&node.span, "a build step needs `run`", "no `run` here")
+                .with_help("write the step's commands under `run:`"));
+        }
         script.body = body.unwrap_or(ScriptBody::Inline(String::new()));
         Ok(script)
+    }
+
+    /// `build.steps`: a list of `{run, env, cwd, interpreter}` (each step's
+    /// `if` was evaluated when rendering).
+    pub(super) fn steps(&self, node: &RNode) -> PResult<Script> {
+        let items = node.as_seq().ok_or_else(|| {
+            self.file
+                .error(&node.span, "`build.steps` must be a list", "expected a list of steps")
+        })?;
+        let mut steps = Vec::new();
+        let mut lines = Vec::new();
+        for item in items {
+            let step = self.script_in(item, true)?;
+            let ScriptBody::Inline(run) = step.body else {
+                unreachable!("a step's body is `run`");
+            };
+            steps.push(Step {
+                run,
+                env: step.env,
+                cwd: step.cwd,
+                at: self.file.location(&item.span),
+            });
+            lines.extend(step.lines);
+        }
+        Ok(Script {
+            body: ScriptBody::Steps(steps),
+            env: IndexMap::new(),
+            secrets: Vec::new(),
+            span: node.span,
+            lines,
+            cwd: None,
+        })
     }
 
     /// A script given as a list: the joined body and each item with its span.

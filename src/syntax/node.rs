@@ -152,6 +152,8 @@ impl Renderer<'_> {
             }
             let rendered = if build && k.as_str() == "skip" {
                 self.render_skip(v)?
+            } else if build && k.as_str() == "steps" {
+                self.render_steps(v)?
             } else {
                 self.render(v)?
             };
@@ -168,6 +170,56 @@ impl Renderer<'_> {
         Ok(Some(RNode {
             span: *map.span(),
             value: RValue::Map(out),
+        }))
+    }
+
+    /// `build.steps`: a step with `if` (and no `then`) is kept when its
+    /// expression is true, without the `if`; `if/then/else` items are
+    /// conditionals as anywhere else.
+    fn render_steps(&self, node: &Node) -> Result<Option<RNode>, SourceError> {
+        let Some(seq) = node.as_sequence() else {
+            return self.render(node);
+        };
+        let mut out = Vec::new();
+        for item in seq.iter() {
+            let step = item.as_mapping().filter(|m| m.get_node("then").is_none());
+            let Some((map, cond)) = step.and_then(|m| m.get_node("if").map(|c| (m, c))) else {
+                self.render_seq_item(item, &mut out)?;
+                continue;
+            };
+            let Some(expr) = cond.as_scalar() else {
+                return Err(self
+                    .file
+                    .error(cond.span(), "`if` must be an expression", "expected a string"));
+            };
+            let keep = self
+                .jinja
+                .eval(expr.as_str())
+                .map_err(|e| self.jinja_error(e, expr.span(), expr.as_str()))?
+                .is_true();
+            if !keep {
+                continue;
+            }
+            let mut entries = Vec::new();
+            for (k, v) in map.iter().filter(|(k, _)| k.as_str() != "if") {
+                if let Some(rv) = self.render(v)? {
+                    entries.push((
+                        Key {
+                            name: k.as_str().to_string(),
+                            span: *k.span(),
+                        },
+                        rv,
+                    ));
+                }
+            }
+            out.push(RNode {
+                span: *map.span(),
+                value: RValue::Map(entries),
+            });
+        }
+        Ok(Some(RNode {
+            span: *seq.span(),
+            value: RValue::Seq(out),
         }))
     }
 

@@ -106,6 +106,7 @@ pub fn stored_form<'a>(recipe: &Recipe, tests: &'a [PackageTest], name: &str) ->
                         json!(t.script.lines.iter().map(|(l, _)| l).collect::<Vec<_>>())
                     }
                     ScriptBody::Inline(body) => json!(body),
+                    ScriptBody::Steps(_) => unreachable!("test scripts are read without `steps`"),
                     ScriptBody::File { file } => {
                         let path = recipe.dir.join(file);
                         json!(fs_err::read_to_string(&path).map_err(|e| {
