@@ -147,6 +147,10 @@ pub struct BuildArgs {
     #[arg(long)]
     pub error_prefix_in_binary: bool,
 
+    /// Accept absolute paths in `about.license_file` (read from anywhere on this machine).
+    #[arg(long)]
+    pub allow_absolute_license_paths: bool,
+
     /// Do not run the recipe's tests (same as `--test skip`).
     #[arg(long)]
     pub no_test: bool,

@@ -110,6 +110,7 @@ fn build(args: BuildArgs) -> Result<()> {
         channels,
         allow_insecure_host: args.allow_insecure_host.clone(),
         error_prefix_in_binary: args.error_prefix_in_binary,
+        allow_absolute_license_paths: args.allow_absolute_license_paths,
         test: if args.no_test {
             crate::testing::Strategy::Skip
         } else {

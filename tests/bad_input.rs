@@ -77,22 +77,39 @@ fn out_of_range_source_date_epoch_is_an_error() {
 #[test]
 fn license_files_outside_the_recipe_and_work_directories_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    for (name, license) in [("abs", "/etc/passwd"), ("up", "../../../../etc/passwd")] {
-        let r = write_recipe(
-            dir.path(),
-            name,
-            &format!(
-                "package: {{name: lic, version: '1.0'}}\nbuild:\n  script: [mkdir -p $PREFIX/share, touch $PREFIX/share/x]\nabout:\n  license_file: {license}\n"
-            ),
-        );
+    let licenses = dir.path().join("elsewhere");
+    std::fs::create_dir_all(licenses.join("third-party")).unwrap();
+    std::fs::write(licenses.join("COPYING"), "copying\n").unwrap();
+    std::fs::write(licenses.join("third-party/zlib.txt"), "zlib\n").unwrap();
+    let text = |license: &str| {
+        format!(
+            "package: {{name: lic, version: '1.0'}}\nbuild:\n  script: [mkdir -p $PREFIX/share, touch $PREFIX/share/x]\nabout:\n  license_file: {license}\n"
+        )
+    };
+    let copying = licenses.join("COPYING").display().to_string();
+    let third = licenses.join("third-party").display().to_string();
+    for (name, license, needle) in [
+        ("abs", copying.as_str(), "is an absolute path"),
+        ("up", "../../../../etc/passwd", "leaves the recipe and work directories"),
+    ] {
+        let r = write_recipe(dir.path(), name, &text(license));
         let out = dir.path().join("out");
         let o = build(&r, &out, &[]);
-        assert_failed_with(
-            &o,
-            &out,
-            &["recipe.yaml:5:17", "leaves the recipe and work directories"],
-        );
+        assert_failed_with(&o, &out, &["recipe.yaml:5:17", needle]);
     }
+    // With --allow-absolute-license-paths: a file and a directory.
+    let r = write_recipe(dir.path(), "allowed", &text(&format!("[{copying}, {third}]")));
+    let out = dir.path().join("out-allowed");
+    build_ok(&r, &out, &["--allow-absolute-license-paths"]);
+    let x = extract(&packages(&out)[0]);
+    assert_eq!(
+        std::fs::read_to_string(x.path().join("info/licenses/COPYING")).unwrap(),
+        "copying\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(x.path().join("info/licenses/third-party/zlib.txt")).unwrap(),
+        "zlib\n"
+    );
 }
 
 #[test]

@@ -45,6 +45,8 @@ pub struct BuildOptions {
     pub test: crate::testing::Strategy,
     /// Fail when a binary file contains the build prefix.
     pub error_prefix_in_binary: bool,
+    /// Accept absolute `license_file` paths.
+    pub allow_absolute_license_paths: bool,
 }
 
 /// Run a recipe's script in `dirs` with the build environment for `identity`.

@@ -174,6 +174,7 @@ pub(super) fn build_one(
         work_dir: &dirs.work_dir,
         output_dir: &opts.output_dir,
         tests: &tests,
+        allow_absolute_license_paths: opts.allow_absolute_license_paths,
     };
     let dest = opts.output_dir.join(&p.subdir);
     let path = package::create(

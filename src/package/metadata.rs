@@ -43,6 +43,8 @@ pub struct InfoInputs<'a> {
     pub output_dir: &'a Path,
     /// The tests as stored in `info/tests/tests.yaml` (see `crate::testing::stored`).
     pub tests: &'a [Value],
+    /// `--allow-absolute-license-paths`.
+    pub allow_absolute_license_paths: bool,
 }
 
 /// Write `info/` into `pkg_dir`; returns nothing but files on disk.
@@ -213,6 +215,10 @@ fn write_licenses(dest: &Path, i: &InfoInputs) -> Result<()> {
     for g in globs {
         let mut found = false;
         let pattern = g.pattern.trim_end_matches('/');
+        if Path::new(pattern).is_absolute() {
+            absolute_license(dest, i, g, pattern)?;
+            continue;
+        }
         let escapes = Path::new(pattern)
             .components()
             .any(|c| !matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir));
@@ -267,6 +273,37 @@ fn write_licenses(dest: &Path, i: &InfoInputs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// An absolute `license_file` (with `--allow-absolute-license-paths`): a
+/// file goes to `info/licenses/<name>`, a directory's files below
+/// `info/licenses/<directory name>/`.
+fn absolute_license(dest: &Path, i: &InfoInputs, g: &crate::recipe::model::Glob, pattern: &str) -> Result<()> {
+    let at = i.recipe.file.location(&g.span);
+    if !i.allow_absolute_license_paths {
+        return Err(miette!(
+            help = "name it relative to the recipe or work directory, or pass --allow-absolute-license-paths",
+            "{at}: license_file `{pattern}` is an absolute path"
+        ));
+    }
+    let path = Path::new(pattern);
+    let name = path.file_name().map(Path::new).unwrap_or(Path::new("LICENSE"));
+    if path.is_file() {
+        return copy_license(path, &dest.join(name), i, g);
+    }
+    if path.is_dir() {
+        for e in walkdir::WalkDir::new(path).into_iter().filter_map(|e| e.ok()) {
+            if e.file_type().is_file() {
+                let rel = e.path().strip_prefix(path).into_diagnostic()?;
+                copy_license(e.path(), &dest.join(name).join(rel), i, g)?;
+            }
+        }
+        return Ok(());
+    }
+    Err(miette!(
+        help = "check the path",
+        "{at}: license_file `{pattern}` does not exist"
+    ))
 }
 
 fn write_json(path: &Path, v: &impl Serialize) -> Result<()> {
