@@ -28,12 +28,13 @@ impl Format {
     }
 }
 
-/// Archive every file below `pkg_dir` into `<dest_dir>/<stem><ext>`.
+/// Archive every file (and empty directory) below `pkg_dir` into
+/// `<dest_dir>/<stem><ext>`.
 pub fn write(pkg_dir: &Path, dest_dir: &Path, stem: &str, format: Format, timestamp: i64) -> Result<PathBuf> {
     let mut paths = Vec::new();
-    for e in walkdir::WalkDir::new(pkg_dir).follow_links(false) {
+    for e in walkdir::WalkDir::new(pkg_dir).min_depth(1).follow_links(false) {
         let e = e.into_diagnostic()?;
-        if e.file_type().is_dir() {
+        if e.file_type().is_dir() && fs_err::read_dir(e.path()).into_diagnostic()?.next().is_some() {
             continue;
         }
         // rattler_package_streaming wants absolute paths below `pkg_dir`.

@@ -88,7 +88,16 @@ pub fn create(
     }
     fs_err::create_dir_all(pkg_dir).into_diagnostic()?;
     let detection = contents::Detection::new(&info.output.build)?;
-    let entries = contents::assemble(prefix, files, pkg_dir, &detection)?;
+    // Empty directories the build made go into the archive, not into
+    // `paths.json` (installers create directories from file paths).
+    let (dirs, files): (Vec<PathBuf>, Vec<PathBuf>) = files
+        .iter()
+        .cloned()
+        .partition(|f| prefix.join(f).symlink_metadata().is_ok_and(|m| m.is_dir()));
+    for d in &dirs {
+        fs_err::create_dir_all(pkg_dir.join(d)).into_diagnostic()?;
+    }
+    let entries = contents::assemble(prefix, &files, pkg_dir, &detection)?;
     if pack.error_prefix_in_binary {
         let binary: Vec<&str> = entries
             .iter()

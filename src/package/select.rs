@@ -16,9 +16,10 @@ pub fn snapshot(prefix: &Path) -> Result<Snapshot> {
     if !prefix.exists() {
         return Ok(out);
     }
-    for entry in walkdir::WalkDir::new(prefix).follow_links(false) {
+    for entry in walkdir::WalkDir::new(prefix).min_depth(1).follow_links(false) {
         let entry = entry.into_diagnostic()?;
-        if entry.file_type().is_dir() {
+        // Directories count only when empty (a package keeps those).
+        if entry.file_type().is_dir() && fs_err::read_dir(entry.path()).into_diagnostic()?.next().is_some() {
             continue;
         }
         out.insert(entry.path().strip_prefix(prefix).into_diagnostic()?.to_path_buf());

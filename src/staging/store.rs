@@ -82,6 +82,8 @@ pub enum FileKind {
     File,
     /// A symbolic link (possibly broken).
     Symlink,
+    /// An empty directory.
+    Directory,
 }
 
 /// Timings recorded in `metadata.json`.

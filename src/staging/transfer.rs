@@ -41,6 +41,8 @@ pub fn capture(prefix: &Path, before: &Snapshot, work_dir: &Path, dest: &Path) -
                         .into_owned(),
                 ),
             )
+        } else if meta.is_dir() {
+            (FileKind::Directory, None)
         } else {
             (FileKind::File, None)
         };
@@ -176,12 +178,18 @@ fn restore_one(
     relocations: &[(Vec<u8>, Vec<u8>)],
     stats: &Counters,
 ) -> Result<()> {
+    let meta = fs_err::symlink_metadata(from).into_diagnostic()?;
+    if meta.is_dir() {
+        // An empty directory the staging build made.
+        crate::disk::create_dirs_inside(root, rel)?;
+        stats.entries.fetch_add(1, Ordering::Relaxed);
+        return Ok(());
+    }
     let parent = crate::disk::create_dirs_inside(root, rel.parent().unwrap_or(Path::new("")))?;
     let to = &parent.join(rel.file_name().ok_or_else(|| miette!("empty path in a cache entry"))?);
     if to.symlink_metadata().is_ok() {
         fs_err::remove_file(to).into_diagnostic()?;
     }
-    let meta = fs_err::symlink_metadata(from).into_diagnostic()?;
     stats.entries.fetch_add(1, Ordering::Relaxed);
     if meta.file_type().is_symlink() {
         let target = fs_err::read_link(from).into_diagnostic()?;
