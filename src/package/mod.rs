@@ -5,6 +5,7 @@ pub mod contents;
 pub mod elf;
 pub mod glob;
 pub mod linking;
+pub mod macho;
 pub mod metadata;
 pub mod post_process;
 pub mod relink;

@@ -53,7 +53,16 @@ pub fn relink(prefix: &Path, build_prefix: &Path, files: &[PathBuf], config: &Dy
         }
         let path = prefix.join(rel);
         let Ok(meta) = path.symlink_metadata() else { continue };
-        if !meta.is_file() || !is_elf(&path) {
+        if !meta.is_file() {
+            continue;
+        }
+        if !is_elf(&path) {
+            if is_macho_magic(&path) {
+                let data = fs_err::read(&path).into_diagnostic()?;
+                if super::macho::is_macho(&data) {
+                    done.extend(relink_macho(prefix, rel, &path, &data, config, &allow)?);
+                }
+            }
             continue;
         }
         let data = fs_err::read(&path).into_diagnostic()?;
@@ -105,6 +114,43 @@ pub fn relink(prefix: &Path, build_prefix: &Path, files: &[PathBuf], config: &Dy
         });
     }
     Ok(done)
+}
+
+/// Whether the file starts with a Mach-O (or fat) magic number.
+fn is_macho_magic(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok_and(|()| {
+            matches!(
+                u32::from_be_bytes(magic),
+                0xfeed_facf | 0xcffa_edfe | 0xfeed_face | 0xcefa_edfe | 0xcafe_babe
+            )
+        })
+}
+
+/// Relocate one Mach-O file (see [`super::macho`]); the log entry lists the edits.
+fn relink_macho(
+    prefix: &Path,
+    rel: &Path,
+    path: &Path,
+    data: &[u8],
+    config: &DynamicLinking,
+    allow: &GlobList,
+) -> Result<Option<Relinked>> {
+    let edits =
+        super::macho::plan(data, prefix, rel, config, allow).map_err(|e| e.wrap_err(rel.display().to_string()))?;
+    if edits.is_empty() {
+        return Ok(None);
+    }
+    let bytes = super::macho::apply(data, &edits, rel)?;
+    crate::disk::replace_file(path, &bytes)?;
+    Ok(Some(Relinked {
+        file: rel.to_path_buf(),
+        old: String::from("(load commands)"),
+        new: edits.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>().join("; "),
+    }))
 }
 
 /// The new run path for the file `rel` (relative to `prefix`).
