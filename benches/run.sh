@@ -6,6 +6,7 @@
 #   benches/run.sh staging    only the 1 GB staging benchmark
 #   benches/run.sh sources    only the 100 MB url source benchmark
 #   benches/run.sh tests      only the package test benchmark
+#   benches/run.sh relink     only the post-processing benchmark (1,000 ELF files)
 # Needs hyperfine (installed from Debian if missing), zstd and bzip2.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -143,12 +144,40 @@ tests_bench() {
   rm -rf "$out"; KILN_CACHE_DIR="$cache" $b 2>&1 | grep "test passed"
 }
 
+relink_bench() {
+  echo
+  echo "## post-processing: 1,000 ELF shared libraries with a RUNPATH inside the prefix"
+  command -v patchelf >/dev/null || { apt-get install -y -qq patchelf >/dev/null; }
+  local out="$WORK/elf-1000"
+  local build="$KILN build --recipe benches/recipes/elf-1000 --output-dir $out"
+  echo "kiln's own step timings (3 builds):"
+  for _ in 1 2 3; do
+    rm -rf "$out"
+    $build 2>&1 | grep -E "rewrote the run paths|linking checks done|packaged in" | sed 's/^ *INFO //'
+  done
+  echo "whole kiln build (script, relocation, linking checks, packaging):"
+  hyperfine --warmup 1 --runs 5 --style basic --prepare "rm -rf $out" "$build"
+  # The same 1,000 files, relocated by patchelf.
+  local files="$WORK/elf-files" prefix="$WORK/elf-prefix-$(printf 'p%.0s' $(seq 1 60))"
+  mkdir -p "$prefix/lib" "$files"
+  printf 'int answer(void) { return 42; }\n' > "$WORK/a.c"
+  gcc -shared -fPIC -o "$files/base.so" "$WORK/a.c" -Wl,-rpath,"$prefix/lib"
+  local prep="rm -rf $prefix/lib && mkdir -p $prefix/lib && for i in \$(seq 1 1000); do cp $files/base.so $prefix/lib/libelf\$i.so; done"
+  echo "baseline: one patchelf --set-rpath over the 1,000 files:"
+  hyperfine --runs 5 --style basic --prepare "$prep" "patchelf --set-rpath '\$ORIGIN' $prefix/lib/*.so"
+  echo "baseline: patchelf once per file (as conda-build runs it):"
+  hyperfine --runs 3 --style basic --prepare "$prep" "for f in $prefix/lib/*.so; do patchelf --set-rpath '\$ORIGIN' \$f; done"
+  echo "baseline: copying the 1,000 files (cp -a):"
+  hyperfine --runs 5 --style basic --prepare "rm -rf $WORK/elf-copy" "cp -a $prefix/lib $WORK/elf-copy"
+}
+
 case "${1:-all}" in
   env) env_bench; exit 0 ;;
   variants) variants_bench; exit 0 ;;
   staging) staging_bench; exit 0 ;;
   sources) sources_bench; exit 0 ;;
   tests) tests_bench; exit 0 ;;
+  relink) relink_bench; exit 0 ;;
 esac
 
 echo
@@ -193,3 +222,4 @@ env_bench
 variants_bench
 sources_bench
 tests_bench
+relink_bench

@@ -99,6 +99,7 @@ pub(super) fn build_one(
         }
     }
     // `post_process` replacements, then run paths inside the prefix become `$ORIGIN`-relative.
+    let relink_started = std::time::Instant::now();
     let processed = package::post_process::apply(recipe, &dirs.host_prefix, &files, &output.build.post_process)?;
     if processed > 0 {
         tracing::info!("{id}: post_process changed {processed} file(s)");
@@ -114,7 +115,11 @@ pub(super) fn build_one(
         tracing::debug!("{id}: {}: run path {} → {}", r.file.display(), r.old, r.new);
     }
     if !relinked.is_empty() {
-        tracing::info!("{id}: rewrote the run paths of {} file(s)", relinked.len());
+        tracing::info!(
+            "{id}: rewrote the run paths of {} file(s) in {:.2} s",
+            relinked.len(),
+            relink_started.elapsed().as_secs_f64()
+        );
     }
     // `package_contents` tests see the files the recipe selected.
     let listed: Vec<String> = files.iter().map(|f| f.to_string_lossy().into_owned()).collect();
@@ -154,7 +159,12 @@ pub(super) fn build_one(
         host_packages: e.meta.key_inputs.host_packages.clone(),
     });
     let (depends, constrains, exports) = finalize_run(p, &resolved, inherited.as_ref())?;
+    let linking_started = std::time::Instant::now();
     check_linking(p, staging.as_ref(), &dirs, &packaged, &depends, &exports)?;
+    tracing::info!(
+        "{id}: linking checks done in {:.2} s",
+        linking_started.elapsed().as_secs_f64()
+    );
     let finalized = rendered::finalized_dependencies(output, &resolved, &depends, &constrains, &exports);
     let rendered = rendered::rendered_output(p, opts, Some(finalized), Some(finalized_sources));
     let variant_json = serde_json::to_value(&p.variant).into_diagnostic()?;

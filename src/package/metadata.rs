@@ -214,10 +214,17 @@ fn write_licenses(dest: &Path, i: &InfoInputs) -> Result<()> {
     }
     for g in globs {
         let mut found = false;
-        let pattern = g.pattern.trim_end_matches('/');
-        if Path::new(pattern).is_absolute() {
-            absolute_license(dest, i, g, pattern)?;
+        if Path::new(&g.pattern).is_absolute() {
+            absolute_license(dest, i, g, g.pattern.trim_end_matches('/'))?;
             continue;
+        }
+        let pattern = g.pattern.trim_end_matches('/');
+        if pattern.is_empty() {
+            return Err(miette!(
+                "{}: license_file `{}` names no file",
+                i.recipe.file.location(&g.span),
+                g.pattern
+            ));
         }
         let escapes = Path::new(pattern)
             .components()

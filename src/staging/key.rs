@@ -27,7 +27,7 @@ use crate::recipe::model::{PathSource, Source};
 use crate::recipe::Recipe;
 
 /// Bumped whenever the layout or meaning of cache entries changes.
-pub const CACHE_FORMAT_VERSION: u32 = 5;
+pub const CACHE_FORMAT_VERSION: u32 = 6;
 
 /// Bumped whenever kiln changes how it runs a staging build (the script's
 /// environment, activation, how files are captured), so that entries
