@@ -117,3 +117,23 @@ outputs:
     let o = build(&r, &out, &["--experimental"]);
     assert_failed_with(&o, &out, &["recipe.yaml:12:15", "test -f $PREFIX/lib/missing.txt"]);
 }
+
+#[test]
+fn the_command_that_ended_the_script_is_named_not_an_earlier_tolerated_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "package: {name: tolerant, version: '1.0'}\nbuild:\n  script:\n    - set +e\n    - grep -q nothing /dev/null\n    - set -e\n    - test -f $PREFIX/share/missing.txt\n";
+    let r = write_recipe(dir.path(), "tolerant", text);
+    let out = dir.path().join("out");
+    let o = build(&r, &out, &[]);
+    assert_failed_with(&o, &out, &["recipe.yaml:7:7", "command `test -f $PREFIX/share/missing.txt`"]);
+}
+
+#[test]
+fn a_staging_build_takes_only_script_or_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "recipe: {name: s, version: '1.0'}\noutputs:\n  - staging: {name: b}\n    build:\n      string: custom\n      script: [true]\n  - package: {name: s}\n    inherit: b\n";
+    let r = write_recipe(dir.path(), "s", text);
+    let out = dir.path().join("out");
+    let o = build(&r, &out, &["--experimental"]);
+    assert_failed_with(&o, &out, &["recipe.yaml:5:7", "`build.string` is not allowed in a staging output"]);
+}

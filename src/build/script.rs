@@ -71,8 +71,9 @@ pub fn run(s: &ScriptRun) -> Result<std::result::Result<(), ScriptFailed>> {
          source \"$(dirname \"$0\")/build_env.sh\"\n\
          cd \"$SRC_DIR\"\n\
          kiln_failed_marker={}\n\
-         # The innermost failing command is recorded (a step's subshell fails after it).\n\
-         trap '{{ kiln_rc=$?; set +x; }} 2>/dev/null; [ -e \"$kiln_failed_marker\" ] || printf \"%s\\n%s\\n\" \"$kiln_rc\" \"$BASH_COMMAND\" > \"$kiln_failed_marker\"' ERR\n\
+         # The last failing command is recorded, but a failed `( … )` (a step)\n\
+         # keeps the command that failed inside it.\n\
+         trap '{{ kiln_rc=$?; set +x; }} 2>/dev/null; case \"$BASH_COMMAND\" in \"(\"*) [ -e \"$kiln_failed_marker\" ] ;; *) false ;; esac || printf \"%s\\n%s\\n\" \"$kiln_rc\" \"$BASH_COMMAND\" > \"$kiln_failed_marker\"' ERR\n\
          set -x\n\
          {}\n",
         shell_quote(&marker.to_string_lossy()),
@@ -246,10 +247,13 @@ fn resolve_text(recipe: &Recipe, s: &Script) -> Result<String> {
         }
         // Each step in its own subshell: its `cd` and variables do not
         // leak into the next one, and a failing command stops the build.
+        // Numbered, not located: the text is part of a staging key, which
+        // must not change with how the recipe's path was typed.
         ScriptBody::Steps(steps) => Ok(steps
             .iter()
-            .map(|step| {
-                let mut text = format!("# step at {}\n(\n", step.at);
+            .enumerate()
+            .map(|(i, step)| {
+                let mut text = format!("# step {}\n(\n", i + 1);
                 if let Some(cwd) = &step.cwd {
                     text.push_str(&format!("cd \"$SRC_DIR\"/{}\n", shell_quote(&cwd.to_string_lossy())));
                 }

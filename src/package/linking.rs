@@ -314,20 +314,25 @@ fn locate(lib: &str, dirs: &[SearchDir], inputs: &Inputs, own: &BTreeSet<String>
             SearchDir::Prefix(d) if d.is_empty() => lib.to_string(),
             SearchDir::Prefix(d) => format!("{d}/{lib}"),
         };
-        let origin = if own.contains(&rel) {
-            Origin::Own
-        } else if let Some(pkg) = inputs.host.get(&rel) {
-            Origin::Host(pkg.clone())
-        } else if let Some(pkgs) = inputs.siblings.get(&rel) {
-            Origin::Sibling(pkgs.clone())
-        } else if inputs.prefix.join(&rel).exists() {
-            Origin::Unowned(rel.clone())
-        } else {
-            continue;
-        };
-        return (Some(rel), origin);
+        if let Some(origin) = origin_in_prefix(&rel, inputs, own) {
+            return (Some(rel), origin);
+        }
+        if inputs.prefix.join(&rel).exists() {
+            return (Some(rel.clone()), Origin::Unowned(rel));
+        }
     }
     (None, Origin::Missing)
+}
+
+/// Who provides the prefix path `rel`: the package, a host package or a sibling output.
+fn origin_in_prefix(rel: &str, inputs: &Inputs, own: &BTreeSet<String>) -> Option<Origin> {
+    if own.contains(rel) {
+        Some(Origin::Own)
+    } else if let Some(pkg) = inputs.host.get(rel) {
+        Some(Origin::Host(pkg.clone()))
+    } else {
+        inputs.siblings.get(rel).map(|pkgs| Origin::Sibling(pkgs.clone()))
+    }
 }
 
 /// A `DT_NEEDED` entry that is a path (a library linked by its path
@@ -338,15 +343,7 @@ fn locate_path(lib: &str, inputs: &Inputs, own: &BTreeSet<String>) -> (Option<St
     let Some(rel) = inside else {
         return (None, Origin::Missing);
     };
-    let origin = if own.contains(&rel) {
-        Origin::Own
-    } else if let Some(pkg) = inputs.host.get(&rel) {
-        Origin::Host(pkg.clone())
-    } else if let Some(pkgs) = inputs.siblings.get(&rel) {
-        Origin::Sibling(pkgs.clone())
-    } else {
-        Origin::Unowned(rel.clone())
-    };
+    let origin = origin_in_prefix(&rel, inputs, own).unwrap_or_else(|| Origin::Unowned(rel.clone()));
     (Some(rel), origin)
 }
 

@@ -31,14 +31,20 @@ pub enum Edit {
     AddRpath(String),
 }
 
+/// Whether `data` starts like a Mach-O file (thin or fat, either byte order).
+pub fn has_magic(data: &[u8]) -> bool {
+    data.get(..4).is_some_and(|m| {
+        matches!(
+            u32::from_be_bytes([m[0], m[1], m[2], m[3]]),
+            0xfeed_facf | 0xcffa_edfe | 0xfeed_face | 0xcefa_edfe | 0xcafe_babe
+        )
+    })
+}
+
 /// Whether `data` is a Mach-O file (thin or fat) goblin can read.
 pub fn is_macho(data: &[u8]) -> bool {
-    let magic = data.get(..4).map(|m| u32::from_be_bytes([m[0], m[1], m[2], m[3]]));
     // 0xcafebabe is also a Java class file's magic; goblin tells them apart.
-    matches!(
-        magic,
-        Some(0xfeed_facf | 0xcffa_edfe | 0xfeed_face | 0xcefa_edfe | 0xcafe_babe)
-    ) && first_arch(data).is_ok()
+    has_magic(data) && first_arch(data).is_ok()
 }
 
 /// The edits that relocate the Mach-O file `rel` (relative to `prefix`).

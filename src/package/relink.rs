@@ -57,7 +57,7 @@ pub fn relink(prefix: &Path, build_prefix: &Path, files: &[PathBuf], config: &Dy
             continue;
         }
         if !is_elf(&path) {
-            if is_macho_magic(&path) {
+            if first_bytes(&path).is_some_and(|m| super::macho::has_magic(&m)) {
                 let data = fs_err::read(&path).into_diagnostic()?;
                 if super::macho::is_macho(&data) {
                     done.extend(relink_macho(prefix, rel, &path, &data, config, &allow)?);
@@ -116,18 +116,14 @@ pub fn relink(prefix: &Path, build_prefix: &Path, files: &[PathBuf], config: &Dy
     Ok(done)
 }
 
-/// Whether the file starts with a Mach-O (or fat) magic number.
-fn is_macho_magic(path: &Path) -> bool {
+/// The first four bytes of a file, if it has them.
+fn first_bytes(path: &Path) -> Option<[u8; 4]> {
     use std::io::Read;
     let mut magic = [0u8; 4];
     std::fs::File::open(path)
         .and_then(|mut f| f.read_exact(&mut magic))
-        .is_ok_and(|()| {
-            matches!(
-                u32::from_be_bytes(magic),
-                0xfeed_facf | 0xcffa_edfe | 0xfeed_face | 0xcefa_edfe | 0xcafe_babe
-            )
-        })
+        .ok()?;
+    Some(magic)
 }
 
 /// Relocate one Mach-O file (see [`super::macho`]); the log entry lists the edits.

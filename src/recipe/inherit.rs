@@ -80,19 +80,23 @@ impl Loader<'_> {
             }
             None => Requirements::default(),
         };
-        let script = match render("build")? {
-            Some(n) => {
-                let entries = n
-                    .as_map()
-                    .ok_or_else(|| self.file.error(&n.span, "`build` must be a mapping", "here"))?;
-                if let Some((k, _)) = entries.iter().find(|(k, _)| k.name != "script" && k.name != "steps") {
-                    return Err(self
-                        .file
-                        .error(&k.span, format!("`build.{}` is not allowed in a staging output", k.name), "not allowed here")
-                        .with_help("a staging output's `build` takes only `script` or `steps`; set other build options on the package outputs"));
-                }
-                reader.build(&n, None)?.script
+        // Checked on the written keys: rendering a `build` section drops `string`.
+        if let Some(build) = omap.get_node("build") {
+            let entries = build
+                .as_mapping()
+                .ok_or_else(|| self.file.error(build.span(), "`build` must be a mapping", "here"))?;
+            if let Some((k, _)) = entries
+                .iter()
+                .find(|(k, _)| k.as_str() != "script" && k.as_str() != "steps")
+            {
+                return Err(self
+                    .file
+                    .error(k.span(), format!("`build.{}` is not allowed in a staging output", k.as_str()), "not allowed here")
+                    .with_help("a staging output's `build` takes only `script` or `steps`; set other build options on the package outputs"));
             }
+        }
+        let script = match render("build")? {
+            Some(n) => reader.build(&n, None)?.script,
             None => None,
         };
         // Top-level sources belong to the first staging build; a nested one finds them in the restored work dir.

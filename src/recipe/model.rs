@@ -319,9 +319,6 @@ pub struct Step {
     /// `cwd`: relative to the work directory.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cwd: Option<PathBuf>,
-    /// Where the step is written (named in the script, for failures).
-    #[serde(skip)]
-    pub at: String,
 }
 
 /// `build.script`.

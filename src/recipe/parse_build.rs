@@ -424,7 +424,6 @@ impl Reader<'_> {
                 run,
                 env: step.env,
                 cwd: step.cwd,
-                at: self.file.location(&item.span),
             });
             lines.extend(step.lines);
         }
