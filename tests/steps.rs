@@ -125,7 +125,11 @@ fn the_command_that_ended_the_script_is_named_not_an_earlier_tolerated_one() {
     let r = write_recipe(dir.path(), "tolerant", text);
     let out = dir.path().join("out");
     let o = build(&r, &out, &[]);
-    assert_failed_with(&o, &out, &["recipe.yaml:7:7", "command `test -f $PREFIX/share/missing.txt`"]);
+    assert_failed_with(
+        &o,
+        &out,
+        &["recipe.yaml:7:7", "command `test -f $PREFIX/share/missing.txt`"],
+    );
 }
 
 #[test]
@@ -135,5 +139,9 @@ fn a_staging_build_takes_only_script_or_steps() {
     let r = write_recipe(dir.path(), "s", text);
     let out = dir.path().join("out");
     let o = build(&r, &out, &["--experimental"]);
-    assert_failed_with(&o, &out, &["recipe.yaml:5:7", "`build.string` is not allowed in a staging output"]);
+    assert_failed_with(
+        &o,
+        &out,
+        &["recipe.yaml:5:7", "`build.string` is not allowed in a staging output"],
+    );
 }

@@ -5,13 +5,17 @@
 //! `@loader_path`-relative, entries outside it are removed unless
 //! `rpath_allowlist` keeps them, and the `rpaths` directories are added.
 //! Load commands are rewritten with arwen (as `install_name_tool` does),
-//! after checking that the header has room for them.
+//! after checking that the header has room for them; every architecture
+//! of a universal (fat) file is planned and edited on its own, and a code
+//! signature is computed again afterwards (see [`super::codesign`]).
 
 use std::path::Path;
 
+use goblin::mach::load_command::CommandVariant;
 use goblin::mach::{Mach, MachO};
 use miette::{miette, Result};
 
+use super::codesign::{self, Signature};
 use super::contents::relative_path;
 use super::glob::GlobList;
 use crate::recipe::model::DynamicLinking;
@@ -47,9 +51,84 @@ pub fn is_macho(data: &[u8]) -> bool {
     has_magic(data) && first_arch(data).is_ok()
 }
 
-/// The edits that relocate the Mach-O file `rel` (relative to `prefix`).
+/// A relocated Mach-O file.
+#[derive(Debug)]
+pub struct Relocated {
+    /// The new file contents (same size as before).
+    pub bytes: Vec<u8>,
+    /// The edits, per architecture that needed any.
+    pub edits: Vec<Edit>,
+    /// What happened to the code signatures (the strongest change over all
+    /// architectures).
+    pub signature: Signature,
+}
+
+/// Relocate the Mach-O file `rel` (relative to `prefix`): plan and apply
+/// the edits of each architecture, then sign it again. `None` when
+/// nothing needs to change.
+pub fn relocate(
+    data: &[u8],
+    prefix: &Path,
+    rel: &Path,
+    config: &DynamicLinking,
+    allow: &GlobList,
+) -> Result<Option<Relocated>> {
+    // The byte ranges of the thin files: the whole file, or each architecture.
+    let ranges: Vec<(usize, usize)> = match Mach::parse(data).map_err(|e| miette!("not a readable Mach-O file: {e}"))? {
+        Mach::Binary(_) => vec![(0, data.len())],
+        Mach::Fat(fat) => {
+            let arches = fat
+                .arches()
+                .map_err(|e| miette!("a malformed universal Mach-O file: {e}"))?;
+            let mut ranges = Vec::new();
+            for (i, arch) in arches.iter().enumerate() {
+                // Static archives inside a universal file have no load commands to edit.
+                if matches!(fat.get(i), Ok(goblin::mach::SingleArch::MachO(_))) {
+                    let (start, size) = (arch.offset as usize, arch.size as usize);
+                    if start.checked_add(size).is_none_or(|end| end > data.len()) {
+                        return Err(miette!("architecture {i} lies outside the file"));
+                    }
+                    ranges.push((start, size));
+                }
+            }
+            ranges
+        }
+    };
+    let mut out: Option<Relocated> = None;
+    for (start, size) in ranges {
+        let thin = &data[start..start + size];
+        let edits = plan(thin, prefix, rel, config, allow)?;
+        if edits.is_empty() {
+            continue;
+        }
+        let mut bytes = apply(thin, &edits, rel)?;
+        if bytes.len() != size {
+            return Err(miette!(
+                "{}: editing the load commands changed the file's size",
+                rel.display()
+            ));
+        }
+        let signature =
+            codesign::resign(&mut bytes).map_err(|e| e.wrap_err(format!("{}: code signature", rel.display())))?;
+        let done = out.get_or_insert_with(|| Relocated {
+            bytes: data.to_vec(),
+            edits: Vec::new(),
+            signature: Signature::Unsigned,
+        });
+        done.bytes[start..start + size].copy_from_slice(&bytes);
+        for edit in edits {
+            if !done.edits.contains(&edit) {
+                done.edits.push(edit);
+            }
+        }
+        done.signature = done.signature.max(signature);
+    }
+    Ok(out)
+}
+
+/// The edits that relocate the thin Mach-O file `rel` (relative to `prefix`).
 pub fn plan(data: &[u8], prefix: &Path, rel: &Path, config: &DynamicLinking, allow: &GlobList) -> Result<Vec<Edit>> {
-    let macho = first_arch(data)?;
+    let macho = MachO::parse(data, 0).map_err(|e| miette!("not a readable Mach-O file: {e}"))?;
     let prefix_text = prefix.to_string_lossy();
     let dir = rel.parent().unwrap_or(Path::new(""));
     let inside = |p: &str| {
@@ -110,25 +189,23 @@ pub fn plan(data: &[u8], prefix: &Path, rel: &Path, config: &DynamicLinking, all
     Ok(edits)
 }
 
-/// Apply `edits` to `data`; each edit is checked against the header space
-/// first, so a file linked without enough padding is an error, not a
-/// corrupted binary.
+/// Apply `edits` to the thin Mach-O file `data`; each edit is checked
+/// against the header space first, so a file linked without enough
+/// padding is an error, not a corrupted binary.
 pub fn apply(data: &[u8], edits: &[Edit], file: &Path) -> Result<Vec<u8>> {
     let mut bytes = data.to_vec();
     for edit in edits {
+        let macho = MachO::parse(&bytes, 0).map_err(|e| miette!("{}: {e}", file.display()))?;
         // A replaced command frees its own bytes first.
-        let grows = match edit {
-            Edit::AddRpath(new) => command_size(new),
-            Edit::Library { old, new } | Edit::ChangeRpath { old, new } => {
-                command_size(new).saturating_sub(command_size(old))
-            }
-            Edit::Id(new) => {
-                let old = first_arch(&bytes)?.name.map(command_size).unwrap_or(0);
-                command_size(new).saturating_sub(old)
-            }
-            Edit::RemoveRpath(_) => 0,
+        let freed = match edit {
+            Edit::AddRpath(_) => 0,
+            _ => existing_size(&macho, &bytes, edit),
         };
-        if grows > header_space(&bytes)? {
+        let grows = match edit {
+            Edit::RemoveRpath(_) => 0,
+            _ => command_size(edit, macho.is_64).saturating_sub(freed),
+        };
+        if grows > header_space(&macho) {
             return Err(miette!(
                 help = "link it with `-headerpad_max_install_names` (conda-forge's compilers do), or keep it out of relocation with `binary_relocation`",
                 "{}: no room in the Mach-O header for the load command `{edit:?}`",
@@ -160,145 +237,64 @@ fn first_arch(data: &[u8]) -> Result<MachO<'_>> {
     }
 }
 
-/// Bytes a load command holding `path` takes at most (header, string,
-/// NUL, alignment to 8).
-fn command_size(path: &str) -> usize {
-    (24 + path.len() + 1).div_ceil(8) * 8
+/// The size of the load command an edit writes, as arwen builds it: the
+/// fixed part (12 bytes for `LC_RPATH`, 24 for a dylib command), the path
+/// with its NUL padded to 4, the whole aligned to 8 (64-bit) or 4.
+fn command_size(edit: &Edit, is_64: bool) -> usize {
+    let (fixed, path) = match edit {
+        Edit::Id(p) | Edit::Library { new: p, .. } => (24, p),
+        Edit::ChangeRpath { new: p, .. } | Edit::AddRpath(p) | Edit::RemoveRpath(p) => (12, p),
+    };
+    let size = fixed + (path.len() + 1).next_multiple_of(4);
+    size.next_multiple_of(if is_64 { 8 } else { 4 })
+}
+
+/// The size of the load command an edit replaces or removes (0 if absent).
+fn existing_size(macho: &MachO, data: &[u8], edit: &Edit) -> usize {
+    let string_at = |offset: usize| -> &[u8] {
+        let rest = data.get(offset..).unwrap_or_default();
+        &rest[..rest.iter().position(|&b| b == 0).unwrap_or(rest.len())]
+    };
+    macho
+        .load_commands
+        .iter()
+        .find(|lc| match (&lc.command, edit) {
+            (CommandVariant::IdDylib(_), Edit::Id(_)) => true,
+            (
+                CommandVariant::LoadDylib(c)
+                | CommandVariant::LoadWeakDylib(c)
+                | CommandVariant::ReexportDylib(c)
+                | CommandVariant::LoadUpwardDylib(c)
+                | CommandVariant::LazyLoadDylib(c),
+                Edit::Library { old, .. },
+            ) => string_at(lc.offset + c.dylib.name as usize) == old.as_bytes(),
+            (CommandVariant::Rpath(c), Edit::ChangeRpath { old, .. } | Edit::RemoveRpath(old)) => {
+                string_at(lc.offset + c.path as usize) == old.as_bytes()
+            }
+            _ => false,
+        })
+        .map_or(0, |lc| lc.command.cmdsize())
 }
 
 /// Free bytes between the load commands and the first section or segment
-/// data, the smallest over all architectures.
-fn header_space(data: &[u8]) -> Result<usize> {
-    let space = |m: &MachO| -> usize {
-        let header = if m.is_64 { 32 } else { 28 };
-        let used = header + m.header.sizeofcmds as usize;
-        let mut end = usize::MAX;
-        for seg in m.segments.iter() {
-            if seg.fileoff > 0 && seg.filesize > 0 {
-                end = end.min(seg.fileoff as usize);
-            }
-            for (section, _) in seg.sections().unwrap_or_default() {
-                if section.offset > 0 {
-                    end = end.min(section.offset as usize);
-                }
-            }
+/// data of a thin file.
+fn header_space(m: &MachO) -> usize {
+    let header = if m.is_64 { 32 } else { 28 };
+    let used = header + m.header.sizeofcmds as usize;
+    let mut end = usize::MAX;
+    for seg in m.segments.iter() {
+        if seg.fileoff > 0 && seg.filesize > 0 {
+            end = end.min(seg.fileoff as usize);
         }
-        end.saturating_sub(used)
-    };
-    match Mach::parse(data).map_err(|e| miette!("not a readable Mach-O file: {e}"))? {
-        Mach::Binary(m) => Ok(space(&m)),
-        Mach::Fat(fat) => {
-            let mut min = usize::MAX;
-            for arch in fat.into_iter() {
-                if let Ok(goblin::mach::SingleArch::MachO(m)) = arch {
-                    min = min.min(space(&m));
-                }
+        for (section, _) in seg.sections().unwrap_or_default() {
+            if section.offset > 0 {
+                end = end.min(section.offset as usize);
             }
-            Ok(min)
         }
     }
+    end.saturating_sub(used)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Built by `tests/fixtures/macho/generate.sh` with rust-lld (ld64):
-    /// libbar links libfoo; both have their install name, libfoo and a
-    /// vendor directory as run paths, all under this prefix.
-    const PREFIX: &str = "/opt/build/host_env_placehold_placehold";
-
-    fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures/macho")
-                .join(name),
-        )
-        .unwrap()
-    }
-
-    fn none() -> GlobList {
-        GlobList::new(&[]).unwrap()
-    }
-
-    #[test]
-    fn fixtures_are_mach_o_and_elf_is_not() {
-        assert!(is_macho(&fixture("libbar.dylib")));
-        assert!(!is_macho(b"\x7fELF\x02\x01\x01\0"));
-        assert!(!is_macho(b"\xca\xfe\xba\xbe\0\0\0\x34 java class"));
-    }
-
-    #[test]
-    fn prefix_paths_become_rpath_and_loader_path_relative() {
-        let data = fixture("libbar.dylib");
-        let config = DynamicLinking::default();
-        let edits = plan(
-            &data,
-            Path::new(PREFIX),
-            Path::new("lib/libbar.dylib"),
-            &config,
-            &none(),
-        )
-        .unwrap();
-        assert_eq!(
-            edits,
-            vec![
-                Edit::Id("@rpath/libbar.dylib".into()),
-                Edit::Library {
-                    old: format!("{PREFIX}/lib/libfoo.dylib"),
-                    new: "@rpath/libfoo.dylib".into()
-                },
-                Edit::ChangeRpath {
-                    old: format!("{PREFIX}/lib"),
-                    new: "@loader_path".into()
-                },
-                Edit::RemoveRpath("/opt/vendor/lib".into()),
-            ]
-        );
-        let out = apply(&data, &edits, Path::new("libbar.dylib")).unwrap();
-        let m = first_arch(&out).unwrap();
-        assert_eq!(m.name, Some("@rpath/libbar.dylib"));
-        assert_eq!(m.libs[1..], ["@rpath/libfoo.dylib"]);
-        assert_eq!(m.rpaths, ["@loader_path"]);
-        // Nothing of the build prefix is left.
-        assert!(!out.windows(PREFIX.len()).any(|w| w == PREFIX.as_bytes()));
-        // Relocating again changes nothing.
-        assert!(
-            plan(&out, Path::new(PREFIX), Path::new("lib/libbar.dylib"), &config, &none())
-                .unwrap()
-                .is_empty()
-        );
-    }
-
-    #[test]
-    fn allowlisted_rpaths_stay_and_configured_ones_are_added() {
-        let data = fixture("libbar.dylib");
-        let config = DynamicLinking {
-            rpaths: vec!["lib/".into(), "lib/plugins".into()],
-            ..DynamicLinking::default()
-        };
-        let allow = {
-            let g = crate::recipe::model::Glob {
-                pattern: "/opt/vendor/**".into(),
-                span: marked_yaml::Span::new_blank(),
-            };
-            GlobList::new(&[g]).map_err(|(m, _)| m).unwrap()
-        };
-        // From a file in bin/, the prefix's lib/ is `../lib`.
-        let edits = plan(&data, Path::new(PREFIX), Path::new("bin/tool"), &config, &allow).unwrap();
-        let out = apply(&data, &edits, Path::new("tool")).unwrap();
-        let m = first_arch(&out).unwrap();
-        assert_eq!(
-            m.rpaths,
-            ["@loader_path/../lib", "/opt/vendor/lib", "@loader_path/../lib/plugins"]
-        );
-    }
-
-    #[test]
-    fn a_header_without_room_is_an_error_not_a_broken_file() {
-        let data = fixture("libbar.dylib");
-        let long = format!("@loader_path/{}", "x".repeat(5000));
-        let err = apply(&data, &[Edit::AddRpath(long)], Path::new("lib/libbar.dylib")).unwrap_err();
-        assert!(format!("{err:?}").contains("headerpad_max_install_names"), "{err:?}");
-    }
-}
+#[path = "macho_tests.rs"]
+mod tests;

@@ -1,6 +1,7 @@
 //! Prefix → package: choose the files, lay them out with `info/`, archive.
 
 pub mod archive;
+pub mod codesign;
 pub mod contents;
 pub mod elf;
 pub mod glob;

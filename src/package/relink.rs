@@ -135,17 +135,27 @@ fn relink_macho(
     config: &DynamicLinking,
     allow: &GlobList,
 ) -> Result<Option<Relinked>> {
-    let edits =
-        super::macho::plan(data, prefix, rel, config, allow).map_err(|e| e.wrap_err(rel.display().to_string()))?;
-    if edits.is_empty() {
+    let Some(done) =
+        super::macho::relocate(data, prefix, rel, config, allow).map_err(|e| e.wrap_err(rel.display().to_string()))?
+    else {
         return Ok(None);
+    };
+    if done.signature == super::codesign::Signature::MadeAdHoc {
+        tracing::warn!(
+            "{}: its code signature was made with a developer identity and no longer matches after relocation; kiln replaced it with an ad hoc signature (sign it again after installing if an identity is needed)",
+            rel.display()
+        );
     }
-    let bytes = super::macho::apply(data, &edits, rel)?;
-    crate::disk::replace_file(path, &bytes)?;
+    crate::disk::replace_file(path, &done.bytes)?;
     Ok(Some(Relinked {
         file: rel.to_path_buf(),
         old: String::from("(load commands)"),
-        new: edits.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>().join("; "),
+        new: done
+            .edits
+            .iter()
+            .map(|e| format!("{e:?}"))
+            .collect::<Vec<_>>()
+            .join("; "),
     }))
 }
 
