@@ -250,3 +250,59 @@ build:
     let o = build_ok(&r, &dir.path().join("out2"), &["-c", &channel]);
     assert!(!stderr(&o).contains("overlinking"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_nested_staging_output_links_what_a_sibling_of_its_parent_packages() {
+    // `greetplus` is built on top of `zbuild` and links its libgreet, which
+    // the output `libgreet` (inheriting `zbuild` directly) packages.
+    let dir = tempfile::tempdir().unwrap();
+    let channel = fixture_channel_url();
+    let outputs = |run: &str| {
+        format!(
+            r#"  - staging:
+      name: greetplus-build
+    inherit: zbuild
+    requirements:
+      build:
+        - ${{{{ compiler('c') }}}}
+    build:
+      script:
+        - printf 'const char *greeting(void);\nconst char *louder(void) {{ return greeting(); }}\n' > plus.c
+        - $CC -shared -fPIC -o $PREFIX/lib/libgreetplus.so plus.c -L$PREFIX/lib -lgreet -Wl,-rpath,$PREFIX/lib
+  - package:
+      name: libgreet
+    inherit: zbuild
+    build:
+      files: [lib/libgreet.so]
+  - package:
+      name: greetplus
+    inherit: greetplus-build
+    build:
+      files: [lib/libgreetplus.so]
+      dynamic_linking:
+        overlinking_behavior: error
+{run}"#
+        )
+    };
+    let args = ["--experimental", "-c", channel.as_str()];
+    let r = recipe(dir.path(), "nested", &outputs(""));
+    let o = build(&r, &dir.path().join("out"), &args);
+    let log = stderr(&o);
+    assert!(!o.status.success(), "{log}");
+    // Found as a sibling's library, not as a file no package contains.
+    assert!(
+        log.contains(
+            "overlinking: lib/libgreetplus.so links libgreet.so (lib/libgreet.so, packaged by `libgreet`), \
+             but `libgreet` is not a run dependency"
+        ),
+        "{log}"
+    );
+    let r = recipe(
+        dir.path(),
+        "nested",
+        &outputs("    requirements:\n      run:\n        - ${{ pin_subpackage('libgreet', exact=True) }}\n"),
+    );
+    let out = dir.path().join("out-pinned");
+    let o = build_ok(&r, &out, &args);
+    assert!(!stderr(&o).contains("links libgreet.so"), "{}", stderr(&o));
+}

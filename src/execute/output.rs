@@ -160,7 +160,8 @@ pub(super) fn build_one(
     });
     let (depends, constrains, exports) = finalize_run(p, &resolved, inherited.as_ref())?;
     let linking_started = std::time::Instant::now();
-    check_linking(p, staging.as_ref(), &dirs, &packaged, &depends, &exports)?;
+    let chain: Vec<&Entry> = staging.as_ref().map(|e| stager.chain_entries(e)).unwrap_or_default();
+    check_linking(p, &chain, &dirs, &packaged, &depends, &exports)?;
     tracing::info!(
         "{id}: linking checks done in {:.2} s",
         linking_started.elapsed().as_secs_f64()
@@ -225,10 +226,11 @@ pub(super) fn build_one(
 /// The linking checks over the package's binaries: the host environment's
 /// libraries and sysroots (the inherited staging output's from its cache
 /// entry, so a hit and a miss see the same), and the staging files
-/// siblings package.
+/// siblings package. `chain` is the inherited staging entry and the ones
+/// it was restored on top of, nearest first.
 fn check_linking(
     p: &PlannedOutput,
-    staging: Option<&Entry>,
+    chain: &[&Entry],
     dirs: &BuildDirs,
     files: &[PathBuf],
     depends: &[String],
@@ -237,21 +239,23 @@ fn check_linking(
     use crate::environment::run_exports::Env;
     use package::linking;
     let own = p.output.package.name.as_normalized();
+    let staging = chain.first();
     let mut host = staging.map(|e| e.meta.host_libraries.clone()).unwrap_or_default();
     host.extend(linking::installed_libraries(&dirs.host_prefix)?);
     let mut sysroot = staging.map(|e| e.meta.sysroot_libraries.clone()).unwrap_or_default();
     for prefix in [&dirs.build_prefix, &dirs.host_prefix] {
         sysroot.extend(linking::sysroot_libraries(prefix));
     }
-    let siblings = match staging {
-        Some(e) => linking::sibling_libraries(
-            &p.recipe,
-            own,
-            &e.meta.name,
-            e.meta.files.iter().map(|f| f.path.as_str()),
-        ),
-        None => Default::default(),
-    };
+    let chain_files: Vec<(&str, Vec<&str>)> = chain
+        .iter()
+        .map(|e| {
+            (
+                e.meta.name.as_str(),
+                e.meta.files.iter().map(|f| f.path.as_str()).collect(),
+            )
+        })
+        .collect();
+    let siblings = linking::sibling_libraries(&p.recipe, own, &chain_files);
     let run: BTreeSet<String> = depends.iter().filter_map(|d| spec_name(d)).collect();
     let exported: BTreeSet<String> = exports
         .depends

@@ -239,33 +239,32 @@ pub fn check(inputs: &Inputs) -> Result<Vec<Finding>> {
     Ok(findings)
 }
 
-/// Files of the staging output `staging` that are shared libraries → the
-/// other outputs (not `own`) that package them: those inheriting
-/// `staging` (directly or through a nested staging output), by their
-/// `files` selection.
-pub fn sibling_libraries<'f>(
-    recipe: &Recipe,
-    own: &str,
-    staging: &str,
-    staging_files: impl Iterator<Item = &'f str>,
-) -> BTreeMap<String, Vec<String>> {
-    let libraries: Vec<&str> = staging_files.filter(|f| is_shared_library(Path::new(f))).collect();
+/// Shared libraries in an inheritor's prefix → the other outputs (not
+/// `own`) that package them. `chain` is the inherited staging output and
+/// the ones it was restored on top of, nearest first, each with the files
+/// of its cache entry. Another output shares the files of the nearest
+/// staging output in `chain` that its own staging chain also holds (its
+/// prefix was restored from that entry too), and packages those its
+/// `files` selects.
+pub fn sibling_libraries(recipe: &Recipe, own: &str, chain: &[(&str, Vec<&str>)]) -> BTreeMap<String, Vec<String>> {
     let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for o in &recipe.outputs {
         let name = o.package.name.as_normalized();
-        let shares = o
-            .inherit
-            .staging_name()
-            .is_some_and(|s| recipe.staging_chain(s).iter().any(|c| c.name == staging));
-        if name == own || !shares {
+        let Some(theirs) = o.inherit.staging_name().filter(|_| name != own) else {
             continue;
-        }
+        };
+        let theirs = recipe.staging_chain(theirs);
+        let Some((_, files)) = chain.iter().find(|(s, _)| theirs.iter().any(|c| c.name == *s)) else {
+            continue;
+        };
         // Invalid globs were reported in preflight.
         let Ok(mut selector) = super::glob::Selector::new(&o.build.files) else {
             continue;
         };
-        for lib in libraries.iter().filter(|l| selector.select(l)) {
-            map.entry(lib.to_string()).or_default().push(name.to_string());
+        for lib in files.iter().filter(|f| is_shared_library(Path::new(f))) {
+            if selector.select(lib) {
+                map.entry(lib.to_string()).or_default().push(name.to_string());
+            }
         }
     }
     map

@@ -82,17 +82,19 @@ impl<'a> Stager<'a> {
 
     /// The keys of `entry` and of the entries it was restored on top of.
     pub fn chain(&self, entry: &Entry) -> Vec<String> {
-        let mut keys = vec![entry.meta.key.clone()];
-        let mut parent = entry.meta.key_inputs.parent_key.clone();
-        while let Some(key) = parent {
-            keys.push(key.clone());
-            parent = self
-                .done
-                .values()
-                .find(|e| e.meta.key == key)
-                .and_then(|e| e.meta.key_inputs.parent_key.clone());
+        self.chain_entries(entry).iter().map(|e| e.meta.key.clone()).collect()
+    }
+
+    /// `entry` and the entries it was restored on top of, nearest first.
+    pub fn chain_entries<'e>(&'e self, entry: &'e Entry) -> Vec<&'e Entry> {
+        let mut entries = vec![entry];
+        while let Some(key) = &entries[entries.len() - 1].meta.key_inputs.parent_key {
+            match self.done.values().find(|e| &e.meta.key == key) {
+                Some(parent) if entries.len() <= self.done.len() => entries.push(parent),
+                _ => break,
+            }
         }
-        keys
+        entries
     }
 
     /// The cache entry for staging output `name` of `recipe` (rendered for
