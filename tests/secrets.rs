@@ -231,3 +231,58 @@ build:
     assert!(!o.status.success());
     assert!(stderr(&o).contains("points outside $PREFIX"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_step_env_value_holding_a_secret_reaches_the_step_but_not_the_script_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "step-secret-CCCC";
+    let text = |run: &str| {
+        format!(
+            r#"
+recipe: {{name: hushed, version: "1.0"}}
+outputs:
+  - staging: {{name: hushed-build}}
+    build:
+      script:
+        secrets: [KILN_TEST_SECRET]
+        content: mkdir -p $PREFIX/share
+  - package: {{name: hushed}}
+    inherit: hushed-build
+    build:
+      steps:
+        - run: {run}
+          env:
+            FROM_ENV: ${{{{ env.get("KILN_TEST_SECRET") }}}}
+"#
+        )
+    };
+    let r = write_recipe(
+        dir.path(),
+        "hushed",
+        &text(r#"printf %s "$FROM_ENV" | wc -c > $PREFIX/share/length.txt"#),
+    );
+    let out = dir.path().join("out");
+    let args = ["--experimental", "--keep-build"];
+    let o = build_with_env(&r, &out, &args, &[("KILN_TEST_SECRET", secret)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let x = extract(&packages(&out)[0]);
+    let length = fs::read_to_string(x.path().join("share/length.txt")).unwrap();
+    assert_eq!(length.trim(), secret.len().to_string());
+    assert_nowhere(&out, &[&stderr(&o)], &[secret]);
+
+    // Rendered into the script text itself, it is refused at the script.
+    let r = write_recipe(
+        dir.path(),
+        "hushed",
+        &text(r#"echo ${{ env.get("KILN_TEST_SECRET") }}"#),
+    );
+    let out = dir.path().join("out-inline");
+    let o = build_with_env(&r, &out, &args, &[("KILN_TEST_SECRET", secret)]);
+    assert!(!o.status.success());
+    let log = stderr(&o);
+    assert!(
+        log.contains("recipe.yaml:13:") && log.contains("the script text contains the value of a secret"),
+        "{log}"
+    );
+    assert_nowhere(&out, &[&log], &[secret]);
+}

@@ -60,7 +60,8 @@ pub fn run_script(
     label: &str,
 ) -> Result<()> {
     let body = script::resolve_body(recipe, script)?;
-    let secrets = script::secrets(recipe, script)?;
+    let mut secrets = script::secrets(recipe, script)?;
+    secrets.extend(script::step_secrets(script));
     let env = build_env(&EnvInputs {
         dirs,
         recipe_dir: &recipe.dir,

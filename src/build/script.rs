@@ -220,12 +220,42 @@ pub fn shell_quote(v: &str) -> String {
 /// file in the recipe directory (`.sh` appended when missing).
 pub fn resolve_body(recipe: &Recipe, s: &Script) -> Result<String> {
     let body = resolve_text(recipe, s)?;
+    // The script file is kept with `--keep-build`; a secret must not be in it.
+    if crate::redact::mask(&body) != body.as_str() {
+        return Err(recipe.file.error(
+            &s.span,
+            "the script text contains the value of a secret",
+            "list the variable under `secrets` and refer to it as `$NAME` in the script instead of rendering it with `env.get`",
+        ).into());
+    }
     // `cwd` is part of the text (and so of a staging key): relative to
     // `$SRC_DIR`, checked at parse time to stay inside it.
     Ok(match &s.cwd {
         Some(cwd) => format!("cd \"$SRC_DIR\"/{}\n{body}", shell_quote(&cwd.to_string_lossy())),
         None => body,
     })
+}
+
+/// The variables that carry step `env` values holding a secret (rendered
+/// from `env.get` of a variable listed under `secrets`) into the script's
+/// process; the script text names only the variable.
+pub fn step_secrets(s: &Script) -> BTreeMap<String, String> {
+    let ScriptBody::Steps(steps) = &s.body else {
+        return BTreeMap::new();
+    };
+    let mut vars = BTreeMap::new();
+    for (i, step) in steps.iter().enumerate() {
+        for (k, v) in &step.env {
+            if crate::redact::mask(v) != v.as_str() {
+                vars.insert(step_secret_var(i, k), v.clone());
+            }
+        }
+    }
+    vars
+}
+
+fn step_secret_var(step: usize, name: &str) -> String {
+    format!("KILN_STEP{}_{name}", step + 1)
 }
 
 fn resolve_text(recipe: &Recipe, s: &Script) -> Result<String> {
@@ -258,7 +288,12 @@ fn resolve_text(recipe: &Recipe, s: &Script) -> Result<String> {
                     text.push_str(&format!("cd \"$SRC_DIR\"/{}\n", shell_quote(&cwd.to_string_lossy())));
                 }
                 for (k, v) in &step.env {
-                    text.push_str(&format!("export {k}={}\n", shell_quote(v)));
+                    if crate::redact::mask(v) != v.as_str() {
+                        // Passed by kiln (see `step_secrets`), never written into the script.
+                        text.push_str(&format!("export {k}=\"${}\"\n", step_secret_var(i, k)));
+                    } else {
+                        text.push_str(&format!("export {k}={}\n", shell_quote(v)));
+                    }
                 }
                 text.push_str(&step.run);
                 text.push_str("\n)\n");
