@@ -332,3 +332,31 @@ fn virtual_packages_come_from_the_machine_and_can_be_overridden() {
         vec!["zlib >=1.3,<2.0a0"]
     );
 }
+
+#[test]
+fn merged_environments_apply_run_exports_as_separate_ones_do() {
+    // `kit` exports `zlib` strongly; zlib exports itself weakly. A build
+    // dependency on `kit` thus puts zlib in the host environment, whose
+    // weak export reaches the package, merged or not.
+    let channel = fixture_channel_url();
+    let out = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kit = write_recipe(
+        dir.path(),
+        "kit",
+        "package: {name: kit, version: '1.0'}\nrequirements:\n  run_exports: {strong: [zlib]}\nbuild:\n  script: [mkdir -p $PREFIX/share, echo kit > $PREFIX/share/kit.txt]\n",
+    );
+    build_ok(&kit, out.path(), &["-c", &channel]);
+    let mut depends = Vec::new();
+    for merge in ["false", "true"] {
+        let name = format!("uses-kit-{merge}");
+        let text = format!(
+            "package: {{name: {name}, version: '1.0'}}\nrequirements:\n  build: [kit]\nbuild:\n  merge_build_and_host_envs: {merge}\n  script: [test -f $PREFIX/include/zlib_fixture.h, mkdir -p $PREFIX/share, echo x > $PREFIX/share/{name}.txt]\n"
+        );
+        let recipe = write_recipe(dir.path(), &name, &text);
+        build_ok(&recipe, out.path(), &["-c", &channel]);
+        depends.push(strings(&index_of(out.path(), &name)["depends"]));
+    }
+    assert_eq!(depends[0], depends[1], "merged and separate environments disagree");
+    assert!(depends[0].contains(&"zlib >=1.3,<2.0a0".to_string()), "{depends:?}");
+}

@@ -175,20 +175,23 @@ fn resolve_merged(envs: &LazyEnvironments, req: &Request) -> Result<Resolved> {
     let envs = envs.get()?;
     let build_specs = specs(req.recipe, req.label, &r.build, "requirements.build")?;
     let host_specs = specs(req.recipe, req.label, &r.host, "requirements.host")?;
-    let (build_names, host_names) = (names(&build_specs), names(&host_specs));
+    let (build_names, mut host_names) = (names(&build_specs), names(&host_specs));
     let mut all = build_specs.clone();
     all.extend(host_specs.iter().cloned());
     let mut merged = solve(envs, req, "merged build and host", &all, req.platforms.host, &r.build)?;
     let direct: Vec<String> = build_names.iter().chain(&host_names).cloned().collect();
     fill_direct(envs, &mut merged, &direct)?;
-    // The build dependencies' strong exports join the request, as they
-    // would join a separate host environment's.
+    // The build dependencies' strong exports join the request as host
+    // requirements, as they would join a separate host environment's (so
+    // their own run exports apply as a host package's).
     let extra: Vec<String> = run_exports::host_additions(&merged, &build_names, &r.ignore_run_exports)
         .into_iter()
         .filter(|e| !all.contains(e))
         .collect();
     if !extra.is_empty() {
+        host_names.extend(names(&extra));
         all.extend(extra);
+        let direct: Vec<String> = build_names.iter().chain(&host_names).cloned().collect();
         merged = solve(envs, req, "merged build and host", &all, req.platforms.host, &r.build)?;
         fill_direct(envs, &mut merged, &direct)?;
     }

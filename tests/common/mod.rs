@@ -169,46 +169,55 @@ pub fn serve_http_logged(dir: &Path, fail_first: usize) -> Served {
     let log = requests.clone();
     std::thread::spawn(move || {
         for request in server.incoming_requests() {
-            let mut rel = request
-                .url()
-                .trim_start_matches('/')
-                .split('?')
-                .next()
-                .unwrap_or("")
-                .to_string();
-            let seen = {
-                let mut log = log.lock().unwrap();
-                log.push(rel.clone());
-                log.len()
-            };
-            if seen <= fail_first {
-                let _ = request.respond(tiny_http::Response::empty(503));
-                continue;
-            }
-            // A `/t/<token>/` prefix (anaconda.org-style tokens) is accepted and ignored.
-            if let Some(rest) = rel.strip_prefix("t/") {
-                rel = rest.split_once('/').map_or(String::new(), |(_, r)| r.to_string());
-            }
-            let path = root.join(&rel);
-            // `NAME.redirect` holds the URL that `NAME` redirects to.
-            let redirect = root.join(format!("{rel}.redirect"));
-            let response = if !rel.contains("..") && redirect.is_file() {
-                let to = std::fs::read_to_string(&redirect).unwrap();
-                let header = tiny_http::Header::from_bytes("Location", to.trim()).unwrap();
-                tiny_http::Response::empty(302).with_header(header).boxed()
-            } else if !rel.contains("..") && path.is_file() {
-                let file = std::fs::File::open(&path).unwrap();
-                tiny_http::Response::from_file(file).boxed()
-            } else {
-                tiny_http::Response::empty(404).boxed()
-            };
-            let _ = request.respond(response);
+            let root = root.clone();
+            let log = log.clone();
+            // Each request is answered on its own thread, so one slow or
+            // stalled connection never holds back the others.
+            std::thread::spawn(move || answer(request, &root, &log, fail_first));
         }
     });
     Served {
         url: format!("http://127.0.0.1:{port}"),
         requests,
     }
+}
+
+/// Answer one request of [`serve_http_logged`].
+fn answer(request: tiny_http::Request, root: &Path, log: &std::sync::Mutex<Vec<String>>, fail_first: usize) {
+    let mut rel = request
+        .url()
+        .trim_start_matches('/')
+        .split('?')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let seen = {
+        let mut log = log.lock().unwrap();
+        log.push(rel.clone());
+        log.len()
+    };
+    if seen <= fail_first {
+        let _ = request.respond(tiny_http::Response::empty(503));
+        return;
+    }
+    // A `/t/<token>/` prefix (anaconda.org-style tokens) is accepted and ignored.
+    if let Some(rest) = rel.strip_prefix("t/") {
+        rel = rest.split_once('/').map_or(String::new(), |(_, r)| r.to_string());
+    }
+    let path = root.join(&rel);
+    // `NAME.redirect` holds the URL that `NAME` redirects to.
+    let redirect = root.join(format!("{rel}.redirect"));
+    let response = if !rel.contains("..") && redirect.is_file() {
+        let to = std::fs::read_to_string(&redirect).unwrap();
+        let header = tiny_http::Header::from_bytes("Location", to.trim()).unwrap();
+        tiny_http::Response::empty(302).with_header(header).boxed()
+    } else if !rel.contains("..") && path.is_file() {
+        let file = std::fs::File::open(&path).unwrap();
+        tiny_http::Response::from_file(file).boxed()
+    } else {
+        tiny_http::Response::empty(404).boxed()
+    };
+    let _ = request.respond(response);
 }
 
 /// A server on 127.0.0.1 that accepts connections and never answers.
