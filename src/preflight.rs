@@ -17,6 +17,30 @@ use crate::plan::Plan;
 use crate::recipe::model::{spec_name, Requirements, Script, Source};
 use crate::recipe::Recipe;
 
+/// `build.python` settings that need a particular package or platform.
+fn check_python(recipe: &Recipe, p: &crate::plan::PlannedOutput) -> Result<()> {
+    let output = &p.output;
+    let py = &output.build.python;
+    if py.use_python_app_entrypoint && p.subdir.starts_with("osx") {
+        return Err(miette!(
+            help = "remove it; launchers run the prefix's `bin/python`",
+            "{}: `use_python_app_entrypoint` (launchers that run python.app) is not supported yet",
+            recipe.file.location(&output.span)
+        ));
+    }
+    if let (Some(_), Some(span)) = (&py.site_packages_path, py.site_packages_span) {
+        if output.package.name.as_normalized() != "python" {
+            return Err(miette!(
+                help = "remove it: only the `python` package itself says where its site-packages is",
+                "{}: `site_packages_path` is set for {}, which is not the `python` package",
+                recipe.file.location(&span),
+                output.package.name.as_source()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Check script files, secrets, sources and file globs of everything in `plan`.
 pub fn check(plan: &Plan) -> Result<()> {
     let mut problems = Problems::default();
@@ -30,15 +54,7 @@ pub fn check(plan: &Plan) -> Result<()> {
         }
         note(check_script(recipe, p.output.build.script.as_ref()));
         note(check_sources(recipe, &p.output.source));
-        if p.output.build.noarch.is_python() {
-            let at = p.output.build.noarch_span.unwrap_or(p.output.span);
-            note(Err(miette!(
-                help = "build it per platform (drop `noarch: python`) until kiln lays out noarch python packages",
-                "{}: `noarch: python` packages are not supported yet: kiln does not move files into site-packages/ and python-scripts/, so {} would install wrongly",
-                recipe.file.location(&at),
-                p.output.package.name.as_source()
-            )));
-        }
+        note(check_python(recipe, p));
         if warned.insert(p.output.package.name.as_normalized().to_string()) {
             for t in &p.output.tests {
                 note(crate::testing::check(recipe, t));

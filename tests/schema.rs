@@ -222,7 +222,13 @@ fn cases() -> Vec<Case> {
         Case {
             key: "build.noarch: python",
             recipe: "package: {name: walk, version: '1.0'}\nbuild:\n  noarch: python\n  script: ['@SCRIPT@']\n",
-            expect: Located("3:11", "`noarch: python` packages are not supported yet"),
+            // Its layout with a real python: tests/python.rs.
+            expect: Effect(|d, i| {
+                i["noarch"] == "python"
+                    && i["subdir"] == "noarch"
+                    && read(d, "share/x.txt") == "x\n"
+                    && json(&d.join("info/link.json"))["noarch"]["type"] == "python"
+            }),
         },
         Case {
             key: "build.files",
@@ -269,8 +275,18 @@ fn cases() -> Vec<Case> {
         },
         Case {
             key: "build.python",
-            recipe: "package: {name: walk, version: '1.0'}\nbuild:\n  python: {entry_points: ['a = b:c']}\n",
-            expect: Located("3:3", "not supported yet"),
+            recipe: "package: {name: walk, version: '1.0'}\nbuild:\n  python: {entry_points: ['a = b.x:c']}\n  script: ['@SCRIPT@']\n",
+            expect: Effect(|d, _| read(d, "bin/a").contains("from b.x import c\n")),
+        },
+        Case {
+            key: "build.python.version_independent",
+            recipe: "package: {name: walk, version: '1.0'}\nbuild:\n  python: {version_independent: true}\n",
+            expect: Located("3:12", "`build.python.version_independent` is not supported yet"),
+        },
+        Case {
+            key: "build.python.entry_points (malformed)",
+            recipe: "package: {name: walk, version: '1.0'}\nbuild:\n  python: {entry_points: ['a = b']}\n",
+            expect: Located("3:27", "invalid entry point `a = b`"),
         },
         Case {
             key: "build.post_process",

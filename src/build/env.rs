@@ -41,6 +41,8 @@ pub struct BuildIdentity {
     pub build_string: Option<String>,
     /// `PKG_HASH` (`<prefix>h<hash>`).
     pub hash: Option<String>,
+    /// A `noarch: python` package (its build writes no byte-code).
+    pub noarch_python: bool,
 }
 
 /// Inputs to compute a build environment.
@@ -112,6 +114,9 @@ pub fn build_env(i: &EnvInputs) -> BTreeMap<String, String> {
     );
     set("SOURCE_DATE_EPOCH", i.timestamp.to_string());
     set("PYTHONNOUSERSITE", "1".into());
+    if i.identity.noarch_python {
+        set("PYTHONDONTWRITEBYTECODE", "1".into());
+    }
     set("PIP_NO_BUILD_ISOLATION", "False".into());
     set("PIP_NO_DEPENDENCIES", "True".into());
     set("PIP_IGNORE_INSTALLED", "True".into());
@@ -135,6 +140,17 @@ pub fn build_env(i: &EnvInputs) -> BTreeMap<String, String> {
             format!("{arch}-conda_{}-linux-gnu", crate::platform::cdt_name(i.target)),
         );
     }
+    // PYTHON, PY_VER, SP_DIR, NPY_VER, PERL, ... (from the prefixes'
+    // records, else the variant).
+    env.extend(crate::environment::interpreters::variables(
+        &d.host_prefix,
+        &d.build_prefix,
+        i.target,
+        i.variant,
+    ));
+    let mut set = |k: &str, v: String| {
+        env.insert(k.to_string(), v);
+    };
     let system_path = std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into());
     // Activation (see `environment::activation`) puts the host, then the
     // build prefix in front of this.

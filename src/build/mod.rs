@@ -62,7 +62,7 @@ pub fn run_script(
     let body = script::resolve_body(recipe, script)?;
     let mut secrets = script::secrets(recipe, script)?;
     secrets.extend(script::step_secrets(script));
-    let env = build_env(&EnvInputs {
+    let mut env = build_env(&EnvInputs {
         dirs,
         recipe_dir: &recipe.dir,
         identity,
@@ -72,6 +72,22 @@ pub fn run_script(
         timestamp: opts.timestamp,
         script_env: &script.env,
     });
+    // Build-time variables (`${{ PYTHON }}`) take this environment's values.
+    let late = |text: &str| {
+        crate::syntax::deferred::substitute(text, |name| env.get(name).cloned()).map_err(|missing| {
+            recipe.file.error(
+                &script.span,
+                missing.to_string(),
+                "add what provides it to the requirements, or use the shell variable instead",
+            )
+        })
+    };
+    let body = late(&body)?;
+    let mut values = BTreeMap::new();
+    for k in script.env.keys() {
+        values.insert(k.clone(), late(&env[k])?);
+    }
+    env.extend(values);
     let activation = crate::environment::activation::script(
         &dirs.host_prefix,
         opts.platforms.host,

@@ -7,6 +7,7 @@
 
 pub mod activation;
 pub mod channels;
+pub mod interpreters;
 pub mod resolve;
 pub mod run_exports;
 

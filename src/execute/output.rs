@@ -4,7 +4,7 @@
 //! checks and packaging.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use miette::{miette, IntoDiagnostic, Result};
 
@@ -17,6 +17,8 @@ use crate::environment::resolve;
 use crate::environment::LazyEnvironments;
 use crate::package::{self, metadata::InfoInputs, select};
 use crate::plan::PlannedOutput;
+use crate::recipe::model::Output;
+use crate::recipe::Recipe;
 use crate::staging::store::Entry;
 use crate::staging::{restore_into, Stager};
 use crate::variants::variant_text;
@@ -70,6 +72,7 @@ pub(super) fn build_one(
             build_number: Some(output.build.number),
             build_string: Some(p.build_string.clone()),
             hash: Some(p.hash.to_string()),
+            noarch_python: output.build.noarch.is_python(),
         };
         run_script(recipe, opts, &dirs, s, &identity, &variant, &id)?;
     }
@@ -98,6 +101,8 @@ pub(super) fn build_one(
             );
         }
     }
+    // Python: the noarch layout, or launchers for entry points; conda as installer.
+    files = python_layout(output, &dirs.host_prefix, files)?;
     // `post_process` replacements, then run paths inside the prefix become `$ORIGIN`-relative.
     let relink_started = std::time::Instant::now();
     let processed = package::post_process::apply(recipe, &dirs.host_prefix, &files, &output.build.post_process)?;
@@ -121,6 +126,9 @@ pub(super) fn build_one(
             relink_started.elapsed().as_secs_f64()
         );
     }
+    files.extend(compile_bytecode(recipe, output, &dirs, &files, &id)?);
+    files.sort();
+    files.dedup();
     // `package_contents` tests see the files the recipe selected.
     let listed: Vec<String> = files.iter().map(|f| f.to_string_lossy().into_owned()).collect();
     let noarch_python = output.build.noarch.is_python();
@@ -275,4 +283,58 @@ fn check_linking(
         config,
     })?;
     linking::report(&p.identifier(), &findings, config)
+}
+
+/// The python steps before relocation: `noarch: python` packages get the
+/// noarch layout; other packages get launchers for their entry points.
+/// Either way, conda is recorded as the installer of `*.dist-info`.
+fn python_layout(output: &Output, prefix: &Path, files: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
+    let entry_points = &output.build.python.entry_points;
+    let mut files = if output.build.noarch.is_python() {
+        package::python::noarch_layout(prefix, &files, entry_points)?
+    } else {
+        let mut files = files;
+        files.extend(package::python::write_launchers(prefix, entry_points)?);
+        files.sort();
+        files.dedup();
+        files
+    };
+    package::python::mark_installer(prefix, &files)?;
+    files.shrink_to_fit();
+    Ok(files)
+}
+
+/// Byte-code for the package's `.py` files, compiled by the host
+/// environment's python (the build environment's when only it has one);
+/// none for `noarch: python` packages or without a python.
+fn compile_bytecode(
+    recipe: &Recipe,
+    output: &Output,
+    dirs: &BuildDirs,
+    files: &[PathBuf],
+    id: &str,
+) -> Result<Vec<PathBuf>> {
+    use crate::environment::interpreters::installed;
+    if output.build.noarch.is_python() {
+        return Ok(Vec::new());
+    }
+    let python = if installed(&dirs.host_prefix, "python").is_some() {
+        dirs.host_prefix.join("bin/python")
+    } else if installed(&dirs.build_prefix, "python").is_some() {
+        dirs.build_prefix.join("bin/python")
+    } else {
+        return Ok(Vec::new());
+    };
+    let skip = package::glob::GlobList::new(&output.build.python.skip_pyc_compilation)
+        .map_err(|(msg, g)| miette!("{}: {msg}", recipe.file.location(&g.span)))?;
+    let started = std::time::Instant::now();
+    let compiled = package::python::compile(&python, &dirs.host_prefix, files, &|f| skip.is_match(f), id)?;
+    if !compiled.is_empty() {
+        tracing::info!(
+            "{id}: compiled {} file(s) to byte-code in {:.2} s",
+            compiled.len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(compiled)
 }

@@ -81,7 +81,10 @@ impl Detection {
     }
 
     fn searched(&self, rel: &str) -> bool {
-        !self.ignore_all && !self.ignore.is_match(rel)
+        // Byte-code records its source's path, but an installer rewriting
+        // it would break the file: it is never searched (as rattler-build).
+        let bytecode = rel.ends_with(".pyc") || rel.ends_with(".pyo");
+        !self.ignore_all && !bytecode && !self.ignore.is_match(rel)
     }
 
     /// The mode a file that holds the prefix is relocated with.

@@ -74,6 +74,9 @@ pub fn write_info(pkg_dir: &Path, i: &InfoInputs, paths: &[PathEntry]) -> Result
         }
         write_json(&info.join("run_exports.json"), &Value::Object(m))?;
     }
+    if let Some(link) = link_json(i) {
+        write_json(&info.join("link.json"), &link)?;
+    }
     if !i.tests.is_empty() {
         fs_err::create_dir_all(info.join("tests")).into_diagnostic()?;
         write_yaml(&info.join("tests/tests.yaml"), &i.tests)?;
@@ -127,7 +130,23 @@ fn index_json(i: &InfoInputs) -> Value {
     } else if !o.build.noarch.is_none() {
         m.insert("noarch".into(), json!("generic"));
     }
+    if let Some(path) = &o.build.python.site_packages_path {
+        m.insert("python_site_packages_path".into(), json!(path));
+    }
     Value::Object(m)
+}
+
+/// `link.json` of a `noarch: python` package: installers write the entry
+/// points' launchers and compile its byte-code.
+fn link_json(i: &InfoInputs) -> Option<Value> {
+    let o = i.output;
+    o.build.noarch.is_python().then(|| {
+        let entry_points: Vec<String> = o.build.python.entry_points.iter().map(|e| e.to_string()).collect();
+        json!({
+            "noarch": {"type": "python", "entry_points": entry_points},
+            "package_metadata_version": 1,
+        })
+    })
 }
 
 fn about_json(i: &InfoInputs) -> Value {

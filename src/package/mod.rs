@@ -9,6 +9,7 @@ pub mod linking;
 pub mod macho;
 pub mod metadata;
 pub mod post_process;
+pub mod python;
 pub mod relink;
 pub mod select;
 

@@ -326,5 +326,6 @@ pub(super) fn finish_build(own: BuildSection, top: BuildSection) -> Build {
             .merge_build_and_host_envs
             .or(top.merge_build_and_host_envs)
             .unwrap_or_default(),
+        python: own.python.or(top.python).unwrap_or_default(),
     }
 }

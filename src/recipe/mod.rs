@@ -13,6 +13,7 @@ pub mod package_tests;
 pub mod parse;
 mod parse_build;
 mod parse_source;
+pub mod python;
 mod usage;
 
 use std::path::{Path, PathBuf};

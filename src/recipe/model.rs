@@ -402,6 +402,8 @@ pub struct BuildSection {
     pub always_copy_files: Option<Vec<Glob>>,
     /// `build.merge_build_and_host_envs`.
     pub merge_build_and_host_envs: Option<bool>,
+    /// `build.python`.
+    pub python: Option<super::python::PythonSettings>,
 }
 
 /// One `build.post_process` rule: a regular-expression replacement over files.
@@ -570,6 +572,9 @@ pub struct Build {
     /// environment and `BUILD_PREFIX` is `PREFIX`.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub merge_build_and_host_envs: bool,
+    /// Entry points and byte-code settings.
+    #[serde(skip_serializing_if = "super::python::PythonSettings::is_empty")]
+    pub python: super::python::PythonSettings,
 }
 
 /// The `about` section.

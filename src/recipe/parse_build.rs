@@ -94,6 +94,7 @@ impl Reader<'_> {
                 "prefix_detection" => b.prefix_detection = Some(self.prefix_detection(v)?),
                 "post_process" => b.post_process = Some(self.post_process(v)?),
                 "always_copy_files" => b.always_copy_files = Some(self.globs(v, "always_copy_files")?),
+                "python" => b.python = Some(self.python(v)?),
                 "merge_build_and_host_envs" => {
                     b.merge_build_and_host_envs = Some(self.bool(v, "build.merge_build_and_host_envs")?)
                 }

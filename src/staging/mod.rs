@@ -336,6 +336,7 @@ impl<'a> Stager<'a> {
                 build_number: None,
                 build_string: None,
                 hash: None,
+                noarch_python: false,
             };
             run_script(recipe, self.opts, dirs, s, &identity, &self.variant(staging), &label)?;
         }

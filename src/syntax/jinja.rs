@@ -7,6 +7,7 @@
 //! loader can tell which variant keys an output uses.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use minijinja::syntax::SyntaxConfig;
@@ -37,6 +38,8 @@ pub struct Jinja {
     env: Environment<'static>,
     vars: Arc<BTreeMap<String, Value>>,
     accessed: Accessed,
+    /// Whether build-time variables render to markers (inside scripts).
+    deferring: Arc<AtomicBool>,
     /// Everything [`Jinja::take_accessed`] has handed out.
     taken: Mutex<BTreeSet<String>>,
 }
@@ -139,6 +142,7 @@ impl Jinja {
             env,
             vars: Arc::new(vars),
             accessed,
+            deferring: Arc::default(),
             taken: Mutex::default(),
         }
     }
@@ -177,7 +181,15 @@ impl Jinja {
         Value::from_object(TrackedVars {
             vars: self.vars.clone(),
             accessed: self.accessed.clone(),
+            deferring: self.deferring.clone(),
         })
+    }
+
+    /// Let build-time variables (`${{ PYTHON }}`, see
+    /// [`super::deferred`]) render to markers, or stop doing so; returns
+    /// the previous setting.
+    pub fn defer(&self, on: bool) -> bool {
+        self.deferring.swap(on, Ordering::Relaxed)
     }
 
     /// Render a template string to text.
@@ -236,6 +248,10 @@ impl Jinja {
             None
         };
         let message = match &undefined {
+            Some(names) if names.iter().all(|n| super::deferred::is_deferred(n)) => format!(
+                "`{}` is a build-time variable: it has a value only in `script` and `steps` (of the build or a test)",
+                names.join("`, `")
+            ),
             Some(names) => format!("undefined variable `{}`", names.join("`, `")),
             None => {
                 let detail = err.detail().map(|d| format!(": {d}")).unwrap_or_default();
@@ -411,6 +427,7 @@ fn pin_call(kind: PinKind, name: String, kwargs: Kwargs) -> Result<String, Error
 struct TrackedVars {
     vars: Arc<BTreeMap<String, Value>>,
     accessed: Accessed,
+    deferring: Arc<AtomicBool>,
 }
 
 impl Object for TrackedVars {
@@ -419,8 +436,10 @@ impl Object for TrackedVars {
         let v = self.vars.get(name).cloned();
         if v.is_some() {
             self.accessed.lock().expect("not poisoned").insert(name.to_string());
+            return v;
         }
-        v
+        (self.deferring.load(Ordering::Relaxed) && super::deferred::is_deferred(name))
+            .then(|| Value::from(super::deferred::marker(name)))
     }
 
     fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {

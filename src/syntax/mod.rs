@@ -3,6 +3,7 @@
 //! ([`yaml`], [`node`]), the pin functions' data ([`pin`]) and the variant
 //! value type ([`variant`]). It imports nothing from the layers above.
 
+pub mod deferred;
 pub mod jinja;
 pub mod node;
 pub mod pin;

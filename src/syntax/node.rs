@@ -150,14 +150,20 @@ impl Renderer<'_> {
             if build && k.as_str() == "string" {
                 continue;
             }
+            // Scripts see build-time variables (`${{ PYTHON }}`) as markers.
+            let script = matches!(k.as_str(), "script" | "steps");
+            let was = script.then(|| self.jinja.defer(true));
             let rendered = if build && k.as_str() == "skip" {
-                self.render_skip(v)?
+                self.render_skip(v)
             } else if build && k.as_str() == "steps" {
-                self.render_steps(v)?
+                self.render_steps(v)
             } else {
-                self.render(v)?
+                self.render(v)
             };
-            if let Some(rv) = rendered {
+            if let Some(was) = was {
+                self.jinja.defer(was);
+            }
+            if let Some(rv) = rendered? {
                 out.push((
                     Key {
                         name: k.as_str().to_string(),

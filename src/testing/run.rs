@@ -135,8 +135,16 @@ pub fn run(
                     _ => tracing::warn!("{label}: its working directory {c} is not in the test environment"),
                 }
             }
+            let tenv = test_env(prefix, build_prefix);
+            // Build-time variables (`${{ PYTHON }}`) take the test environment's values.
+            let vars = tenv.variables(&dir);
+            let late = |text: &str| {
+                crate::syntax::deferred::substitute(text, |n| vars.get(n).cloned())
+                    .map_err(|m| Failure::Failed(format!("{label}: {m}")))
+            };
+            let body = late(body)?;
             let body = match interpreter.as_str() {
-                "bash" | "" => body.clone(),
+                "bash" | "" => body,
                 other => {
                     let ext = match other {
                         "python" => "py",
@@ -145,7 +153,7 @@ pub fn run(
                         _ => "txt",
                     };
                     let file = dir.join(format!("test_script.{ext}"));
-                    fs_err::write(&file, body).into_diagnostic()?;
+                    fs_err::write(&file, &body).into_diagnostic()?;
                     let exe = if other == "r" { "Rscript" } else { other };
                     format!("{exe} {}", script::shell_quote(&file.to_string_lossy()))
                 }
@@ -161,8 +169,11 @@ pub fn run(
                 }
                 BTreeMap::new()
             };
-            let extra: BTreeMap<String, String> = env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            test_env(prefix, build_prefix).execute(&label, &body, &workdir, &dir, &extra, &secrets)
+            let mut extra = BTreeMap::new();
+            for (k, v) in env {
+                extra.insert(k.clone(), late(v)?);
+            }
+            tenv.execute(&label, &body, &workdir, &dir, &extra, &secrets)
         }
         Stored::Python {
             imports,
@@ -306,6 +317,15 @@ fn variables(
         if target != build { "1" } else { "0" }.into(),
     );
     set("PYTHONNOUSERSITE", "1".into());
+    env.extend(crate::environment::interpreters::variables(
+        prefix,
+        build_prefix.unwrap_or(prefix),
+        target,
+        &subject.variant,
+    ));
+    let mut set = |k: &str, v: String| {
+        env.insert(k.to_string(), v);
+    };
     set("LANG", "C.UTF-8".into());
     set("LC_ALL", "C.UTF-8".into());
     set("HOME", s(dir));
@@ -323,6 +343,18 @@ struct Env<'a> {
 }
 
 impl Env<'_> {
+    /// The variables a test in this environment sees; `dir` is its home.
+    fn variables(&self, dir: &Path) -> BTreeMap<String, String> {
+        variables(
+            self.subject,
+            &self.prefix,
+            self.build_prefix.as_deref(),
+            self.target,
+            self.build,
+            dir,
+        )
+    }
+
     /// Run `body` with bash in `cwd`, the environment activated; `dir` holds
     /// the script and its log, `extra` adds variables (`script.env`).
     fn execute(
@@ -335,14 +367,7 @@ impl Env<'_> {
         secrets: &BTreeMap<String, String>,
     ) -> std::result::Result<(), Failure> {
         fs_err::create_dir_all(cwd).into_diagnostic()?;
-        let mut vars = variables(
-            self.subject,
-            &self.prefix,
-            self.build_prefix.as_deref(),
-            self.target,
-            self.build,
-            dir,
-        );
+        let mut vars = self.variables(dir);
         vars.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
         let build_prefix = self.build_prefix.as_deref().unwrap_or(&self.prefix);
         let activation = crate::environment::activation::script(&self.prefix, self.target, build_prefix, self.build)?;
