@@ -67,8 +67,9 @@ BUILD_TIMEOUT_S = 600
 FIXTURE_RECIPES = REPO_ROOT / "tests" / "fixtures" / "channel"
 
 
-def run_kiln(kiln: Path, *args: str, cache: Path) -> None:
-    """`kiln build ARGS` with a private cache; fails the test on error."""
+def run_kiln(kiln: Path, *args: str, cache: Path, env: dict[str, str] | None = None) -> None:
+    """`kiln build ARGS` with a private cache (and `env` added to its
+    environment); fails the test on error."""
     import pytest
 
     cmd = [str(kiln), "build", *args]
@@ -77,7 +78,7 @@ def run_kiln(kiln: Path, *args: str, cache: Path) -> None:
         capture_output=True,
         text=True,
         timeout=BUILD_TIMEOUT_S,
-        env={"PATH": "/usr/bin:/bin", "KILN_CACHE_DIR": str(cache), "NO_COLOR": "1"},
+        env={"PATH": "/usr/bin:/bin", "KILN_CACHE_DIR": str(cache), "NO_COLOR": "1", **(env or {})},
     )
     if proc.returncode != 0:
         pytest.fail(f"{' '.join(cmd)} failed:\n{proc.stderr}", pytrace=False)
