@@ -20,7 +20,7 @@ fn minor(v: &str) -> String {
 }
 
 /// A recipe for the project; `noarch` is `""` or `"noarch: python"`.
-fn hello_recipe(dir: &Path, name: &str, noarch: &str, py: &str, more_tests: &str) -> PathBuf {
+fn hello_recipe(dir: &Path, name: &str, noarch: &str, py: &str, more_tests: &str, python_extra: &str) -> PathBuf {
     let text = format!(
         r#"package: {{name: hello-py, version: "1.0"}}
 source:
@@ -35,6 +35,7 @@ build:
   python:
     entry_points:
       - hello-py = hello.cli:main
+    {python_extra}
 requirements:
   host: ["python {py}.*", pip]
   run: [python]
@@ -73,7 +74,7 @@ fn a_noarch_python_package_is_laid_out_for_installers_and_its_entry_point_runs()
     let second = format!(
         "  - script:\n      - test -f $PREFIX/lib/python{other}/site-packages/hello/cli.py\n      - test -x $PREFIX/bin/hello-py\n    requirements:\n      run: [\"python {other}.*\"]\n"
     );
-    let r = hello_recipe(dir.path(), "noarch", "noarch: python", &py, &second);
+    let r = hello_recipe(dir.path(), "noarch", "noarch: python", &py, &second, "");
     let out = dir.path().join("out");
     let o = build_ok(&r, &out, &["-c", &chan]);
     assert!(stderr(&o).contains("2 tests passed"), "{}", stderr(&o));
@@ -111,7 +112,16 @@ fn a_noarch_python_package_is_laid_out_for_installers_and_its_entry_point_runs()
 fn a_per_version_python_package_ships_checked_byte_code_and_a_launcher() {
     let (chan, py) = python_channel();
     let dir = tempfile::tempdir().unwrap();
-    let r = hello_recipe(dir.path(), "perversion", "", &py, "");
+    // pip's own byte-code of cli.py (compiled with its absolute path in
+    // the build prefix) is kept: kiln does not compile skipped files.
+    let r = hello_recipe(
+        dir.path(),
+        "perversion",
+        "",
+        &py,
+        "",
+        "skip_pyc_compilation: ['**/cli.py']",
+    );
     let out = dir.path().join("out");
     let o = build_ok(&r, &out, &["-c", &chan]);
     let log = stderr(&o);
@@ -123,7 +133,8 @@ fn a_per_version_python_package_ships_checked_byte_code_and_a_launcher() {
     let sp = format!("lib/python{py}/site-packages");
     let tag = format!("cpython-{}", py.replace('.', ""));
     let files = content_files(d.path());
-    for stem in ["__init__", "cli"] {
+    {
+        let stem = "__init__";
         let pyc = format!("{sp}/hello/__pycache__/{stem}.{tag}.pyc");
         assert!(files.contains(&pyc), "{pyc} in {files:?}");
         // Valid for the packaged source whatever its modification time:
@@ -156,6 +167,14 @@ fn a_per_version_python_package_ships_checked_byte_code_and_a_launcher() {
             .filter(|p| p.ends_with(".pyc"))
             .all(|p| paths[p].get("prefix_placeholder").is_none()),
         "byte-code is never rewritten by installers"
+    );
+    let pip_pyc = format!("{sp}/hello/__pycache__/cli.{tag}.pyc");
+    let bytes = std::fs::read(d.path().join(&pip_pyc)).unwrap();
+    assert!(
+        bytes
+            .windows(b"host_env_placehold".len())
+            .any(|w| w == b"host_env_placehold"),
+        "skip_pyc_compilation: pip's byte-code (naming the build prefix) is not replaced by kiln's"
     );
     let index = json(&d.path().join("info/index.json"));
     assert!(index.get("noarch").is_none() && !d.path().join("info/link.json").exists());
@@ -192,5 +211,35 @@ fn a_build_time_variable_without_a_value_is_a_located_error() {
         &o,
         &out,
         &["`${{ SP_DIR }}` has no value here", "a python in the host environment"],
+    );
+}
+
+#[test]
+fn a_build_py_script_runs_with_the_host_environments_python() {
+    let (chan, py) = python_channel();
+    let dir = tempfile::tempdir().unwrap();
+    let r = write_recipe(
+        dir.path(),
+        "buildpy",
+        &format!("package: {{name: greet, version: '1.0'}}\nrequirements:\n  host: [\"python {py}.*\"]\nbuild:\n  script: build.py\n"),
+    );
+    std::fs::write(
+        r.join("build.py"),
+        "import os, sys\nsp = os.environ['SP_DIR']\nos.makedirs(os.path.join(sp, 'greet'))\nwith open(os.path.join(sp, 'greet', '__init__.py'), 'w') as f:\n    f.write('BUILT_BY = %r\\n' % sys.executable)\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    build_ok(&r, &out, &["-c", &chan]);
+    let d = extract(&packages(&out)[0]);
+    let rel = format!("lib/python{py}/site-packages/greet/__init__.py");
+    let placeholder = paths_json(d.path())[&rel]["prefix_placeholder"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let text = std::fs::read_to_string(d.path().join(&rel)).unwrap();
+    assert_eq!(
+        text,
+        format!("BUILT_BY = '{placeholder}/bin/python'\n"),
+        "run by $PREFIX/bin/python"
     );
 }

@@ -47,6 +47,13 @@ fn run_case(case: &Case, channel: &str) {
     fs::write(r.join("data.txt"), "data\n").unwrap();
     fs::write(r.join("LICENSE"), "license text\n").unwrap();
     fs::write(r.join("build.py"), "print('hi')\n").unwrap();
+    // Perl is part of every Debian system (perl-base), so the interpreter
+    // cases need no channel.
+    fs::write(
+        r.join("build.pl"),
+        "mkdir \"$ENV{PREFIX}/share\";\nopen(my $f, '>', \"$ENV{PREFIX}/share/x.txt\") or die;\nprint $f \"x\\n\";\n",
+    )
+    .unwrap();
     fs::write(
         r.join("fix.patch"),
         "--- a/data.txt\n+++ b/data.txt\n@@ -1 +1 @@\n-data\n+patched\n",
@@ -316,18 +323,28 @@ fn cases() -> Vec<Case> {
         },
         Case {
             key: "script.file",
-            recipe: "package: {name: walk, version: '1.0'}\nbuild:\n  script: {file: build.py}\n",
-            expect: Located("3:11", "needs the python interpreter, which is not supported yet"),
+            recipe: "package: {name: walk, version: '1.0'}\nbuild:\n  script: {file: build.pl}\n",
+            expect: Effect(|d, _| read(d, "share/x.txt") == "x\n"),
         },
         Case {
             key: "script (a one-line file name)",
-            recipe: "package: {name: walk, version: '1.0'}\nbuild:\n  script: build.py\n",
-            expect: Located("3:11", "needs the python interpreter"),
+            recipe: "package: {name: walk, version: '1.0'}\nbuild:\n  script: build.pl\n",
+            expect: Effect(|d, _| read(d, "share/x.txt") == "x\n"),
         },
         Case {
             key: "script.interpreter",
-            recipe: "package: {name: walk, version: '1.0'}\nbuild:\n  script: {interpreter: python, content: x}\n",
-            expect: Located("3:25", "not supported yet"),
+            recipe: "package: {name: walk, version: '1.0'}\nbuild:\n  script:\n    interpreter: perl\n    content: 'mkdir \"$ENV{PREFIX}/share\"; open(my $f, \">\", \"$ENV{PREFIX}/share/x.txt\") or die; print $f \"x\\n\";'\n",
+            expect: Effect(|d, _| read(d, "share/x.txt") == "x\n"),
+        },
+        Case {
+            key: "script.interpreter (Windows only)",
+            recipe: "package: {name: walk, version: '1.0'}\nbuild:\n  script: {interpreter: cmd, content: x}\n",
+            expect: Located("3:25", "interpreter `cmd` runs only on Windows"),
+        },
+        Case {
+            key: "script.interpreter (missing)",
+            recipe: "package: {name: walk, version: '1.0'}\nbuild:\n  script: {interpreter: rscript, content: x}\n",
+            expect: Fails("add `r-base` to `requirements.build`"),
         },
         Case {
             key: "script.cwd",

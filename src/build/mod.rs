@@ -2,6 +2,7 @@
 
 pub mod dirs;
 pub mod env;
+pub mod interpreter;
 pub mod script;
 pub mod sources;
 
@@ -82,7 +83,10 @@ pub fn run_script(
             )
         })
     };
-    let body = late(&body)?;
+    let mut body = body;
+    if body.rendered {
+        body.text = late(&body.text)?;
+    }
     let mut values = BTreeMap::new();
     for k in script.env.keys() {
         values.insert(k.clone(), late(&env[k])?);
@@ -94,11 +98,12 @@ pub fn run_script(
         &dirs.build_prefix,
         opts.platforms.build,
     )?;
+    let shell = interpreted(recipe, script, &body, dirs, &env)?;
     ui::step(label, "running build script");
     let started = std::time::Instant::now();
     let run = script::ScriptRun {
         label,
-        body: &body,
+        body: &shell,
         work_dir: &dirs.work_dir,
         script_dir: &dirs.build_dir,
         env: &env,
@@ -113,4 +118,38 @@ pub fn run_script(
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The bash text that runs `body`: the body itself, or (another
+/// interpreter) a command running the interpreter from the build prefix,
+/// the host prefix or `PATH` on the body, written next to the work
+/// directory as `conda_build.<ext>`.
+fn interpreted(
+    recipe: &Recipe,
+    script: &Script,
+    body: &script::Body,
+    dirs: &BuildDirs,
+    env: &BTreeMap<String, String>,
+) -> Result<String> {
+    let i = body.interpreter;
+    if i == interpreter::BASH {
+        return Ok(body.text.clone());
+    }
+    let path = env.get("PATH").map(String::as_str).unwrap_or_default();
+    let exe = interpreter::locate(&i, &dirs.build_prefix, &dirs.host_prefix, path).ok_or_else(|| {
+        miette::miette!(
+            help = format!("add `{}` to `requirements.build`", i.package),
+            "{}: the script needs the {} interpreter (`{}`), which is in neither the build nor the host environment nor on PATH",
+            recipe.file.location(&script.interpreter_span.unwrap_or(script.span)),
+            i.name,
+            i.exe
+        )
+    })?;
+    let file = dirs.build_dir.join(format!("conda_build.{}", i.ext));
+    fs_err::write(&file, &body.text).map_err(|e| miette::miette!("{e}"))?;
+    Ok(format!(
+        "{} {}",
+        script::shell_quote(&exe.to_string_lossy()),
+        script::shell_quote(&file.to_string_lossy())
+    ))
 }

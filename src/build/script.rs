@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use miette::{miette, IntoDiagnostic, Result};
 
+use super::interpreter::{self, Interpreter};
 use crate::recipe::model::{Script, ScriptBody};
 use crate::recipe::Recipe;
 use crate::ui;
@@ -216,10 +217,65 @@ pub fn shell_quote(v: &str) -> String {
     format!("'{}'", v.replace('\'', r"'\''"))
 }
 
-/// The script text to run: inline commands, a file, or a one-line name of a
-/// file in the recipe directory (`.sh` appended when missing).
-pub fn resolve_body(recipe: &Recipe, s: &Script) -> Result<String> {
-    let body = resolve_text(recipe, s)?;
+/// A script's text and the interpreter that runs it.
+#[derive(Debug, Clone)]
+pub struct Body {
+    /// The text (shell commands unless `interpreter` says otherwise).
+    pub text: String,
+    /// What runs it.
+    pub interpreter: Interpreter,
+    /// Whether the text was rendered from the recipe (inline or steps),
+    /// so that build-time variables in it take their values; a script
+    /// file is run as written.
+    pub rendered: bool,
+}
+
+impl Body {
+    /// The text that identifies the script (a staging key input): headed
+    /// by the interpreter when it is not bash.
+    pub fn key_text(&self) -> String {
+        if self.interpreter == interpreter::BASH {
+            self.text.clone()
+        } else {
+            format!("#!{}\n{}", self.interpreter.name, self.text)
+        }
+    }
+}
+
+/// The script to run: inline commands, a file, or a one-line name of a
+/// file in the recipe directory (`.sh` appended when missing), with the
+/// interpreter `script.interpreter` or the file's extension names.
+pub fn resolve_body(recipe: &Recipe, s: &Script) -> Result<Body> {
+    let (body, from_file) = resolve_text(recipe, s)?;
+    let rendered = from_file.is_none();
+    let interpreter = match (&s.interpreter, from_file) {
+        (Some(name), _) => interpreter::by_name(name).map_err(|why| {
+            let at = s.interpreter_span.unwrap_or(s.span);
+            miette!(
+                help = "use bash, python, perl, nushell, rscript, ruby or node",
+                "{}: interpreter `{name}` {why}",
+                recipe.file.location(&at)
+            )
+        })?,
+        (None, Some((path, Some(Err(why))))) => {
+            return Err(miette!(
+                help = "write the script for bash or one of the interpreters kiln runs, or call the interpreter from a bash script",
+                "{}: script {}: its interpreter {why}",
+                recipe.file.location(&s.span),
+                path.display()
+            ))
+        }
+        (None, Some((_, Some(Ok(i))))) => i,
+        (None, _) => interpreter::BASH,
+    };
+    if interpreter != interpreter::BASH && s.cwd.is_some() {
+        return Err(miette!(
+            help = "change the directory inside the script instead",
+            "{}: `cwd` with the {} interpreter is not supported yet",
+            recipe.file.location(&s.span),
+            interpreter.name
+        ));
+    }
     // The script file is kept with `--keep-build`; a secret must not be in it.
     if crate::redact::mask(&body) != body.as_str() {
         return Err(recipe.file.error(
@@ -230,9 +286,14 @@ pub fn resolve_body(recipe: &Recipe, s: &Script) -> Result<String> {
     }
     // `cwd` is part of the text (and so of a staging key): relative to
     // `$SRC_DIR`, checked at parse time to stay inside it.
-    Ok(match &s.cwd {
+    let text = match &s.cwd {
         Some(cwd) => format!("cd \"$SRC_DIR\"/{}\n{body}", shell_quote(&cwd.to_string_lossy())),
         None => body,
+    };
+    Ok(Body {
+        text,
+        interpreter,
+        rendered,
     })
 }
 
@@ -258,10 +319,17 @@ fn step_secret_var(step: usize, name: &str) -> String {
     format!("KILN_STEP{}_{name}", step + 1)
 }
 
-fn resolve_text(recipe: &Recipe, s: &Script) -> Result<String> {
+/// A script file and the interpreter its extension names, if any.
+type FromFile = Option<(
+    std::path::PathBuf,
+    Option<std::result::Result<Interpreter, &'static str>>,
+)>;
+
+/// The script's text, and the file it came from.
+fn resolve_text(recipe: &Recipe, s: &Script) -> Result<(String, FromFile)> {
     let read = |p: &Path| {
-        bash_only(recipe, s, p)?;
-        fs_err::read_to_string(p).into_diagnostic()
+        let text = fs_err::read_to_string(p).into_diagnostic()?;
+        Ok((text, Some((p.to_path_buf(), interpreter::by_extension(p)))))
     };
     match &s.body {
         ScriptBody::Inline(text) => {
@@ -273,33 +341,36 @@ fn resolve_text(recipe: &Recipe, s: &Script) -> Result<String> {
                     }
                 }
             }
-            Ok(text.clone())
+            Ok((text.clone(), None))
         }
         // Each step in its own subshell: its `cd` and variables do not
         // leak into the next one, and a failing command stops the build.
         // Numbered, not located: the text is part of a staging key, which
         // must not change with how the recipe's path was typed.
-        ScriptBody::Steps(steps) => Ok(steps
-            .iter()
-            .enumerate()
-            .map(|(i, step)| {
-                let mut text = format!("# step {}\n(\n", i + 1);
-                if let Some(cwd) = &step.cwd {
-                    text.push_str(&format!("cd \"$SRC_DIR\"/{}\n", shell_quote(&cwd.to_string_lossy())));
-                }
-                for (k, v) in &step.env {
-                    if crate::redact::mask(v) != v.as_str() {
-                        // Passed by kiln (see `step_secrets`), never written into the script.
-                        text.push_str(&format!("export {k}=\"${}\"\n", step_secret_var(i, k)));
-                    } else {
-                        text.push_str(&format!("export {k}={}\n", shell_quote(v)));
+        ScriptBody::Steps(steps) => Ok((
+            steps
+                .iter()
+                .enumerate()
+                .map(|(i, step)| {
+                    let mut text = format!("# step {}\n(\n", i + 1);
+                    if let Some(cwd) = &step.cwd {
+                        text.push_str(&format!("cd \"$SRC_DIR\"/{}\n", shell_quote(&cwd.to_string_lossy())));
                     }
-                }
-                text.push_str(&step.run);
-                text.push_str("\n)\n");
-                text
-            })
-            .collect()),
+                    for (k, v) in &step.env {
+                        if crate::redact::mask(v) != v.as_str() {
+                            // Passed by kiln (see `step_secrets`), never written into the script.
+                            text.push_str(&format!("export {k}=\"${}\"\n", step_secret_var(i, k)));
+                        } else {
+                            text.push_str(&format!("export {k}={}\n", shell_quote(v)));
+                        }
+                    }
+                    text.push_str(&step.run);
+                    text.push_str("\n)\n");
+                    text
+                })
+                .collect(),
+            None,
+        )),
         ScriptBody::File { file } => {
             let direct = recipe.dir.join(file);
             let with_ext = recipe.dir.join(format!("{}.sh", file.display()));
@@ -316,31 +387,6 @@ fn resolve_text(recipe: &Recipe, s: &Script) -> Result<String> {
             }
         }
     }
-}
-
-/// A script file whose extension names another interpreter (`build.py`,
-/// `build.nu`, `build.bat`, ...) is an error, not something bash runs.
-fn bash_only(recipe: &Recipe, s: &Script, path: &Path) -> Result<()> {
-    let ext = path.extension().map(|e| e.to_string_lossy().to_lowercase());
-    let interpreter = match ext.as_deref() {
-        None | Some("sh" | "bash") => return Ok(()),
-        Some("py") => "python",
-        Some("nu") => "nushell",
-        Some("pl") => "perl",
-        Some("bat" | "cmd") => "cmd",
-        Some("ps1") => "powershell",
-        Some("r") => "Rscript",
-        Some("rb") => "ruby",
-        Some("js") => "node",
-        // Anything else (`build.txt`, `install.step`) is shell text.
-        Some(_) => return Ok(()),
-    };
-    Err(miette!(
-        help = "kiln runs build scripts with bash only for now: write the script in bash, or call the interpreter from a bash script",
-        "{}: script {} needs the {interpreter} interpreter, which is not supported yet",
-        recipe.file.location(&s.span),
-        path.display()
-    ))
 }
 
 /// Values of the secrets a script names, from kiln's environment; each is

@@ -43,7 +43,11 @@ pub fn installed(prefix: &Path, name: &str) -> Option<Installed> {
         }
         return Some(Installed {
             version: record["version"].as_str()?.to_string(),
-            site_packages_path: record["python_site_packages_path"].as_str().map(str::to_string),
+            // A record pointing outside the prefix is not trusted.
+            site_packages_path: record["python_site_packages_path"]
+                .as_str()
+                .filter(|p| !p.is_empty() && crate::disk::safe_join(Path::new("/"), Path::new(p)).is_some())
+                .map(str::to_string),
         });
     }
     None

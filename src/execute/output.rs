@@ -101,6 +101,9 @@ pub(super) fn build_one(
             );
         }
     }
+    // What the output took from the prefix (staging accounting compares
+    // these with the entry's files), before the python layout renames them.
+    let taken: Vec<String> = files.iter().map(|f| f.to_string_lossy().into_owned()).collect();
     // Python: the noarch layout, or launchers for entry points; conda as installer.
     files = python_layout(output, &dirs.host_prefix, files)?;
     // `post_process` replacements, then run paths inside the prefix become `$ORIGIN`-relative.
@@ -126,7 +129,8 @@ pub(super) fn build_one(
             relink_started.elapsed().as_secs_f64()
         );
     }
-    files.extend(compile_bytecode(recipe, output, &dirs, &files, &id)?);
+    let cross = opts.platforms.host != opts.platforms.build;
+    files.extend(compile_bytecode(recipe, output, &dirs, &files, cross, &id)?);
     files.sort();
     files.dedup();
     // `package_contents` tests see the files the recipe selected.
@@ -226,7 +230,7 @@ pub(super) fn build_one(
     Ok(Built {
         path,
         name: output.package.name.as_normalized().to_string(),
-        files: files.iter().map(|f| f.to_string_lossy().into_owned()).collect(),
+        files: taken,
         staging_keys,
     })
 }
@@ -294,7 +298,7 @@ fn python_layout(output: &Output, prefix: &Path, files: Vec<PathBuf>) -> Result<
         package::python::noarch_layout(prefix, &files, entry_points)?
     } else {
         let mut files = files;
-        files.extend(package::python::write_launchers(prefix, entry_points)?);
+        files.extend(package::python::write_launchers(prefix, entry_points, &files)?);
         files.sort();
         files.dedup();
         files
@@ -312,17 +316,23 @@ fn compile_bytecode(
     output: &Output,
     dirs: &BuildDirs,
     files: &[PathBuf],
+    cross: bool,
     id: &str,
 ) -> Result<Vec<PathBuf>> {
     use crate::environment::interpreters::installed;
     if output.build.noarch.is_python() {
         return Ok(Vec::new());
     }
-    let python = if installed(&dirs.host_prefix, "python").is_some() {
+    // A cross build's host python is for another machine: the build
+    // environment's compiles (as rattler-build does).
+    let python = if !cross && installed(&dirs.host_prefix, "python").is_some() {
         dirs.host_prefix.join("bin/python")
     } else if installed(&dirs.build_prefix, "python").is_some() {
         dirs.build_prefix.join("bin/python")
     } else {
+        if cross && installed(&dirs.host_prefix, "python").is_some() {
+            tracing::warn!("{id}: no byte-code compiled: cross-compiling needs python in the build environment too");
+        }
         return Ok(Vec::new());
     };
     let skip = package::glob::GlobList::new(&output.build.python.skip_pyc_compilation)

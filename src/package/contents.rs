@@ -302,6 +302,22 @@ mod tests {
     }
 
     #[test]
+    fn byte_code_is_never_searched_for_the_prefix() {
+        let none = GlobList::new(&[]).unwrap();
+        let d = Detection {
+            always_copy: GlobList::new(&[]).unwrap(),
+            ignore_all: false,
+            ignore: none,
+            text: GlobList::new(&[]).unwrap(),
+            binary: GlobList::new(&[]).unwrap(),
+            ignore_binary_files: false,
+        };
+        assert!(d.searched("lib/python3.11/site-packages/a.py"));
+        assert!(!d.searched("lib/python3.11/site-packages/__pycache__/a.cpython-311.pyc"));
+        assert!(!d.searched("lib/python2.7/site-packages/a.pyo"));
+    }
+
+    #[test]
     fn scan_finds_prefix_across_chunks() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");

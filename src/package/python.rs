@@ -39,13 +39,14 @@ pub fn noarch_destination(rel: &Path, entry_points: &[EntryPoint]) -> Option<Pat
         ["Lib", "site-packages", rest @ ..] if !rest.is_empty() => {
             Some(Path::new("site-packages").join(rest.join("/")))
         }
-        ["bin" | "Scripts", name] => {
+        ["bin" | "Scripts", rest @ ..] if !rest.is_empty() => {
+            let name = rest[rest.len() - 1];
             let command = name.strip_suffix(".exe").unwrap_or(name);
             let command = command.strip_suffix("-script.py").unwrap_or(command);
-            if entry_points.iter().any(|e| e.command == command) {
+            if rest.len() == 1 && entry_points.iter().any(|e| e.command == command) {
                 None
             } else {
-                Some(Path::new("python-scripts").join(name))
+                Some(Path::new("python-scripts").join(rest.join("/")))
             }
         }
         _ => Some(rel.to_path_buf()),
@@ -58,6 +59,12 @@ pub fn noarch_destination(rel: &Path, entry_points: &[EntryPoint]) -> Option<Pat
 pub fn noarch_layout(prefix: &Path, files: &[PathBuf], entry_points: &[EntryPoint]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::with_capacity(files.len());
     for rel in files {
+        if rel.to_str().is_none() {
+            return Err(miette!(
+                "noarch python: {} is not a UTF-8 path, which installers cannot place",
+                rel.display()
+            ));
+        }
         match noarch_destination(rel, entry_points) {
             None => {}
             Some(to) if &to == rel => out.push(to),
@@ -99,14 +106,23 @@ pub fn launcher(python: &Path, e: &EntryPoint) -> String {
 }
 
 /// Write a launcher into `bin/` of `prefix` for each entry point (a
-/// per-platform python package); returns the written paths.
-pub fn write_launchers(prefix: &Path, entry_points: &[EntryPoint]) -> Result<Vec<PathBuf>> {
+/// per-platform python package); returns the written paths. A file in
+/// the way that is not among the output's own `files` (one a dependency
+/// installed, such as `bin/python`) is an error, never replaced.
+pub fn write_launchers(prefix: &Path, entry_points: &[EntryPoint], files: &[PathBuf]) -> Result<Vec<PathBuf>> {
     use std::os::unix::fs::PermissionsExt;
     let python = prefix.join("bin/python");
     let mut written = Vec::new();
     for e in entry_points {
         let rel = Path::new("bin").join(&e.command);
         let path = prefix.join(&rel);
+        if path.symlink_metadata().is_ok() && !files.contains(&rel) {
+            return Err(miette!(
+                help = "rename the entry point's command",
+                "entry point `{e}` would replace {}, which the build did not make (a dependency installed it)",
+                rel.display()
+            ));
+        }
         fs_err::create_dir_all(prefix.join("bin")).into_diagnostic()?;
         // pip's own launcher for the same command is replaced.
         let _ = fs_err::remove_file(&path);

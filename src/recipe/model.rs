@@ -341,6 +341,12 @@ pub struct Script {
     /// `cwd`: run in this directory, relative to the work directory.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cwd: Option<PathBuf>,
+    /// `interpreter`, as written (checked when the script is resolved).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interpreter: Option<String>,
+    /// Where `interpreter` is written.
+    #[serde(skip)]
+    pub interpreter_span: Option<Span>,
 }
 
 /// A glob with the place it is written.

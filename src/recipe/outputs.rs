@@ -236,6 +236,8 @@ impl Loader<'_> {
                 span: Span::new_blank(),
                 lines: vec![],
                 cwd: None,
+                interpreter: None,
+                interpreter_span: None,
             });
         }
         if build.skip {

@@ -174,6 +174,8 @@ impl Reader<'_> {
                 span: item.span,
                 lines: Vec::new(),
                 cwd: None,
+                interpreter: None,
+                interpreter_span: None,
             },
             requirements: TestRequirements::default(),
             files: TestFiles::default(),
@@ -182,6 +184,18 @@ impl Reader<'_> {
             match k.name.as_str() {
                 "script" => {
                     test.script = self.script(v)?;
+                    if let (Some(i), Some(at)) = (&test.script.interpreter, test.script.interpreter_span) {
+                        if !matches!(i.as_str(), "bash" | "python" | "perl" | "rscript" | "r") {
+                            return Err(self
+                                .file
+                                .error(
+                                    &at,
+                                    format!("interpreter `{i}` in a test script is not supported yet"),
+                                    "here",
+                                )
+                                .with_help("tests run with bash, python, perl or rscript"));
+                        }
+                    }
                     if test.script.cwd.is_some() {
                         let at = v
                             .as_map()

@@ -300,6 +300,8 @@ impl Reader<'_> {
             span: node.span,
             lines: vec![],
             cwd: None,
+            interpreter: None,
+            interpreter_span: None,
         };
         if !step {
             if let Some(items) = node.as_seq() {
@@ -377,13 +379,15 @@ impl Reader<'_> {
                 }
                 "interpreter" => {
                     let i = self.string(v, "interpreter")?;
-                    if i != "bash" {
+                    if step && i != "bash" {
                         return Err(self.file.error(
                             &v.span,
-                            format!("interpreter `{i}` is not supported yet"),
-                            "only bash for now",
+                            format!("interpreter `{i}` for a step is not supported yet"),
+                            "steps run with bash for now",
                         ));
                     }
+                    script.interpreter = Some(i);
+                    script.interpreter_span = Some(v.span);
                 }
                 _ => {
                     let cwd = PathBuf::from(self.string(v, "cwd")?);
@@ -435,6 +439,8 @@ impl Reader<'_> {
             span: node.span,
             lines,
             cwd: None,
+            interpreter: None,
+            interpreter_span: None,
         })
     }
 

@@ -71,11 +71,17 @@ pub fn parse_entry_point(text: &str, span: Span) -> Option<EntryPoint> {
     let (command, target) = text.split_once('=')?;
     let (module, function) = target.split_once(':')?;
     let (command, module, function) = (command.trim(), module.trim(), function.trim());
-    let word = |s: &str, extra: &[char]| {
-        !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || c == '_' || extra.contains(&c))
+    let identifier = |s: &str| {
+        s.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
+            && s.chars().all(|c| c.is_alphanumeric() || c == '_')
     };
-    let valid =
-        word(command, &['-', '.']) && !command.starts_with('.') && word(module, &['.']) && word(function, &['.']);
+    let dotted = |s: &str| s.split('.').all(identifier);
+    let command_ok = !command.is_empty()
+        && !command.starts_with(['.', '-'])
+        && command
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    let valid = command_ok && dotted(module) && dotted(function);
     valid.then(|| EntryPoint {
         command: command.to_string(),
         module: module.to_string(),
@@ -116,7 +122,16 @@ impl Reader<'_> {
                     p.use_python_app_entrypoint = self.bool(v, "build.python.use_python_app_entrypoint")?
                 }
                 "site_packages_path" => {
-                    p.site_packages_path = Some(self.string(v, "build.python.site_packages_path")?);
+                    let path = self.string(v, "build.python.site_packages_path")?;
+                    if path.is_empty()
+                        || crate::disk::safe_join(std::path::Path::new("/"), std::path::Path::new(&path)).is_none()
+                    {
+                        return Err(self
+                            .file
+                            .error(&v.span, "`site_packages_path` must be a path inside the prefix", "here")
+                            .with_help("write it relative to the prefix, e.g. `lib/python3.13t/site-packages`"));
+                    }
+                    p.site_packages_path = Some(path);
                     p.site_packages_span = Some(v.span);
                 }
                 other => {
@@ -158,6 +173,9 @@ mod tests {
             "tool = pkg:",
             "../x = pkg:main",
             "a b = pkg:main",
+            "tool = pkg:main.",
+            "tool = pkg..cli:main",
+            "tool = 1pkg:main",
         ] {
             assert!(parse_entry_point(bad, span).is_none(), "{bad}");
         }

@@ -197,7 +197,7 @@ impl<'a> Stager<'a> {
     ) -> Result<KeyInputs> {
         let (script, script_env, secrets) = match &staging.script {
             Some(s) => (
-                script::resolve_body(recipe, s)?,
+                script::resolve_body(recipe, s)?.key_text(),
                 s.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                 s.secrets.clone(),
             ),

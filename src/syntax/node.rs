@@ -198,11 +198,7 @@ impl Renderer<'_> {
                     .file
                     .error(cond.span(), "`if` must be an expression", "expected a string"));
             };
-            let keep = self
-                .jinja
-                .eval(expr.as_str())
-                .map_err(|e| self.jinja_error(e, expr.span(), expr.as_str()))?
-                .is_true();
+            let keep = self.condition(expr)?;
             if !keep {
                 continue;
             }
@@ -227,6 +223,18 @@ impl Renderer<'_> {
             span: *seq.span(),
             value: RValue::Seq(out),
         }))
+    }
+
+    /// An `if` expression's truth. Build-time variables have no value
+    /// yet, so a condition on one is an error (not a comparison with a
+    /// marker), in scripts too.
+    fn condition(&self, expr: &marked_yaml::types::MarkedScalarNode) -> Result<bool, SourceError> {
+        let was = self.jinja.defer(false);
+        let value = self.jinja.eval(expr.as_str());
+        self.jinja.defer(was);
+        Ok(value
+            .map_err(|e| self.jinja_error(e, expr.span(), expr.as_str()))?
+            .is_true())
     }
 
     fn render_seq_item(&self, item: &Node, out: &mut Vec<RNode>) -> Result<(), SourceError> {
@@ -260,11 +268,7 @@ impl Renderer<'_> {
             self.file
                 .error(map.span(), "conditional without `then`", "add a `then:` branch")
         })?;
-        let truthy = self
-            .jinja
-            .eval(expr.as_str())
-            .map_err(|e| self.jinja_error(e, expr.span(), expr.as_str()))?
-            .is_true();
+        let truthy = self.condition(expr)?;
         let branch = if truthy { Some(then) } else { map.get_node("else") };
         match branch {
             None => {}

@@ -119,6 +119,19 @@ pub fn stored_form<'a>(recipe: &Recipe, tests: &'a [PackageTest], name: &str) ->
                     }
                 };
                 script.insert("content".into(), content);
+                // Named, or implied by a test file's extension (`test.py`).
+                let implied = match &t.script.body {
+                    ScriptBody::File { file } => match file.extension().and_then(|e| e.to_str()) {
+                        Some("py") => Some("python"),
+                        Some("pl") => Some("perl"),
+                        Some("R" | "r") => Some("rscript"),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                if let Some(i) = t.script.interpreter.as_deref().or(implied).filter(|i| *i != "bash") {
+                    script.insert("interpreter".into(), json!(i));
+                }
                 if !t.files.is_empty() {
                     script.insert("cwd".into(), json!(files_dir(name, index)));
                     files.push((index, &t.files));
