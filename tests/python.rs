@@ -243,3 +243,70 @@ fn a_build_py_script_runs_with_the_host_environments_python() {
         "run by $PREFIX/bin/python"
     );
 }
+
+#[test]
+fn a_c_extension_built_on_a_staging_output_imports_in_a_package_test() {
+    // The seed's calculator: libcalc compiled once in a staging output,
+    // packaged by one inheritor; another compiles real Python bindings
+    // against the restored library into `$SP_DIR` of its own prefix.
+    let (chan, py) = python_channel();
+    let fixtures = fixture_channel_url();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/recipes/python/calc-src");
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"recipe: {{name: calc, version: "1.0.0"}}
+outputs:
+  - staging: {{name: calc-build}}
+    source: {{path: {src}}}
+    requirements:
+      build: ["${{{{ compiler('c') }}}}"]
+    build:
+      script:
+        - mkdir -p $PREFIX/lib $PREFIX/include
+        - $CC -shared -fPIC -o $PREFIX/lib/libcalc.so calc.c
+        - cp calc.h $PREFIX/include/
+  - package: {{name: libcalc}}
+    inherit: calc-build
+    build:
+      files: [lib/libcalc.so, include/calc.h]
+  - package: {{name: py-calc}}
+    inherit: calc-build
+    source: {{path: {src}}}
+    requirements:
+      build: ["${{{{ compiler('c') }}}}"]
+      host: ["python {py}.*"]
+      run: ["${{{{ pin_subpackage('libcalc', exact=True) }}}}", python]
+    build:
+      files: ["lib/python*/site-packages/**"]
+      dynamic_linking: {{overlinking_behavior: error}}
+      script:
+        - test "$SP_DIR" = "$PREFIX/lib/python{py}/site-packages" && test -f $PREFIX/lib/libcalc.so
+        - mkdir -p $SP_DIR
+        - $CC -shared -fPIC -I$PREFIX/include -I$PREFIX/include/python{py} calcmodule.c -L$PREFIX/lib -lcalc -Wl,-rpath,$PREFIX/lib -o "$SP_DIR/calc$(${{{{ PYTHON }}}} -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')"
+    tests:
+      - python: {{imports: [calc], pip_check: false}}
+      - script:
+          - ${{{{ PYTHON }}}} -c "import calc; assert calc.add(2, 3) == 5"
+        requirements:
+          run: ["python {py}.*"]
+"#,
+        src = src.display()
+    );
+    let r = write_recipe(dir.path(), "calc", &text);
+    let out = dir.path().join("out");
+    let o = build_ok(&r, &out, &["--experimental", "-c", &chan, "-c", &fixtures]);
+    let log = stderr(&o);
+    assert!(log.contains("2 tests passed"), "{log}");
+    let d = extract(
+        &packages(&out)
+            .into_iter()
+            .find(|p| p.to_string_lossy().contains("py-calc"))
+            .unwrap(),
+    );
+    let files = content_files(d.path());
+    assert_eq!(files.len(), 1, "only the extension module: {files:?}");
+    assert!(
+        files[0].starts_with(&format!("lib/python{py}/site-packages/calc.cpython-")),
+        "{files:?}"
+    );
+}
