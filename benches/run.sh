@@ -7,6 +7,7 @@
 #   benches/run.sh sources    only the 100 MB url source benchmark
 #   benches/run.sh tests      only the package test benchmark
 #   benches/run.sh relink     only the post-processing benchmark (1,000 ELF files)
+#   benches/run.sh python     only the pure-Python package benchmark (next to pip wheel)
 # Needs hyperfine (installed from Debian if missing), zstd and bzip2.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -171,6 +172,31 @@ relink_bench() {
   hyperfine --runs 5 --style basic --prepare "rm -rf $WORK/elf-copy" "cp -a $prefix/lib $WORK/elf-copy"
 }
 
+python_bench() {
+  echo
+  echo "## python: a pure-Python project (tests/fixtures/hello-py) built noarch with pip, warm caches"
+  local pychan="$WORK/pychan" out="$WORK/hello-out" cache="$WORK/py-cache"
+  local exe
+  exe=$(python3 -c 'import os, sys; print(os.path.realpath(sys.executable))')
+  KILN_CACHE_DIR="$cache" KILN_FIXTURE_PYTHON="$exe" KILN_FIXTURE_PYTHON_VERSION="$(python3 -c 'import platform; print(platform.python_version())')" \
+    "$KILN" build --no-test --recipe tests/fixtures/python-real --output-dir "$pychan" >/dev/null 2>&1
+  mkdir -p "$WORK/hello-recipe"
+  printf 'package: {name: hello-py, version: "1.0"}\nsource: {path: %s}\nbuild:\n  noarch: python\n  script: ${{ PYTHON }} -m pip install . --no-deps --no-build-isolation\n  python: {entry_points: ["hello-py = hello.cli:main"]}\nrequirements:\n  host: [python, pip]\n  run: [python]\n' \
+    "$REPO/tests/fixtures/hello-py" > "$WORK/hello-recipe/recipe.yaml"
+  local b="$KILN build --no-test --recipe $WORK/hello-recipe --output-dir $out -c file://$pychan"
+  KILN_CACHE_DIR="$cache" $b >/dev/null 2>&1
+  echo "kiln build (solve, install python + pip, pip install ., noarch layout, package, index):"
+  KILN_CACHE_DIR="$cache" hyperfine --warmup 1 --runs 10 --style basic --prepare "rm -rf $out" "$b"
+  echo "kiln's own lines:"
+  rm -rf "$out"; KILN_CACHE_DIR="$cache" $b 2>&1 | grep -E "installed .* in|script finished|packaged in" | sed 's/^ *INFO //'
+  echo "baseline: pip wheel of the same project (machine python):"
+  hyperfine --warmup 1 --runs 10 --style basic --prepare "rm -rf $WORK/wheel" \
+    "python3 -m pip wheel --no-deps --no-build-isolation -q -w $WORK/wheel $REPO/tests/fixtures/hello-py"
+  echo "baseline: pip install of the same project into a directory:"
+  hyperfine --warmup 1 --runs 10 --style basic --prepare "rm -rf $WORK/target" \
+    "python3 -m pip install --no-deps --no-build-isolation -q --target $WORK/target $REPO/tests/fixtures/hello-py"
+}
+
 case "${1:-all}" in
   env) env_bench; exit 0 ;;
   variants) variants_bench; exit 0 ;;
@@ -178,6 +204,7 @@ case "${1:-all}" in
   sources) sources_bench; exit 0 ;;
   tests) tests_bench; exit 0 ;;
   relink) relink_bench; exit 0 ;;
+  python) python_bench; exit 0 ;;
 esac
 
 echo
@@ -223,3 +250,4 @@ variants_bench
 sources_bench
 tests_bench
 relink_bench
+python_bench
