@@ -287,8 +287,14 @@ fn cases() -> Vec<Case> {
         },
         Case {
             key: "build.python.version_independent",
-            recipe: "package: {name: walk, version: '1.0'}\nbuild:\n  python: {version_independent: true}\n",
-            expect: Located("3:12", "`build.python.version_independent` is not supported yet"),
+            // abi3: built per platform, installed like noarch python.
+            recipe: "package: {name: walk, version: '1.0'}\nbuild:\n  python: {version_independent: true}\n  script: ['@SCRIPT@']\n",
+            expect: Effect(|d, i| {
+                i["noarch"] == "python"
+                    && i["subdir"] == subdir()
+                    && i["arch"].is_string()
+                    && json(&d.join("info/link.json"))["noarch"]["type"] == "python"
+            }),
         },
         Case {
             key: "build.python.entry_points (malformed)",

@@ -72,7 +72,7 @@ pub(super) fn build_one(
             build_number: Some(output.build.number),
             build_string: Some(p.build_string.clone()),
             hash: Some(p.hash.to_string()),
-            noarch_python: output.build.noarch.is_python(),
+            noarch_python: output.build.python_noarch_layout(),
         };
         run_script(recipe, opts, &dirs, s, &identity, &variant, &id)?;
     }
@@ -135,7 +135,7 @@ pub(super) fn build_one(
     files.dedup();
     // `package_contents` tests see the files the recipe selected.
     let listed: Vec<String> = files.iter().map(|f| f.to_string_lossy().into_owned()).collect();
-    let noarch_python = output.build.noarch.is_python();
+    let noarch_python = output.build.python_noarch_layout();
     for test in &output.tests {
         if let crate::recipe::package_tests::PackageTest::PackageContents(c) = test {
             if let Err(problems) = crate::testing::contents::check(c, &listed, noarch_python, opts.platforms.target) {
@@ -294,7 +294,7 @@ fn check_linking(
 /// Either way, conda is recorded as the installer of `*.dist-info`.
 fn python_layout(output: &Output, prefix: &Path, files: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
     let entry_points = &output.build.python.entry_points;
-    let mut files = if output.build.noarch.is_python() {
+    let mut files = if output.build.python_noarch_layout() {
         package::python::noarch_layout(prefix, &files, entry_points)?
     } else {
         let mut files = files;
@@ -320,7 +320,7 @@ fn compile_bytecode(
     id: &str,
 ) -> Result<Vec<PathBuf>> {
     use crate::environment::interpreters::installed;
-    if output.build.noarch.is_python() {
+    if output.build.python_noarch_layout() {
         return Ok(Vec::new());
     }
     // A cross build's host python is for another machine: the build

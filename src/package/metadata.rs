@@ -125,7 +125,8 @@ fn index_json(i: &InfoInputs) -> Value {
         m.insert("track_features".into(), json!(features.join(" ")));
     }
     m.insert("timestamp".into(), json!(i.timestamp * 1000));
-    if o.build.noarch.is_python() {
+    // An abi3 package is installed like a noarch python one, from its platform's subdir.
+    if o.build.python_noarch_layout() {
         m.insert("noarch".into(), json!("python"));
     } else if !o.build.noarch.is_none() {
         m.insert("noarch".into(), json!("generic"));
@@ -140,7 +141,7 @@ fn index_json(i: &InfoInputs) -> Value {
 /// points' launchers and compile its byte-code.
 fn link_json(i: &InfoInputs) -> Option<Value> {
     let o = i.output;
-    o.build.noarch.is_python().then(|| {
+    o.build.python_noarch_layout().then(|| {
         let entry_points: Vec<String> = o.build.python.entry_points.iter().map(|e| e.to_string()).collect();
         json!({
             "noarch": {"type": "python", "entry_points": entry_points},

@@ -583,6 +583,15 @@ pub struct Build {
     pub python: super::python::PythonSettings,
 }
 
+impl Build {
+    /// Whether the package gets the `noarch: python` layout, `link.json`
+    /// and no byte-code: `noarch: python`, or an abi3 package
+    /// (`python.version_independent`), which is built per platform.
+    pub fn python_noarch_layout(&self) -> bool {
+        self.noarch.is_python() || self.python.version_independent
+    }
+}
+
 /// The `about` section.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct About {

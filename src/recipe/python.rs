@@ -27,6 +27,10 @@ pub struct PythonSettings {
     /// Where `site_packages_path` is written.
     #[serde(skip)]
     pub site_packages_span: Option<Span>,
+    /// `version_independent`: an abi3 package, built per platform but laid
+    /// out and installed like `noarch: python`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub version_independent: bool,
 }
 
 impl PythonSettings {
@@ -36,6 +40,7 @@ impl PythonSettings {
             && self.skip_pyc_compilation.is_empty()
             && !self.use_python_app_entrypoint
             && self.site_packages_path.is_none()
+            && !self.version_independent
     }
 }
 
@@ -134,19 +139,7 @@ impl Reader<'_> {
                     p.site_packages_path = Some(path);
                     p.site_packages_span = Some(v.span);
                 }
-                other => {
-                    if other == "version_independent" && !self.bool(v, "build.python.version_independent")? {
-                        continue;
-                    }
-                    return Err(self
-                        .file
-                        .error(
-                            &k.span,
-                            format!("`build.python.{other}` is not supported yet"),
-                            "not implemented in kiln yet",
-                        )
-                        .with_help("remove it (abi3 packages can be built per python version for now)"));
-                }
+                _ => p.version_independent = self.bool(v, "build.python.version_independent")?,
             }
         }
         Ok(p)
