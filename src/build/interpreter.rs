@@ -112,11 +112,12 @@ pub fn by_extension(path: &Path) -> Option<Result<Interpreter, &'static str>> {
 /// Where `i` runs from: the build prefix, the host prefix, then `PATH`.
 pub fn locate(i: &Interpreter, build_prefix: &Path, host_prefix: &Path, path_var: &str) -> Option<PathBuf> {
     let prefixes = [build_prefix.join("bin"), host_prefix.join("bin")];
+    use std::os::unix::fs::PermissionsExt;
     prefixes
         .into_iter()
-        .chain(std::env::split_paths(path_var))
+        .chain(std::env::split_paths(path_var).filter(|d| d.is_absolute()))
         .map(|dir| dir.join(i.exe))
-        .find(|exe| exe.is_file())
+        .find(|exe| std::fs::metadata(exe).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
 }
 
 #[cfg(test)]
@@ -143,6 +144,11 @@ mod tests {
         for p in [build.path(), host.path()] {
             std::fs::create_dir_all(p.join("bin")).unwrap();
             std::fs::write(p.join("bin/python"), "").unwrap();
+            std::fs::set_permissions(
+                p.join("bin/python"),
+                std::os::unix::fs::PermissionsExt::from_mode(0o755),
+            )
+            .unwrap();
         }
         assert_eq!(
             locate(&python, build.path(), host.path(), ""),

@@ -86,6 +86,16 @@ pub fn run_script(
     let mut body = body;
     if body.rendered {
         body.text = late(&body.text)?;
+        if crate::redact::mask(&body.text) != body.text.as_str() {
+            return Err(recipe
+                .file
+                .error(
+                    &script.span,
+                    "the script text contains the value of a secret",
+                    "a build-time variable here holds a secret",
+                )
+                .into());
+        }
     }
     let mut values = BTreeMap::new();
     for k in script.env.keys() {
@@ -98,7 +108,7 @@ pub fn run_script(
         &dirs.build_prefix,
         opts.platforms.build,
     )?;
-    let shell = interpreted(recipe, script, &body, dirs, &env)?;
+    let (shell, script_file) = interpreted(recipe, script, &body, dirs, &env)?;
     ui::step(label, "running build script");
     let started = std::time::Instant::now();
     let run = script::ScriptRun {
@@ -110,7 +120,12 @@ pub fn run_script(
         secrets: &secrets,
         activation: &activation,
     };
-    if let Err(failed) = script::run(&run)? {
+    let outcome = script::run(&run);
+    if let Some(f) = script_file {
+        // Not part of what the build made (nor of a staging entry).
+        let _ = fs_err::remove_file(f);
+    }
+    if let Err(failed) = outcome? {
         return Err(script::failure_report(recipe, script, label, failed));
     }
     tracing::info!(
@@ -122,18 +137,19 @@ pub fn run_script(
 
 /// The bash text that runs `body`: the body itself, or (another
 /// interpreter) a command running the interpreter from the build prefix,
-/// the host prefix or `PATH` on the body, written next to the work
-/// directory as `conda_build.<ext>`.
+/// the host prefix or `PATH` on the body, written into the work directory
+/// as `conda_build_script.<ext>` (as rattler-build does, so that a
+/// `build.py` imports modules beside it), with that file to remove after.
 fn interpreted(
     recipe: &Recipe,
     script: &Script,
     body: &script::Body,
     dirs: &BuildDirs,
     env: &BTreeMap<String, String>,
-) -> Result<String> {
+) -> Result<(String, Option<PathBuf>)> {
     let i = body.interpreter;
     if i == interpreter::BASH {
-        return Ok(body.text.clone());
+        return Ok((body.text.clone(), None));
     }
     let path = env.get("PATH").map(String::as_str).unwrap_or_default();
     let exe = interpreter::locate(&i, &dirs.build_prefix, &dirs.host_prefix, path).ok_or_else(|| {
@@ -145,11 +161,12 @@ fn interpreted(
             i.exe
         )
     })?;
-    let file = dirs.build_dir.join(format!("conda_build.{}", i.ext));
+    let file = dirs.work_dir.join(format!("conda_build_script.{}", i.ext));
     fs_err::write(&file, &body.text).map_err(|e| miette::miette!("{e}"))?;
-    Ok(format!(
+    let command = format!(
         "{} {}",
         script::shell_quote(&exe.to_string_lossy()),
         script::shell_quote(&file.to_string_lossy())
-    ))
+    );
+    Ok((command, Some(file)))
 }

@@ -237,7 +237,8 @@ impl Body {
         if self.interpreter == interpreter::BASH {
             self.text.clone()
         } else {
-            format!("#!{}\n{}", self.interpreter.name, self.text)
+            // NUL never occurs in script text, so no bash script shares this.
+            format!("kiln-interpreter={}\0{}", self.interpreter.name, self.text)
         }
     }
 }

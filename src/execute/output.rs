@@ -104,8 +104,6 @@ pub(super) fn build_one(
     // What the output took from the prefix (staging accounting compares
     // these with the entry's files), before the python layout renames them.
     let taken: Vec<String> = files.iter().map(|f| f.to_string_lossy().into_owned()).collect();
-    // Python: the noarch layout, or launchers for entry points; conda as installer.
-    files = python_layout(output, &dirs.host_prefix, files)?;
     // `post_process` replacements, then run paths inside the prefix become `$ORIGIN`-relative.
     let relink_started = std::time::Instant::now();
     let processed = package::post_process::apply(recipe, &dirs.host_prefix, &files, &output.build.post_process)?;
@@ -129,6 +127,9 @@ pub(super) fn build_one(
             relink_started.elapsed().as_secs_f64()
         );
     }
+    // Python: the noarch layout (after relocation, which computes run paths
+    // from where installers put the files), or launchers for entry points.
+    files = python_layout(output, &dirs.host_prefix, files, &new_files)?;
     let cross = opts.platforms.host != opts.platforms.build;
     files.extend(compile_bytecode(recipe, output, &dirs, &files, cross, &id)?);
     files.sort();
@@ -292,13 +293,13 @@ fn check_linking(
 /// The python steps before relocation: `noarch: python` packages get the
 /// noarch layout; other packages get launchers for their entry points.
 /// Either way, conda is recorded as the installer of `*.dist-info`.
-fn python_layout(output: &Output, prefix: &Path, files: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
+fn python_layout(output: &Output, prefix: &Path, files: Vec<PathBuf>, made: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let entry_points = &output.build.python.entry_points;
     let mut files = if output.build.python_noarch_layout() {
         package::python::noarch_layout(prefix, &files, entry_points)?
     } else {
         let mut files = files;
-        files.extend(package::python::write_launchers(prefix, entry_points, &files)?);
+        files.extend(package::python::write_launchers(prefix, entry_points, made)?);
         files.sort();
         files.dedup();
         files

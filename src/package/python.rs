@@ -107,16 +107,16 @@ pub fn launcher(python: &Path, e: &EntryPoint) -> String {
 
 /// Write a launcher into `bin/` of `prefix` for each entry point (a
 /// per-platform python package); returns the written paths. A file in
-/// the way that is not among the output's own `files` (one a dependency
+/// the way that the build did not make (`made`: one a dependency
 /// installed, such as `bin/python`) is an error, never replaced.
-pub fn write_launchers(prefix: &Path, entry_points: &[EntryPoint], files: &[PathBuf]) -> Result<Vec<PathBuf>> {
+pub fn write_launchers(prefix: &Path, entry_points: &[EntryPoint], made: &[PathBuf]) -> Result<Vec<PathBuf>> {
     use std::os::unix::fs::PermissionsExt;
     let python = prefix.join("bin/python");
     let mut written = Vec::new();
     for e in entry_points {
         let rel = Path::new("bin").join(&e.command);
         let path = prefix.join(&rel);
-        if path.symlink_metadata().is_ok() && !files.contains(&rel) {
+        if path.symlink_metadata().is_ok() && !made.contains(&rel) {
             return Err(miette!(
                 help = "rename the entry point's command",
                 "entry point `{e}` would replace {}, which the build did not make (a dependency installed it)",

@@ -171,7 +171,7 @@ impl Loader<'_> {
             Some(n) => merge_about(reader.about(&n)?, &top.about),
             None => top.about.clone(),
         };
-        let requirements = render("requirements")?
+        let mut requirements = render("requirements")?
             .map(|n| reader.requirements(&n))
             .transpose()?
             .unwrap_or_default();
@@ -179,10 +179,12 @@ impl Loader<'_> {
         if from_staging {
             fallback.script = None;
         }
+        let build = finish_build(own_build, fallback);
+        super::python::ignore_python_exports(&build, &mut requirements);
         Ok(Some(Output {
             package,
             source,
-            build: finish_build(own_build, fallback),
+            build,
             requirements,
             tests,
             about,

@@ -243,10 +243,13 @@ impl Loader<'_> {
         if build.skip {
             return Ok(None);
         }
+        let build = finish_build(build, BuildSection::default());
+        let mut requirements = requirements;
+        super::python::ignore_python_exports(&build, &mut requirements);
         Ok(Some(Output {
             package,
             source: top.source,
-            build: finish_build(build, BuildSection::default()),
+            build,
             requirements,
             tests: top.tests,
             about: top.about,

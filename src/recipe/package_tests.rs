@@ -184,6 +184,9 @@ impl Reader<'_> {
             match k.name.as_str() {
                 "script" => {
                     test.script = self.script(v)?;
+                    if test.script.interpreter.as_deref() == Some("r") {
+                        test.script.interpreter = Some("rscript".into());
+                    }
                     if let (Some(i), Some(at)) = (&test.script.interpreter, test.script.interpreter_span) {
                         if !matches!(i.as_str(), "bash" | "python" | "perl" | "rscript" | "r") {
                             return Err(self

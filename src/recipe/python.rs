@@ -95,6 +95,21 @@ pub fn parse_entry_point(text: &str, span: Span) -> Option<EntryPoint> {
     })
 }
 
+/// An abi3 package (`version_independent`) works with every python: the
+/// host python's run exports (which pin one version) do not apply, both
+/// ways, as in rattler-build.
+pub fn ignore_python_exports(build: &super::model::Build, requirements: &mut super::model::Requirements) {
+    if !build.python.version_independent {
+        return;
+    }
+    let ignore = &mut requirements.ignore_run_exports;
+    for list in [&mut ignore.from_package, &mut ignore.by_name] {
+        if !list.iter().any(|n| n == "python") {
+            list.push("python".to_string());
+        }
+    }
+}
+
 impl Reader<'_> {
     /// The `build.python` section.
     pub fn python(&self, node: &RNode) -> PResult<PythonSettings> {

@@ -32,7 +32,7 @@ pub const CACHE_FORMAT_VERSION: u32 = 6;
 /// Bumped whenever kiln changes how it runs a staging build (the script's
 /// environment, activation, how files are captured), so that entries
 /// built the old way are not reused.
-pub const BUILD_LOGIC_VERSION: u32 = 1;
+pub const BUILD_LOGIC_VERSION: u32 = 2;
 
 /// Files next to a recipe that kiln itself reads; their effect on a
 /// staging build is already in the key through the variant values.

@@ -154,7 +154,11 @@ pub fn run(
                     };
                     let file = dir.join(format!("test_script.{ext}"));
                     fs_err::write(&file, &body).into_diagnostic()?;
-                    let exe = if other == "r" { "Rscript" } else { other };
+                    let exe = if matches!(other, "r" | "rscript") {
+                        "Rscript"
+                    } else {
+                        other
+                    };
                     format!("{exe} {}", script::shell_quote(&file.to_string_lossy()))
                 }
             };
