@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::package::archive::Format;
+use crate::package::archive::PackageFormat;
 
 /// kiln builds conda packages from v1 recipes (`recipe.yaml`), fast and reproducibly.
 #[derive(Debug, Parser)]
@@ -22,7 +22,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build the packages of a recipe into an indexed output channel.
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// Inspect or clean the staging cache.
     #[command(subcommand)]
     Cache(CacheCommand),
@@ -116,9 +116,15 @@ pub struct BuildArgs {
     #[arg(long, env = "CONDA_BLD_PATH", default_value = "output")]
     pub output_dir: PathBuf,
 
-    /// Archive format of the packages.
-    #[arg(long, value_enum, default_value = "conda")]
-    pub package_format: Format,
+    /// Archive format of the packages, with an optional compression level:
+    /// `conda`, `tar.bz2`, `conda:19`, `tar.bz2:1`, `conda:max` (zstd levels
+    /// -7..22, default 15; bzip2 1..9, default 9).
+    #[arg(long, default_value = "conda")]
+    pub package_format: PackageFormat,
+
+    /// zstd worker threads for `.conda` packages (default: all cores).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub compression_threads: Option<u32>,
 
     /// Platform to build packages for (default: this machine's).
     #[arg(long)]

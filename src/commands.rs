@@ -13,7 +13,7 @@ use crate::{plan, recipe, rendered, ui, variants};
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Build(args) => build(args),
+        Command::Build(args) => build(*args),
         Command::Cache(cmd) => cache(cmd),
         Command::Test(args) => crate::test_command::run(args),
     }
@@ -103,7 +103,12 @@ fn build(args: BuildArgs) -> Result<()> {
         staging_cache_dir,
         error_unused_staging_files: args.error_unused_staging_files,
         error_overlapping_files: args.error_overlapping_files,
-        format: args.package_format,
+        compression: crate::package::archive::Compression {
+            format: args.package_format,
+            threads: args
+                .compression_threads
+                .unwrap_or_else(crate::package::archive::all_cores),
+        },
         platforms,
         keep_build: args.keep_build,
         timestamp: build_timestamp(&recipe.dir, &output_dir)?,

@@ -60,10 +60,7 @@ pub fn rendered_output(
         "channels": channel_urls(opts),
         "timestamp": opts.timestamp,
         "subpackages": subpackages,
-        "packaging_settings": {"archive_type": match opts.format {
-            crate::package::archive::Format::Conda => "conda",
-            crate::package::archive::Format::TarBz2 => "tar_bz2",
-        }},
+        "packaging_settings": packaging_settings(opts.compression.format),
     });
     let mut rendered = json!({
         "recipe": Value::Object(recipe_obj),
@@ -140,4 +137,14 @@ fn channel_urls(opts: &BuildOptions) -> Vec<String> {
             .map(|c| crate::redact::mask(c).into_owned())
             .collect(),
     }
+}
+
+/// `packaging_settings` of the rendered recipe (rattler-build's form).
+fn packaging_settings(f: crate::package::archive::PackageFormat) -> Value {
+    use crate::package::archive::Format;
+    let (archive_type, level) = match f.format {
+        Format::Conda => ("conda", f.level.to_zstd_level().map(i64::from)),
+        Format::TarBz2 => ("tar_bz2", f.level.to_bzip2_level().map(i64::from)),
+    };
+    json!({"archive_type": archive_type, "compression_level": level.ok()})
 }

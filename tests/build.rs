@@ -480,3 +480,39 @@ fn colliding_license_files_and_case_only_paths_are_warned_about() {
         "the recipe directory wins"
     );
 }
+
+#[test]
+fn compression_threads_do_not_change_the_bytes_and_levels_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    // Half a megabyte of text, so that zstd has something to do.
+    let r = write_recipe(
+        dir.path(),
+        "squeeze",
+        "package: {name: squeeze, version: '1.0'}\nbuild:\n  script:\n    - mkdir -p $PREFIX/share\n    - for i in $(seq 1 20000); do echo \"line $i of some text\"; done > $PREFIX/share/text.txt\n",
+    );
+    let built = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        build_ok(&r, &out, extra);
+        let p = packages(&out);
+        assert_eq!(p.len(), 1);
+        std::fs::read(&p[0]).unwrap()
+    };
+    let default = built("default", &[]);
+    let one = built("one-thread", &["--compression-threads", "1"]);
+    assert!(default == one, "the thread count changed the package");
+    let fast = built("fast", &["--package-format", "conda:1"]);
+    let small = built("small", &["--package-format", "conda:max"]);
+    assert!(
+        fast.len() > small.len(),
+        "level 1: {} bytes, level 22: {}",
+        fast.len(),
+        small.len()
+    );
+    let bz = built("bz", &["--package-format", "tar.bz2:1"]);
+    assert_eq!(&bz[..3], b"BZh");
+
+    let o = build(&r, &dir.path().join("bad"), &["--package-format", "tar.bz2:10"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("between 1 and 9"), "{}", stderr(&o));
+    assert!(!dir.path().join("bad").exists(), "nothing is written for a bad flag");
+}

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use miette::Result;
 
-use crate::package::archive::Format;
+use crate::package::archive::Compression;
 use crate::recipe::model::Script;
 use crate::recipe::Recipe;
 use crate::syntax::jinja::Platforms;
@@ -26,8 +26,8 @@ pub struct BuildOptions {
     pub output_dir: PathBuf,
     /// Staging cache directory (default `<output>/build_cache`).
     pub staging_cache_dir: PathBuf,
-    /// Archive format.
-    pub format: Format,
+    /// Archive format, compression level and threads.
+    pub compression: Compression,
     /// Platforms.
     pub platforms: Platforms,
     /// Keep `bld/` directories after success.

@@ -208,7 +208,7 @@ pub(super) fn build_one(
         &dirs.build_dir.join("pkg"),
         &dest,
         &package::PackOptions {
-            format: opts.format,
+            compression: opts.compression,
             error_prefix_in_binary: opts.error_prefix_in_binary,
         },
     )?;

@@ -23,8 +23,8 @@ use crate::recipe::Recipe;
 
 /// How packages are written.
 pub struct PackOptions {
-    /// `.conda` or `.tar.bz2`.
-    pub format: archive::Format,
+    /// `.conda` or `.tar.bz2`, level and threads.
+    pub compression: archive::Compression,
     /// Fail when a binary file contains the build prefix.
     pub error_prefix_in_binary: bool,
 }
@@ -122,7 +122,7 @@ pub fn create(
         info.output.package.version.as_str(),
         info.build_string
     );
-    let path = archive::write(pkg_dir, dest_dir, &stem, pack.format, info.timestamp)?;
+    let path = archive::write(pkg_dir, dest_dir, &stem, pack.compression, info.timestamp)?;
     fs_err::remove_dir_all(pkg_dir).into_diagnostic()?;
     Ok(path)
 }
