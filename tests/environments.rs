@@ -34,12 +34,6 @@ fn index_of(out: &Path, name: &str) -> Value {
     json(&d.path().join("info/index.json"))
 }
 
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| a.iter().map(|s| s.as_str().unwrap().to_string()).collect())
-        .unwrap_or_default()
-}
-
 #[test]
 fn c_library_compiled_in_staging_and_split_into_library_and_headers() {
     let out = tempfile::tempdir().unwrap();

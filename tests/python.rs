@@ -51,12 +51,6 @@ tests:
     write_recipe(dir, name, &text)
 }
 
-fn strings(v: &serde_json::Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
-        .unwrap_or_default()
-}
-
 fn python_channel() -> (String, String) {
     let (chan, v1, _) = real_python_channel();
     (url::Url::from_directory_path(chan).unwrap().to_string(), minor(v1))

@@ -148,13 +148,10 @@ pub fn build_env(i: &EnvInputs) -> BTreeMap<String, String> {
         i.target,
         i.variant,
     ));
-    let mut set = |k: &str, v: String| {
-        env.insert(k.to_string(), v);
-    };
     let system_path = std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into());
     // Activation (see `environment::activation`) puts the host, then the
     // build prefix in front of this.
-    set("PATH", system_path);
+    env.insert("PATH".into(), system_path);
     for (k, v) in i.variant {
         let key = crate::variants::normalize_key(k);
         if !NOT_EXPORTED.contains(&key.as_str()) {

@@ -21,36 +21,69 @@ pub struct Installed {
     pub site_packages_path: Option<String>,
 }
 
-/// The record of package `name` installed in `prefix`, if any.
-pub fn installed(prefix: &Path, name: &str) -> Option<Installed> {
-    let meta = prefix.join("conda-meta");
-    let wanted = format!("{name}-");
-    for entry in std::fs::read_dir(meta).ok()?.flatten() {
-        let file = entry.file_name().to_string_lossy().into_owned();
-        // `python-3.11.7-h1234_0.json`, but not `python-dateutil-...`:
-        // the record's own name decides.
-        if !file.starts_with(&wanted) || !file.ends_with(".json") {
-            continue;
-        }
-        let Ok(text) = std::fs::read_to_string(entry.path()) else {
-            continue;
+/// The interpreter packages [`variables`] asks about.
+const INTERPRETERS: &[&str] = &["python", "numpy", "perl", "r-base", "lua"];
+
+/// The interpreter packages installed in a prefix, from one pass over its
+/// `conda-meta` (only the records whose file names could be theirs are read).
+#[derive(Debug, Default)]
+pub struct Records(BTreeMap<String, Installed>);
+
+impl Records {
+    /// Read the records of [`INTERPRETERS`] in `prefix` (none if it has no `conda-meta`).
+    pub fn read(prefix: &Path) -> Self {
+        let mut found = BTreeMap::new();
+        let Ok(entries) = std::fs::read_dir(prefix.join("conda-meta")) else {
+            return Records(found);
         };
-        let Ok(record) = serde_json::from_str::<serde_json::Value>(&text) else {
-            continue;
-        };
-        if record["name"].as_str() != Some(name) {
-            continue;
+        for entry in entries.flatten() {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            // `python-3.11.7-h1234_0.json`, but also `python-dateutil-...`:
+            // the record's own name decides.
+            let candidate = file.ends_with(".json")
+                && INTERPRETERS
+                    .iter()
+                    .any(|n| file.strip_prefix(n).is_some_and(|r| r.starts_with('-')));
+            if !candidate {
+                continue;
+            }
+            let Some(record) = std::fs::read_to_string(entry.path())
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            else {
+                continue;
+            };
+            let (Some(name), Some(version)) = (record["name"].as_str(), record["version"].as_str()) else {
+                continue;
+            };
+            if INTERPRETERS.contains(&name) {
+                found.insert(
+                    name.to_string(),
+                    Installed {
+                        version: version.to_string(),
+                        // A record pointing outside the prefix is not trusted.
+                        site_packages_path: record["python_site_packages_path"]
+                            .as_str()
+                            .filter(|p| !p.is_empty() && crate::disk::safe_join(Path::new("/"), Path::new(p)).is_some())
+                            .map(str::to_string),
+                    },
+                );
+            }
         }
-        return Some(Installed {
-            version: record["version"].as_str()?.to_string(),
-            // A record pointing outside the prefix is not trusted.
-            site_packages_path: record["python_site_packages_path"]
-                .as_str()
-                .filter(|p| !p.is_empty() && crate::disk::safe_join(Path::new("/"), Path::new(p)).is_some())
-                .map(str::to_string),
-        });
+        Records(found)
     }
-    None
+
+    /// The record of `name`, if installed.
+    pub fn get(&self, name: &str) -> Option<&Installed> {
+        self.0.get(name)
+    }
+
+    /// `X.Y` of `name` if installed, else of the variant's `key`.
+    fn version(&self, name: &str, variant: &BTreeMap<String, String>, key: &str) -> Option<String> {
+        self.get(name)
+            .map(|i| major_minor(&i.version))
+            .or_else(|| variant_version(variant, key))
+    }
 }
 
 /// `3.11.7` → `3.11` (a version's first two components).
@@ -90,13 +123,9 @@ impl PythonLayout {
         }
     }
 
-    /// The layout of the python installed in `prefix`, else of the one the
-    /// variant names.
-    pub fn find(prefix: &Path, platform: Subdir, variant: &BTreeMap<String, String>) -> Option<Self> {
-        match installed(prefix, "python") {
-            Some(p) => Some(Self::new(&p.version, platform, p.site_packages_path.as_deref())),
-            None => variant_version(variant, "python").map(|v| Self::new(&v, platform, None)),
-        }
+    /// The layout of an installed python.
+    fn of(p: &Installed, platform: Subdir) -> Self {
+        Self::new(&p.version, platform, p.site_packages_path.as_deref())
     }
 }
 
@@ -132,19 +161,23 @@ pub fn variables(
     platform: Subdir,
     variant: &BTreeMap<String, String>,
 ) -> BTreeMap<String, String> {
+    let (in_host, in_build) = (Records::read(host), Records::read(build));
     let mut vars = BTreeMap::new();
     let s = |p: PathBuf| p.to_string_lossy().into_owned();
     let runs_from = |name: &str, package: &str| {
-        if installed(host, package).is_none() && installed(build, package).is_some() {
+        if in_host.get(package).is_none() && in_build.get(package).is_some() {
             executable(build, platform, name)
         } else {
             executable(host, platform, name)
         }
     };
     vars.insert("PYTHON".into(), s(runs_from("python", "python")));
-    let python = PythonLayout::find(host, platform, variant).or_else(|| {
-        installed(build, "python").map(|p| PythonLayout::new(&p.version, platform, p.site_packages_path.as_deref()))
-    });
+    let python = match (in_host.get("python"), in_build.get("python")) {
+        (Some(p), _) => Some(PythonLayout::of(p, platform)),
+        (None, built) => variant_version(variant, "python")
+            .map(|v| PythonLayout::new(&v, platform, None))
+            .or_else(|| built.map(|p| PythonLayout::of(p, platform))),
+    };
     if let Some(py) = python {
         let py3k = if py.version.starts_with("3.") { "1" } else { "0" };
         vars.insert("PY3K".into(), py3k.into());
@@ -152,29 +185,20 @@ pub fn variables(
         vars.insert("SP_DIR".into(), s(host.join(&py.site_packages)));
         vars.insert("PY_VER".into(), py.version);
     }
-    let numpy = installed(host, "numpy")
-        .map(|n| major_minor(&n.version))
-        .or_else(|| variant_version(variant, "numpy"));
-    if let Some(v) = numpy {
+    if let Some(v) = in_host.version("numpy", variant, "numpy") {
         vars.insert("NPY_VER".into(), v);
         vars.insert("NPY_DISTUTILS_APPEND_FLAGS".into(), "1".into());
     }
     vars.insert("PERL".into(), s(runs_from("perl", "perl")));
-    if let Some(v) = installed(host, "perl").map(|p| p.version) {
-        vars.insert("PL_VER".into(), v);
+    if let Some(p) = in_host.get("perl") {
+        vars.insert("PL_VER".into(), p.version.clone());
     }
-    let r = installed(host, "r-base")
-        .map(|r| major_minor(&r.version))
-        .or_else(|| variant_version(variant, "r_base"));
-    if let Some(v) = r {
+    if let Some(v) = in_host.version("r-base", variant, "r_base") {
         vars.insert("R".into(), s(runs_from("R", "r-base")));
         vars.insert("R_VER".into(), v);
         vars.insert("R_USER".into(), s(host.join("Libs/R")));
     }
-    let lua = installed(host, "lua")
-        .map(|l| major_minor(&l.version))
-        .or_else(|| variant_version(variant, "lua"));
-    if let Some(v) = lua {
+    if let Some(v) = in_host.version("lua", variant, "lua") {
         vars.insert("LUA".into(), s(runs_from("lua", "lua")));
         vars.insert("LUA_VER".into(), v);
         vars.insert("LUA_INCLUDE_DIR".into(), s(host.join("include")));

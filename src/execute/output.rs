@@ -295,17 +295,15 @@ fn check_linking(
 /// Either way, conda is recorded as the installer of `*.dist-info`.
 fn python_layout(output: &Output, prefix: &Path, files: Vec<PathBuf>, made: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let entry_points = &output.build.python.entry_points;
-    let mut files = if output.build.python_noarch_layout() {
+    let files = if output.build.python_noarch_layout() {
         package::python::noarch_layout(prefix, &files, entry_points)?
     } else {
+        // The caller sorts and deduplicates (pip may have made a launcher too).
         let mut files = files;
         files.extend(package::python::write_launchers(prefix, entry_points, made)?);
-        files.sort();
-        files.dedup();
         files
     };
     package::python::mark_installer(prefix, &files)?;
-    files.shrink_to_fit();
     Ok(files)
 }
 
@@ -320,18 +318,19 @@ fn compile_bytecode(
     cross: bool,
     id: &str,
 ) -> Result<Vec<PathBuf>> {
-    use crate::environment::interpreters::installed;
+    use crate::environment::interpreters::Records;
     if output.build.python_noarch_layout() {
         return Ok(Vec::new());
     }
+    let in_host = Records::read(&dirs.host_prefix).get("python").is_some();
     // A cross build's host python is for another machine: the build
     // environment's compiles (as rattler-build does).
-    let python = if !cross && installed(&dirs.host_prefix, "python").is_some() {
+    let python = if !cross && in_host {
         dirs.host_prefix.join("bin/python")
-    } else if installed(&dirs.build_prefix, "python").is_some() {
+    } else if Records::read(&dirs.build_prefix).get("python").is_some() {
         dirs.build_prefix.join("bin/python")
     } else {
-        if cross && installed(&dirs.host_prefix, "python").is_some() {
+        if cross && in_host {
             tracing::warn!("{id}: no byte-code compiled: cross-compiling needs python in the build environment too");
         }
         return Ok(Vec::new());

@@ -202,27 +202,29 @@ fn header(path: &Path, timestamp: &jiff::Timestamp) -> std::io::Result<tar::Head
 }
 
 /// Add `base/rel` to `tar`; with `data` false, a file's header only (for
-/// measuring).
+/// measuring). Returns the size of the file's data (0 for others).
 fn append<W: Write>(
     tar: &mut tar::Builder<W>,
     base: &Path,
     rel: &Path,
     timestamp: &jiff::Timestamp,
     data: bool,
-) -> std::io::Result<()> {
+) -> std::io::Result<u64> {
     let path = base.join(rel);
     let mut h = header(&path, timestamp)?;
     let kind = h.entry_type();
     if kind.is_file() {
+        let size = h.size()?;
         if data {
-            tar.append_data(&mut h, rel, fs_err::File::open(&path)?)
+            tar.append_data(&mut h, rel, fs_err::File::open(&path)?)?;
         } else {
-            tar.append_data(&mut h, rel, std::io::empty())
+            tar.append_data(&mut h, rel, std::io::empty())?;
         }
+        Ok(size)
     } else if kind.is_symlink() || kind.is_hard_link() {
-        tar.append_link(&mut h, rel, fs_err::read_link(&path)?)
+        tar.append_link(&mut h, rel, fs_err::read_link(&path)?).map(|()| 0)
     } else if kind.is_dir() {
-        tar.append_data(&mut h, rel, std::io::empty())
+        tar.append_data(&mut h, rel, std::io::empty()).map(|()| 0)
     } else {
         Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
@@ -238,11 +240,7 @@ fn tar_size(base: &Path, group: &[PathBuf], timestamp: &jiff::Timestamp) -> std:
     let mut headers = tar::Builder::new(Counter(0));
     let mut data = 0u64;
     for rel in group {
-        append(&mut headers, base, rel, timestamp, false)?;
-        let meta = fs_err::symlink_metadata(base.join(rel))?;
-        if meta.is_file() {
-            data += meta.len().div_ceil(512) * 512;
-        }
+        data += append(&mut headers, base, rel, timestamp, false)?.div_ceil(512) * 512;
     }
     Ok(headers.into_inner()?.0 + data)
 }

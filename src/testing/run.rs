@@ -297,6 +297,13 @@ fn variables(
     for (k, v) in &subject.variant {
         env.insert(crate::variants::normalize_key(k), v.clone());
     }
+    // PYTHON, PY_VER, SP_DIR, ... of the test environment.
+    env.extend(crate::environment::interpreters::variables(
+        prefix,
+        build_prefix.unwrap_or(prefix),
+        target,
+        &subject.variant,
+    ));
     let mut set = |k: &str, v: String| {
         env.insert(k.to_string(), v);
     };
@@ -321,15 +328,6 @@ fn variables(
         if target != build { "1" } else { "0" }.into(),
     );
     set("PYTHONNOUSERSITE", "1".into());
-    env.extend(crate::environment::interpreters::variables(
-        prefix,
-        build_prefix.unwrap_or(prefix),
-        target,
-        &subject.variant,
-    ));
-    let mut set = |k: &str, v: String| {
-        env.insert(k.to_string(), v);
-    };
     set("LANG", "C.UTF-8".into());
     set("LC_ALL", "C.UTF-8".into());
     set("HOME", s(dir));

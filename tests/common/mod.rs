@@ -385,6 +385,13 @@ pub fn cache_entries(cache: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// The strings of a JSON array (`depends`, `constrains`); empty for anything else.
+pub fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| a.iter().map(|s| s.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
+}
+
 /// Write `text` as `recipe.yaml` into a new directory `dir/name`; returns the directory.
 pub fn write_recipe(dir: &Path, name: &str, text: &str) -> PathBuf {
     let d = dir.join(name);
