@@ -527,3 +527,103 @@ fn bad_staging_recipes_fail_with_located_errors() {
         assert_failed_with(&o, out.path(), needles);
     }
 }
+
+/// The kept host prefix of a build directory.
+fn kept_host_prefix(build_dir: &Path) -> PathBuf {
+    fs::read_dir(build_dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("host_env"))
+        .expect("host prefix kept with --keep-build")
+}
+
+/// Every file and symlink below `dir`, relative, outside `conda-meta`.
+fn tree(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| !e.file_type().is_dir())
+        .map(|e| e.path().strip_prefix(dir).unwrap().to_string_lossy().into_owned())
+        .filter(|p| !p.starts_with("conda-meta"))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn script_less_inheritors_are_packaged_from_the_entry_without_a_restore() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let recipe_path = dir.path().join("recipe.yaml");
+    fs::copy(staging("direct/recipe.yaml"), &recipe_path).unwrap();
+    let out = dir.path().join("out");
+    let o = build_staging(&recipe_path, &out, &["--keep-build"]);
+    let log = stderr(&o);
+    assert!(!log.contains("restored staging"), "{log}");
+    assert!(log.contains("direct-lib"), "{log}");
+    assert!(
+        log.contains("linked 2 of the 4 paths of staging direct-build") && log.contains("nothing else restored"),
+        "{log}"
+    );
+
+    // The last output's kept prefix holds its own selected files only,
+    // the untouched ones as hard links to the entry's.
+    let entry = cache_entries(&out.join("build_cache")).remove(0);
+    let prefix = kept_host_prefix(&out.join("bld/kiln_direct"));
+    assert_eq!(tree(&prefix), vec!["include/header.h", "share/v.cfg"]);
+    let ino = |p: &Path| fs::metadata(p).unwrap().ino();
+    assert_eq!(
+        ino(&prefix.join("include/header.h")),
+        ino(&entry.join("prefix/include/header.h"))
+    );
+    // `post_process` replaced its file; the entry keeps the original.
+    assert_eq!(
+        fs::read_to_string(prefix.join("share/v.cfg")).unwrap(),
+        "version=new-was-old\n"
+    );
+    assert_eq!(
+        fs::read_to_string(entry.join("prefix/share/v.cfg")).unwrap(),
+        "version=old\n"
+    );
+
+    let lib_name = format!("linux-64/direct-lib-1.0.0-{H}.conda");
+    let lib = extracted(&out, &lib_name);
+    assert_eq!(content_files(lib.path()), vec!["lib/config.txt", "lib/link.txt"]);
+    let paths = paths_json(lib.path());
+    assert_eq!(paths["lib/config.txt"]["file_mode"], "text");
+    assert_eq!(paths["lib/link.txt"]["path_type"], "softlink");
+    // The license came from the entry's work directory.
+    assert_eq!(
+        fs::read_to_string(lib.path().join("info/licenses/LICENSE")).unwrap(),
+        "MIT License\n"
+    );
+    let data = extracted(&out, &format!("linux-64/direct-data-1.0.0-{H}.conda"));
+    assert_eq!(
+        fs::read_to_string(data.path().join("share/v.cfg")).unwrap(),
+        "version=new-was-old\n"
+    );
+
+    // The same output with a script of its own (a full restore) packages
+    // the same bytes.
+    let text = fs::read_to_string(&recipe_path).unwrap().replace(
+        "    build:\n      files:\n        - lib/**",
+        "    build:\n      script:\n        - echo restored\n      files:\n        - lib/**",
+    );
+    fs::write(&recipe_path, text).unwrap();
+    let o = build_staging(&recipe_path, &out, &[]);
+    let log = stderr(&o);
+    assert!(
+        log.contains("cache hit") && log.contains("restored staging direct-build"),
+        "{log}"
+    );
+    let restored = extracted(&out, &lib_name);
+    assert_eq!(paths_json(restored.path()), paths);
+    for f in ["lib/config.txt", "info/licenses/LICENSE"] {
+        assert_eq!(
+            fs::read(restored.path().join(f)).unwrap(),
+            fs::read(lib.path().join(f)).unwrap(),
+            "{f}"
+        );
+    }
+}

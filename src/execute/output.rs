@@ -1,5 +1,6 @@
 //! Building one planned output: fresh directories, the staging output it
-//! inherits (restored from the cache, built first if needed), environments,
+//! inherits (restored from the cache, or only the selected files linked when
+//! the output has no script; built first if needed), environments,
 //! sources, the build script, file selection, post-processing, the linking
 //! checks and packaging.
 
@@ -56,13 +57,29 @@ pub(super) fn build_one(
     // Restored staging files count as new: the snapshot is taken before the
     // restore. Installed packages' files do not (see `select::new_files`).
     let before = select::snapshot(&dirs.host_prefix)?;
-    if let Some(entry) = &staging {
-        restore_into(entry, &dirs, &id)?;
+    // Without a script nothing but kiln's own steps (which replace files,
+    // never write into them) touches the staging files: only the selected
+    // ones are placed, as hard links, after selection.
+    let direct = staging.as_ref().filter(|_| output.build.script.is_none());
+    match (&staging, direct) {
+        (Some(entry), None) => restore_into(entry, &dirs, &id)?,
+        // Sources of the output's own are layered on the staging work dir.
+        (Some(entry), Some(_)) if !output.source.is_empty() => {
+            let nothing = BTreeSet::new();
+            crate::staging::link_selected(entry, &dirs, &nothing, true, &id)?;
+        }
+        _ => {}
     }
     resolve::install(envs, &resolved, dirs.prefixes(), opts.platforms, &id)?;
     ui::step(&id, "placing sources");
     let mut finalized_sources = staging.as_ref().map(|e| e.meta.sources.clone()).unwrap_or_default();
     finalized_sources.extend(sources::fetch(recipe, &output.source, &dirs.work_dir, opts)?);
+    // Where license files and test files are looked up in the work
+    // directory: the entry's own when it was not restored.
+    let work_dir = match direct {
+        Some(entry) if output.source.is_empty() => entry.work_dir(),
+        _ => dirs.work_dir.clone(),
+    };
 
     if let Some(s) = &output.build.script {
         let variant: BTreeMap<String, String> = p.variant.iter().map(|(k, v)| (k.clone(), variant_text(v))).collect();
@@ -78,13 +95,25 @@ pub(super) fn build_one(
     }
 
     ui::step(&id, "collecting files");
-    let after = select::snapshot(&dirs.host_prefix)?;
+    let mut after = select::snapshot(&dirs.host_prefix)?;
+    let entry_paths: BTreeSet<PathBuf> = direct
+        .map(|e| e.meta.files.iter().map(|f| PathBuf::from(&f.path)).collect())
+        .unwrap_or_default();
+    after.extend(entry_paths.iter().cloned());
     let new_files = select::new_files(&dirs.host_prefix, &before, &after)?;
     let mut files = package::select_files(recipe, output, &new_files)?;
     for extra in package::always_included(recipe, output, &after)? {
         if !files.contains(&extra) {
             files.push(extra);
         }
+    }
+    if let Some(entry) = direct {
+        let chosen: BTreeSet<String> = files
+            .iter()
+            .filter(|f| entry_paths.contains(*f) && dirs.host_prefix.join(f).symlink_metadata().is_err())
+            .map(|f| f.to_string_lossy().into_owned())
+            .collect();
+        crate::staging::link_selected(entry, &dirs, &chosen, false, &id)?;
     }
     files.sort();
     if files.is_empty() {
@@ -153,14 +182,8 @@ pub(super) fn build_one(
     let name = output.package.name.as_normalized().to_string();
     let (mut tests, shipped) = crate::testing::stored::stored_form(recipe, &output.tests, &name)?;
     tests.iter_mut().for_each(crate::redact::mask_json);
-    let test_files = crate::testing::stored::ship_files(
-        recipe,
-        &name,
-        &shipped,
-        &dirs.work_dir,
-        &dirs.host_prefix,
-        &opts.output_dir,
-    )?;
+    let test_files =
+        crate::testing::stored::ship_files(recipe, &name, &shipped, &work_dir, &dirs.host_prefix, &opts.output_dir)?;
     let packaged = files.clone();
     files.extend(test_files.iter().cloned());
     files.sort();
@@ -195,7 +218,7 @@ pub(super) fn build_one(
         rendered: &rendered,
         depends: &depends,
         constrains: &constrains,
-        work_dir: &dirs.work_dir,
+        work_dir: &work_dir,
         output_dir: &opts.output_dir,
         tests: &tests,
         allow_absolute_license_paths: opts.allow_absolute_license_paths,

@@ -126,7 +126,7 @@ pub fn write_launchers(prefix: &Path, entry_points: &[EntryPoint], made: &[PathB
         fs_err::create_dir_all(prefix.join("bin")).into_diagnostic()?;
         // pip's own launcher for the same command is replaced.
         let _ = fs_err::remove_file(&path);
-        fs_err::write(&path, launcher(&python, e)).into_diagnostic()?;
+        crate::disk::replace_file(&path, launcher(&python, e).as_bytes())?;
         fs_err::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).into_diagnostic()?;
         written.push(rel);
     }
@@ -142,7 +142,7 @@ pub fn mark_installer(prefix: &Path, files: &[PathBuf]) -> Result<()> {
                 .and_then(Path::file_name)
                 .is_some_and(|d| d.to_string_lossy().ends_with(".dist-info"));
         if is_installer && prefix.join(rel).is_file() {
-            fs_err::write(prefix.join(rel), "conda\n").into_diagnostic()?;
+            crate::disk::replace_file(&prefix.join(rel), b"conda\n")?;
         }
     }
     Ok(())

@@ -5,9 +5,11 @@
 //! only across file systems). Restore clones them into a build's prefix and
 //! work directory with reflinks where the file system supports them, plain
 //! copies otherwise, keeping modes and modification times (so `make` sees
-//! nothing to rebuild), and relocates paths when the entry was built at a
-//! different `$PREFIX` or work directory.
+//! nothing to rebuild), or hard-links a selection of the prefix files for an
+//! output that only packages them; either way it relocates paths when the
+//! entry was built at a different `$PREFIX` or work directory.
 
+use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -101,14 +103,48 @@ pub struct RestoreStats {
     pub entries: usize,
     /// Bytes of regular files restored.
     pub bytes: u64,
-    /// Files cloned by reflink (the rest were copied).
+    /// Files cloned by reflink.
     pub reflinked: usize,
+    /// Files hard-linked to the entry's (no bytes copied, no new inode).
+    pub linked: usize,
     /// Files whose content was rewritten to the new paths.
     pub relocated: usize,
 }
 
-/// Restore `entry` into `prefix` and `work_dir`.
-pub fn restore(entry: &Entry, prefix: &Path, work_dir: &Path) -> Result<RestoreStats> {
+/// How a restore places regular files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Reflinked where the file system can, copied otherwise: a build
+    /// script may write into them.
+    Copy,
+    /// Hard-linked to the entry's file (copied across file systems). Only
+    /// for outputs without a script: kiln's own steps replace a file
+    /// (new inode) instead of writing into it, so the entry stays intact.
+    Link,
+}
+
+/// What a restore places.
+#[derive(Debug, Clone, Copy)]
+pub struct Selection<'a> {
+    /// The entry's prefix paths to place; all of them when `None`.
+    pub paths: Option<&'a BTreeSet<String>>,
+    /// Whether the work directory is restored too (always by copy).
+    pub work_dir: bool,
+    /// How the prefix's regular files are placed.
+    pub placement: Placement,
+}
+
+impl Selection<'_> {
+    /// Everything, copied: what a build script may change.
+    pub const ALL: Selection<'static> = Selection {
+        paths: None,
+        work_dir: true,
+        placement: Placement::Copy,
+    };
+}
+
+/// Restore what `what` selects of `entry` into `prefix` and `work_dir`.
+pub fn restore(entry: &Entry, prefix: &Path, work_dir: &Path, what: Selection) -> Result<RestoreStats> {
     let relocations: Vec<(Vec<u8>, Vec<u8>)> = [(&entry.meta.prefix, prefix), (&entry.meta.work_dir, work_dir)]
         .into_iter()
         .filter(|(old, new)| old.as_path() != *new)
@@ -122,7 +158,9 @@ pub fn restore(entry: &Entry, prefix: &Path, work_dir: &Path) -> Result<RestoreS
     let stats = Counters::default();
 
     let cached_prefix = entry.prefix_dir();
-    entry.meta.files.par_iter().try_for_each(|f| {
+    let chosen = |f: &&CachedFile| what.paths.is_none_or(|p| p.contains(&f.path));
+    let files: Vec<&CachedFile> = entry.meta.files.iter().filter(chosen).collect();
+    files.par_iter().try_for_each(|f| {
         let rel = Path::new(&f.path);
         if crate::disk::safe_join(prefix, rel).is_none() {
             return Err(miette!(
@@ -131,8 +169,18 @@ pub fn restore(entry: &Entry, prefix: &Path, work_dir: &Path) -> Result<RestoreS
                 f.path
             ));
         }
-        restore_one(&cached_prefix.join(rel), prefix, rel, &relocations, &stats)
+        restore_one(
+            &cached_prefix.join(rel),
+            prefix,
+            rel,
+            &relocations,
+            what.placement,
+            &stats,
+        )
     })?;
+    if !what.work_dir {
+        return Ok(stats.into_stats());
+    }
 
     let cached_work = entry.work_dir();
     let mut files = Vec::new();
@@ -147,7 +195,7 @@ pub fn restore(entry: &Entry, prefix: &Path, work_dir: &Path) -> Result<RestoreS
     }
     files
         .par_iter()
-        .try_for_each(|(from, rel)| restore_one(from, work_dir, rel, &relocations, &stats))?;
+        .try_for_each(|(from, rel)| restore_one(from, work_dir, rel, &relocations, Placement::Copy, &stats))?;
     Ok(stats.into_stats())
 }
 
@@ -156,6 +204,7 @@ struct Counters {
     entries: AtomicUsize,
     bytes: AtomicU64,
     reflinked: AtomicUsize,
+    linked: AtomicUsize,
     relocated: AtomicUsize,
 }
 
@@ -165,6 +214,7 @@ impl Counters {
             entries: self.entries.into_inner(),
             bytes: self.bytes.into_inner(),
             reflinked: self.reflinked.into_inner(),
+            linked: self.linked.into_inner(),
             relocated: self.relocated.into_inner(),
         }
     }
@@ -176,6 +226,7 @@ fn restore_one(
     root: &Path,
     rel: &Path,
     relocations: &[(Vec<u8>, Vec<u8>)],
+    placement: Placement,
     stats: &Counters,
 ) -> Result<()> {
     let meta = fs_err::symlink_metadata(from).into_diagnostic()?;
@@ -197,7 +248,10 @@ fn restore_one(
         std::os::unix::fs::symlink(&target, to).into_diagnostic()?;
         return Ok(());
     }
-    if crate::disk::copy_file(from, to)? == Copied::Reflinked {
+    let linked = placement == Placement::Link && std::fs::hard_link(from, to).is_ok();
+    if linked {
+        stats.linked.fetch_add(1, Ordering::Relaxed);
+    } else if crate::disk::copy_file(from, to)? == Copied::Reflinked {
         stats.reflinked.fetch_add(1, Ordering::Relaxed);
     }
     stats.bytes.fetch_add(meta.len(), Ordering::Relaxed);

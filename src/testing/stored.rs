@@ -363,7 +363,7 @@ pub fn ship_files(
                     let text = fs_err::read_to_string(entry.path()).into_diagnostic()?;
                     let to = prefix.join(&target);
                     fs_err::create_dir_all(to.parent().expect("inside the prefix")).into_diagnostic()?;
-                    fs_err::write(&to, crate::redact::mask(&text).as_bytes()).into_diagnostic()?;
+                    crate::disk::replace_file(&to, crate::redact::mask(&text).as_bytes())?;
                 } else {
                     crate::disk::copy_file(entry.path(), &prefix.join(&target))?;
                 }
