@@ -1,40 +1,240 @@
-//! The output directory as a channel: after packages land in
-//! `<out>/<subdir>/`, each subdir (and `noarch`) gets a `repodata.json`
-//! written by `rattler_index`.
+//! The output directory as a channel: each subdir (and `noarch`, always)
+//! gets a `repodata.json` that lists the packages in it.
+//!
+//! Indexing is incremental: the existing `repodata.json` is read and kept
+//! for every package file that is still there, unchanged since it was
+//! written (same size, not modified after the index); only new or changed
+//! files are read, and of those only `info/index.json` (streamed out of
+//! the archive) and one pass for the SHA-256 and MD5. Packages kiln has
+//! just written are named, so a rebuild under the same file name is read
+//! again whatever its time stamps say. The records are rattler's
+//! `PackageRecord`s, serialized as `rattler_index` writes them; the file is
+//! replaced atomically, under a lock per subdir, so concurrent builds into
+//! one output directory never lose each other's packages.
 
-use std::path::Path;
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
-use miette::{miette, Result};
-use rattler_conda_types::Subdir;
+use miette::{miette, IntoDiagnostic, Result};
+use rattler_conda_types::package::{CondaArchiveType, DistArchiveIdentifier, DistArchiveType, IndexJson};
+use rattler_conda_types::{ChannelInfo, PackageRecord, RepoData, Subdir};
+use rayon::prelude::*;
 
-/// Re-index `subdirs` of `output_dir` (plus `noarch`, always).
+/// The repodata format version written (as `rattler_index`).
+const REPODATA_VERSION: u64 = 2;
+
+/// Bring `subdirs` of `output_dir` (plus `noarch`) up to date with the
+/// package files in them.
 pub fn index(output_dir: &Path, subdirs: &[Subdir]) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| miette!("starting the indexer: {e}"))?;
     let mut all: Vec<Subdir> = subdirs.to_vec();
     if !all.contains(&Subdir::NoArch) {
         all.push(Subdir::NoArch);
     }
     for subdir in all {
-        fs_err::create_dir_all(output_dir.join(subdir.as_str())).map_err(|e| miette!("{e}"))?;
-        let config = rattler_index::IndexFsConfig {
-            channel: output_dir.to_path_buf(),
-            target_platform: Some(subdir),
-            repodata_patch: None,
-            write_zst: false,
-            write_shards: false,
-            repodata_revisions: Vec::new(),
-            package_revision_assignment: rattler_index::PackageRevisionAssignment::default(),
-            force: true,
-            max_parallel: num_cpus::get().max(1),
-            multi_progress: None,
-        };
-        rt.block_on(rattler_index::index_fs(config))
-            .map_err(|e| miette!("indexing {}: {e:#}", output_dir.join(subdir.as_str()).display()))?;
+        update(output_dir, subdir.as_str(), &BTreeSet::new())?;
     }
-    // rattler_index stages its writes in `<channel>/.tmp`; do not leave it behind.
-    let _ = std::fs::remove_dir(output_dir.join(".tmp"));
     Ok(())
+}
+
+/// Add packages kiln just wrote into `output_dir/<subdir>/` to their
+/// subdirs' `repodata.json` (read again even if an entry by that name
+/// exists), making sure `noarch` is indexed too.
+pub fn add(output_dir: &Path, packages: &[PathBuf]) -> Result<()> {
+    let mut by_subdir: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
+    for p in packages {
+        let subdir = p
+            .parent()
+            .and_then(Path::file_name)
+            .map(|s| s.to_string_lossy().into_owned())
+            .ok_or_else(|| miette!("{} is not in a subdir of the channel", p.display()))?;
+        let name = p.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        by_subdir.entry(subdir).or_default().insert(name);
+    }
+    by_subdir.entry("noarch".to_string()).or_default();
+    for (subdir, fresh) in by_subdir {
+        update(output_dir, &subdir, &fresh)?;
+    }
+    Ok(())
+}
+
+/// Re-index one subdir: keep what is still valid of its `repodata.json`,
+/// read the rest (and every file named in `fresh`), write it back.
+fn update(output_dir: &Path, subdir: &str, fresh: &BTreeSet<String>) -> Result<()> {
+    let dir = output_dir.join(subdir);
+    fs_err::create_dir_all(&dir).into_diagnostic()?;
+    let _lock = crate::lock::Lock::acquire(
+        &output_dir.join("bld/.locks").join(format!("index-{subdir}.lock")),
+        crate::lock::Mode::Exclusive,
+        &format!("the index of {}", dir.display()),
+    )
+    .into_diagnostic()?;
+    let repodata_path = dir.join("repodata.json");
+    let (mut repodata, indexed_at) = read_existing(&repodata_path);
+
+    let mut on_disk: Vec<(DistArchiveIdentifier, std::fs::Metadata)> = Vec::new();
+    for entry in fs_err::read_dir(&dir).into_diagnostic()? {
+        let entry = entry.into_diagnostic()?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // Conda packages only: wheels in a channel directory are not indexed here.
+        let Some(id) = DistArchiveIdentifier::try_from_filename(&name).filter(|id| conda_type(id).is_some()) else {
+            continue;
+        };
+        let meta = entry.metadata().into_diagnostic()?;
+        if meta.is_file() {
+            on_disk.push((id, meta));
+        }
+    }
+    let mut kept = 0;
+    let mut to_read: Vec<(DistArchiveIdentifier, PathBuf)> = Vec::new();
+    let mut still_there = std::collections::HashSet::new();
+    for (id, meta) in &on_disk {
+        let name = id.to_file_name();
+        still_there.insert(id.clone());
+        let known = repodata.conda_packages.get(id).or_else(|| repodata.packages.get(id));
+        let unchanged = known.is_some_and(|r| {
+            r.size == Some(meta.len()) && indexed_at.is_some_and(|at| meta.modified().is_ok_and(|m| m <= at))
+        });
+        if unchanged && !fresh.contains(&name) {
+            kept += 1;
+        } else {
+            to_read.push((id.clone(), dir.join(&name)));
+        }
+    }
+    let listed = |r: &RepoData| r.packages.len() + r.conda_packages.len() + r.removed.len();
+    let before = listed(&repodata);
+    repodata.packages.retain(|id, _| still_there.contains(id));
+    repodata.conda_packages.retain(|id, _| still_there.contains(id));
+    repodata.removed.retain(|id| still_there.contains(id));
+    let dropped = before - listed(&repodata);
+    // A file that is not a readable package stays out of the index (as
+    // conda-index does), with a warning; it does not stop the build.
+    let read: Vec<(DistArchiveIdentifier, PackageRecord)> = to_read
+        .par_iter()
+        .filter_map(|(id, path)| match read_record(path) {
+            Ok(record) => Some((id.clone(), record)),
+            Err(e) => {
+                tracing::warn!("{e:?}");
+                None
+            }
+        })
+        .collect();
+    let now = jiff::Timestamp::now().into();
+    for (id, mut record) in read {
+        record.indexed_timestamp = Some(now);
+        let map = match conda_type(&id) {
+            Some(CondaArchiveType::TarBz2) => &mut repodata.packages,
+            _ => &mut repodata.conda_packages,
+        };
+        map.insert(id, record);
+    }
+    let changed = !to_read.is_empty() || dropped > 0 || indexed_at.is_none();
+    if changed {
+        repodata.info = Some(ChannelInfo {
+            subdir: Some(subdir.to_string()),
+            ..repodata.info.unwrap_or_else(empty_info)
+        });
+        repodata.version = Some(REPODATA_VERSION);
+        let bytes = serde_json::to_vec(&repodata).into_diagnostic()?;
+        crate::disk::write_atomic(&repodata_path, &bytes)?;
+    }
+    if !to_read.is_empty() || dropped > 0 {
+        tracing::info!(
+            "{}: {} package(s) read, {dropped} dropped, {kept} kept as indexed",
+            repodata_path.display(),
+            to_read.len()
+        );
+    }
+    Ok(())
+}
+
+/// The subdir's `repodata.json` and when it was written; empty (and no
+/// time) when there is none or it cannot be read (then every package is
+/// read again).
+fn read_existing(path: &Path) -> (RepoData, Option<SystemTime>) {
+    let empty = RepoData {
+        info: None,
+        packages: Default::default(),
+        conda_packages: Default::default(),
+        v3: Default::default(),
+        removed: Default::default(),
+        version: Some(REPODATA_VERSION),
+    };
+    let Ok(bytes) = std::fs::read(path) else {
+        return (empty, None);
+    };
+    match serde_json::from_slice::<RepoData>(&bytes) {
+        Ok(r) => (r, std::fs::metadata(path).and_then(|m| m.modified()).ok()),
+        Err(e) => {
+            tracing::warn!("{}: cannot be read ({e}); indexing every package again", path.display());
+            (empty, None)
+        }
+    }
+}
+
+/// `.conda` or `.tar.bz2`; `None` for other archives (wheels).
+fn conda_type(id: &DistArchiveIdentifier) -> Option<CondaArchiveType> {
+    match id.archive_type {
+        DistArchiveType::Conda(t) => Some(t),
+        _ => None,
+    }
+}
+
+fn empty_info() -> ChannelInfo {
+    ChannelInfo {
+        subdir: None,
+        base_url: None,
+        repodata_revisions: Default::default(),
+        channel_relations: Default::default(),
+        virtual_package_detectors: Default::default(),
+    }
+}
+
+/// The repodata record of one package file: its `info/index.json`, size,
+/// SHA-256 and MD5.
+fn read_record(path: &Path) -> Result<PackageRecord> {
+    let not_a_package = |e: &dyn std::fmt::Display| {
+        miette!(
+            help = "remove the file from the channel directory, or replace it with a complete package",
+            "{} is left out of the channel index: it cannot be read as a package: {e}",
+            path.display()
+        )
+    };
+    let index: IndexJson = rattler_package_streaming::seek::read_package_file(path).map_err(|e| not_a_package(&e))?;
+    let (size, sha256, md5) = digests(path)?;
+    PackageRecord::from_index_json(index, Some(size), Some(sha256), Some(md5)).map_err(|e| not_a_package(&e))
+}
+
+/// Size, SHA-256 and MD5 of a file: two threads, one per digest, each
+/// reading the file (from the page cache: packages are indexed right after
+/// they are written).
+fn digests(path: &Path) -> Result<(u64, rattler_digest::Sha256Hash, rattler_digest::Md5Hash)> {
+    use rattler_digest::digest::Digest;
+    fn hash<D: Digest>(path: &Path) -> Result<(u64, rattler_digest::digest::Output<D>)> {
+        let mut file = fs_err::File::open(path).into_diagnostic()?;
+        let mut hasher = D::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut size = 0u64;
+        loop {
+            let n = file.read(&mut buf).into_diagnostic()?;
+            if n == 0 {
+                return Ok((size, hasher.finalize()));
+            }
+            size += n as u64;
+            hasher.update(&buf[..n]);
+        }
+    }
+    let (sha, md5) = std::thread::scope(|s| {
+        let md5 = s.spawn(|| hash::<rattler_digest::Md5>(path));
+        let sha = hash::<rattler_digest::Sha256>(path);
+        (
+            sha,
+            md5.join()
+                .unwrap_or_else(|_| Err(miette!("hashing {} failed", path.display()))),
+        )
+    });
+    let (size, sha) = sha?;
+    let (_, md5) = md5?;
+    Ok((size, sha, md5))
 }

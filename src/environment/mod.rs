@@ -291,14 +291,12 @@ impl LazyEnvironments {
         Ok(self.cell.get_or_init(|| envs))
     }
 
-    /// Re-index the output directory after a package landed in it, if the
-    /// environments are in use (otherwise the final index is enough).
-    pub fn package_added(&self, subdirs: &[Subdir]) -> Result<()> {
+    /// Forget what was read of the output directory, after packages were
+    /// added to its index ([`crate::channel::add`]).
+    pub fn package_added(&self) {
         if let Some(e) = self.cell.get() {
-            crate::channel::index(&self.output_dir, subdirs)?;
             e.refresh_output_channel();
         }
-        Ok(())
     }
 }
 

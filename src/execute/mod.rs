@@ -76,8 +76,9 @@ pub fn build_all(plan_all: &Plan, opts: &BuildOptions) -> Result<Vec<PathBuf>> {
     let result = (|| -> Result<()> {
         for p in plan {
             let b = build_one(p, opts, &mut stager, &envs)?;
-            let subdir: Subdir = p.subdir.parse().map_err(|e| miette!("{e}"))?;
-            envs.package_added(&[subdir])?;
+            // Later builds and tests may need it from the channel.
+            crate::channel::add(&opts.output_dir, std::slice::from_ref(&b.path))?;
+            envs.package_added();
             waiting.push(Waiting {
                 path: b.path.clone(),
                 needs: siblings_needed(p, plan),

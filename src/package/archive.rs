@@ -118,6 +118,14 @@ pub fn write(pkg_dir: &Path, dest_dir: &Path, stem: &str, compression: Compressi
         }
     };
     result.map_err(|e| miette!("writing {}: {e}", final_path.display()))?;
+    // A channel is read by others (a web server, other users): not the
+    // temporary file's owner-only mode.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .into_diagnostic()?;
+    }
     tmp.as_file().sync_all().into_diagnostic()?;
     tmp.persist(&final_path)
         .map_err(|e| miette!("moving package into {}: {e}", final_path.display()))?;

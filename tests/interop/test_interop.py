@@ -42,7 +42,7 @@ from interop_common import (
 
 PACKAGE_NAMES = sorted(EXPECTED_PACKAGES)
 SUBDIRS = sorted({"noarch", NATIVE_SUBDIR})
-# Fields that kiln's repodata (rattler_index) and conda-index's must agree on.
+# Fields that kiln's repodata (its incremental indexer) and conda-index's must agree on.
 REPODATA_FIELDS = [
     "name",
     "version",
