@@ -112,10 +112,41 @@ pub fn subject(file: &Path, bench: &Bench) -> Result<(Subject, std::path::PathBu
     ))
 }
 
+/// Whether the package `file` stores any test, from its `info/` alone: a
+/// `.conda` package's small info archive is unpacked into `dir/info-only`
+/// (and removed again), so a package without tests is never extracted.
+/// A `.tar.bz2` package is assumed to store tests (finding out would
+/// decompress it).
+fn stores_tests(file: &Path, dir: &Path) -> Result<bool> {
+    if !file.to_string_lossy().ends_with(".conda") {
+        return Ok(true);
+    }
+    let info = dir.join("info-only");
+    if info.exists() {
+        fs_err::remove_dir_all(&info).into_diagnostic()?;
+    }
+    let cannot = |e: &dyn std::fmt::Display| miette!("cannot read the package {}: {e}", file.display());
+    let reader = fs_err::File::open(file).into_diagnostic()?;
+    rattler_package_streaming::seek::stream_conda_info(reader)
+        .map_err(|e| cannot(&e))?
+        .unpack(&info)
+        .map_err(|e| cannot(&e))?;
+    let any = !stored::read(&info)?.is_empty();
+    fs_err::remove_dir_all(&info).into_diagnostic()?;
+    Ok(any)
+}
+
 /// Run the tests of the package `file` (only test `only`, when given).
 /// Stops at the first failing test.
 pub fn test_package(file: &Path, bench: &Bench, only: Option<usize>) -> Result<Outcome> {
     fs_err::create_dir_all(&bench.dir).into_diagnostic()?;
+    if only.is_none() && !stores_tests(file, &bench.dir)? {
+        return Ok(Outcome {
+            passed: 0,
+            skipped: 0,
+            failed: None,
+        });
+    }
     let (subject, extracted) = subject(file, bench)?;
     let tests = stored::read(&extracted)?;
     if let Some(i) = only {
