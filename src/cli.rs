@@ -153,6 +153,12 @@ pub struct BuildArgs {
     #[arg(long)]
     pub error_prefix_in_binary: bool,
 
+    /// Do not rebuild an output whose inputs (staging key, rendered recipe, resolved environments,
+    /// sources, recipe files, kiln version) all match the package already in the output
+    /// directory, intact by its recorded checksum. The log says why each output is rebuilt or not.
+    #[arg(long)]
+    pub skip_unchanged: bool,
+
     /// Accept absolute paths in `about.license_file` (read from anywhere on this machine).
     #[arg(long)]
     pub allow_absolute_license_paths: bool,

@@ -116,6 +116,7 @@ fn build(args: BuildArgs) -> Result<()> {
         allow_insecure_host: args.allow_insecure_host.clone(),
         error_prefix_in_binary: args.error_prefix_in_binary,
         allow_absolute_license_paths: args.allow_absolute_license_paths,
+        skip_unchanged: args.skip_unchanged,
         test: if args.no_test {
             crate::testing::Strategy::Skip
         } else {

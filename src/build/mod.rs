@@ -48,6 +48,8 @@ pub struct BuildOptions {
     pub error_prefix_in_binary: bool,
     /// Accept absolute `license_file` paths.
     pub allow_absolute_license_paths: bool,
+    /// `--skip-unchanged`: keep packages whose recorded inputs match.
+    pub skip_unchanged: bool,
 }
 
 /// Run a recipe's script in `dirs` with the build environment for `identity`.

@@ -18,6 +18,7 @@ use crate::ui;
 use output::build_one;
 
 mod output;
+mod unchanged;
 
 /// What one output's build produced.
 pub(crate) struct Built {
@@ -75,10 +76,20 @@ pub fn build_all(plan_all: &Plan, opts: &BuildOptions) -> Result<Vec<PathBuf>> {
     let mut waiting: Vec<Waiting> = Vec::new();
     let result = (|| -> Result<()> {
         for p in plan {
-            let b = build_one(p, opts, &mut stager, &envs)?;
+            let resolved = crate::dependencies::resolve_output(p, opts, &envs)?;
+            let inputs = unchanged::Inputs::of(p, opts, &stager, &resolved)?;
+            if opts.skip_unchanged {
+                if let Some(kept) = unchanged::reuse(p, opts, &inputs)? {
+                    // Tested when it was built; its dependants find it in the channel.
+                    built.push(kept);
+                    continue;
+                }
+            }
+            let b = build_one(p, opts, &mut stager, &envs, &resolved)?;
             // Later builds and tests may need it from the channel.
             crate::channel::add(&opts.output_dir, std::slice::from_ref(&b.path))?;
             envs.package_added();
+            unchanged::record(opts, &b, &inputs)?;
             waiting.push(Waiting {
                 path: b.path.clone(),
                 needs: siblings_needed(p, plan),

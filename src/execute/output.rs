@@ -13,8 +13,8 @@ use super::{spec_name, Built};
 use crate::build::dirs::BuildDirs;
 use crate::build::env::BuildIdentity;
 use crate::build::{run_script, sources, BuildOptions};
-use crate::dependencies::{finalize_run, resolve_output, Inherited};
-use crate::environment::resolve;
+use crate::dependencies::{finalize_run, Inherited};
+use crate::environment::resolve::{self, Resolved};
 use crate::environment::LazyEnvironments;
 use crate::package::{self, metadata::InfoInputs, select};
 use crate::plan::PlannedOutput;
@@ -30,6 +30,7 @@ pub(super) fn build_one(
     opts: &BuildOptions,
     stager: &mut Stager,
     envs: &LazyEnvironments,
+    resolved: &Resolved,
 ) -> Result<Built> {
     let recipe = &*p.recipe;
     let id = p.identifier();
@@ -39,7 +40,6 @@ pub(super) fn build_one(
         None => None,
     };
     let staging_keys = staging.as_ref().map(|e| stager.chain(e)).unwrap_or_default();
-    let resolved = resolve_output(p, opts, envs)?;
     ui::step(&id, "preparing directories");
     // Staging builds and their inheritors share one set of directories, so
     // restored paths stay valid without relocation.
@@ -70,7 +70,7 @@ pub(super) fn build_one(
         }
         _ => {}
     }
-    resolve::install(envs, &resolved, dirs.prefixes(), opts.platforms, &id)?;
+    resolve::install(envs, resolved, dirs.prefixes(), opts.platforms, &id)?;
     ui::step(&id, "placing sources");
     let mut finalized_sources = staging.as_ref().map(|e| e.meta.sources.clone()).unwrap_or_default();
     finalized_sources.extend(sources::fetch(recipe, &output.source, &dirs.work_dir, opts)?);
@@ -194,7 +194,7 @@ pub(super) fn build_one(
         run_exports: e.meta.run_exports.clone(),
         host_packages: e.meta.key_inputs.host_packages.clone(),
     });
-    let (depends, constrains, exports) = finalize_run(p, &resolved, inherited.as_ref())?;
+    let (depends, constrains, exports) = finalize_run(p, resolved, inherited.as_ref())?;
     let linking_started = std::time::Instant::now();
     let chain: Vec<&Entry> = staging.as_ref().map(|e| stager.chain_entries(e)).unwrap_or_default();
     check_linking(p, &chain, &dirs, &packaged, &depends, &exports)?;
@@ -202,7 +202,7 @@ pub(super) fn build_one(
         "{id}: linking checks done in {:.2} s",
         linking_started.elapsed().as_secs_f64()
     );
-    let finalized = rendered::finalized_dependencies(output, &resolved, &depends, &constrains, &exports);
+    let finalized = rendered::finalized_dependencies(output, resolved, &depends, &constrains, &exports);
     let rendered = rendered::rendered_output(p, opts, Some(finalized), Some(finalized_sources));
     let variant_json = serde_json::to_value(&p.variant).into_diagnostic()?;
     let hash_input = crate::hash::hash_input(&p.variant);

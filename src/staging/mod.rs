@@ -46,6 +46,8 @@ pub struct Stager<'a> {
     private: Vec<std::path::PathBuf>,
     /// Hashes of the recipe directory, by excluded paths.
     recipe_files: std::cell::RefCell<RecipeFileHashes>,
+    /// Keys computed by [`Stager::key`], by staging name and used variant.
+    keys: std::cell::RefCell<HashMap<(String, String), String>>,
     /// Whether the cache directory was created and swept (on first use, so
     /// that recipes without staging outputs leave no cache directory).
     prepared: bool,
@@ -72,6 +74,7 @@ impl<'a> Stager<'a> {
             private: Vec::new(),
             prepared: false,
             recipe_files: Default::default(),
+            keys: Default::default(),
         }
     }
 
@@ -119,7 +122,8 @@ impl<'a> Stager<'a> {
         };
         let label = format!("staging {}", describe(name, &self.variant(staging)));
         let resolved = self.resolve(recipe, staging, &label)?;
-        let inputs = self.key_inputs(recipe, staging, parent.as_ref(), &resolved)?;
+        let parent_key = parent.as_ref().map(|e| e.meta.key.clone());
+        let inputs = self.key_inputs(recipe, staging, parent_key, &resolved)?;
         let key = inputs.key();
         // Staging builds and their inheritors share these directories.
         let dirs = BuildDirs::new(&self.opts.output_dir, &recipe.shared_build_name());
@@ -192,7 +196,7 @@ impl<'a> Stager<'a> {
         &self,
         recipe: &Recipe,
         staging: &StagingOutput,
-        parent: Option<&Entry>,
+        parent_key: Option<String>,
         resolved: &Resolved,
     ) -> Result<KeyInputs> {
         let (script, script_env, secrets) = match &staging.script {
@@ -233,18 +237,43 @@ impl<'a> Stager<'a> {
                 &self.opts.output_dir,
                 &self.opts.allow_insecure_host,
             )?,
-            recipe_files: self.recipe_files(recipe, staging)?,
-            parent_key: parent.map(|e| e.meta.key.clone()),
+            recipe_files: self.recipe_files(recipe, &staging.source)?,
+            parent_key,
         })
     }
 
-    /// The recipe-directory part of the key, hashed once per run for each
-    /// set of local sources (every variant and staging output shares it).
-    fn recipe_files(&self, recipe: &Recipe, staging: &StagingOutput) -> Result<BTreeMap<String, String>> {
+    /// The cache key staging output `name` of `recipe` has in this run,
+    /// computed (once per run) without building it or looking it up.
+    pub fn key(&self, recipe: &Recipe, name: &str) -> Result<String> {
+        let staging = recipe
+            .staging(name)
+            .ok_or_else(|| miette!("unknown staging output `{name}`"))?;
+        let id = (name.to_string(), crate::hash::hash_input(&staging.used_variant));
+        if let Some(e) = self.done.get(&id) {
+            return Ok(e.meta.key.clone());
+        }
+        if let Some(key) = self.keys.borrow().get(&id) {
+            return Ok(key.clone());
+        }
+        let parent_key = match &staging.inherit {
+            Some(p) => Some(self.key(recipe, p)?),
+            None => None,
+        };
+        let label = format!("staging {}", describe(name, &self.variant(staging)));
+        let resolved = self.resolve(recipe, staging, &label)?;
+        let key = self.key_inputs(recipe, staging, parent_key, &resolved)?.key();
+        self.keys.borrow_mut().insert(id, key.clone());
+        Ok(key)
+    }
+
+    /// Hashes of the files in the recipe directory (the output and cache
+    /// directories, and the local `sources`, which are inputs of their
+    /// own, left out): computed once per run for each set of sources.
+    pub fn recipe_files(&self, recipe: &Recipe, sources: &[Source]) -> Result<BTreeMap<String, String>> {
         let mut exclude: Vec<std::path::PathBuf> =
             vec![self.opts.output_dir.clone(), self.opts.staging_cache_dir.clone()];
         // Local sources are in the key as sources already.
-        exclude.extend(staging.source.iter().filter_map(|s| match s {
+        exclude.extend(sources.iter().filter_map(|s| match s {
             Source::Path(p) => Some(recipe.dir.join(&p.path)),
             // A repository that holds the recipe (`git: ..`) stays in: its
             // commit does not cover uncommitted files the script may read.
