@@ -4,6 +4,7 @@
 #   benches/run.sh env        only the environment (solve + install) benchmark
 #   benches/run.sh variants   only the variant matrix benchmark
 #   benches/run.sh staging    only the 1 GB staging benchmark
+#   benches/run.sh trivial    only the fixed cost of a trivial staging recipe
 #   benches/run.sh sources    only the 100 MB url source benchmark
 #   benches/run.sh tests      only the package test benchmark
 #   benches/run.sh relink     only the post-processing benchmark (1,000 ELF files)
@@ -78,11 +79,22 @@ for run in 1 2 3; do
   tail -1 "$WORK/warm.log"
 done
 grep -E "linked .* paths|restored staging|packaged in" "$WORK/warm.log" | sed 's/^ *INFO //'
+for run in 1 2 3; do
+  /usr/bin/time -f "unchanged rebuild $run (--skip-unchanged, 3 packages kept): %e s, peak RSS %M KB" \
+    $b --skip-unchanged 2> "$WORK/unchanged.log" || { cat "$WORK/unchanged.log"; exit 1; }
+  tail -1 "$WORK/unchanged.log"
+done
+/usr/bin/time -f "tar.bz2 warm build (cache hit, 3 packages, bzip2 -9): %e s, peak RSS %M KB" \
+  $b --package-format tar.bz2 2> "$WORK/bz2.log" || { cat "$WORK/bz2.log"; exit 1; }
+tail -1 "$WORK/bz2.log"
 ENTRY=$(ls -d "$OUT"/build_cache/staging_*)
 du -sh "$ENTRY"
 echo "limit: tar | zstd -15 -T0 of the three packages' bytes (one stream per package)"
 hyperfine --runs 3 --style basic \
   "for d in lib include share; do tar -C $ENTRY/prefix -cf - \$d | zstd -15 -T0 -q > $WORK/\$d.tar.zst; done"
+echo "limit: tar | bzip2 -9 of the three packages' bytes"
+hyperfine --runs 1 --style basic \
+  "for d in lib include share; do tar -C $ENTRY/prefix -cf - \$d | bzip2 -9 > $WORK/\$d.tar.bz2; done"
 echo "limit: cp -a of the cached prefix + work dir"
 hyperfine --runs 3 --style basic --prepare "rm -rf $WORK/cp-target" "cp -a $ENTRY $WORK/cp-target"
 rm -rf "$WORK/cp-target"
@@ -200,7 +212,23 @@ python_bench() {
     "python3 -m pip install --no-deps --no-build-isolation -q --target $WORK/target $REPO/tests/fixtures/hello-py"
 }
 
+trivial_bench() {
+  echo
+  echo "## fixed cost: a staging output writing three small files, three packages (warm staging cache)"
+  local out="$WORK/trivial" b
+  b="$KILN build --experimental --recipe benches/recipes/trivial-staging --output-dir $out"
+  $b > /dev/null 2>&1
+  echo "warm build (staging cache hit, 3 packages written and indexed):"
+  hyperfine --warmup 3 --runs 30 --style basic "$b"
+  echo "unchanged (--skip-unchanged, 3 packages kept):"
+  hyperfine --warmup 3 --runs 30 --style basic "$b --skip-unchanged"
+  /usr/bin/time -f "peak RSS, warm build: %M KB" $b 2>&1 >/dev/null | tail -1
+  echo "baseline: a process that does nothing (/bin/true)"
+  hyperfine --warmup 3 --runs 30 --style basic -N /bin/true
+}
+
 case "${1:-all}" in
+  trivial) trivial_bench; exit 0 ;;
   env) env_bench; exit 0 ;;
   variants) variants_bench; exit 0 ;;
   staging) staging_bench; exit 0 ;;
@@ -248,6 +276,7 @@ packaging benches/recipes/big-file conda
 
 
 staging_bench
+trivial_bench
 env_bench
 variants_bench
 sources_bench
