@@ -566,6 +566,10 @@ fn script_less_inheritors_are_packaged_from_the_entry_without_a_restore() {
         log.contains("linked 2 of the 4 paths of staging direct-build") && log.contains("nothing else restored"),
         "{log}"
     );
+    // The first archive is written while the second output builds.
+    let second_starts = log.find("direct-data-1.0.0-hb0f4dca_0: preparing directories").unwrap();
+    let first_lands = log.find("direct-lib-1.0.0-hb0f4dca_0.conda (").unwrap();
+    assert!(second_starts < first_lands, "{log}");
 
     // The last output's kept prefix holds its own selected files only,
     // the untouched ones as hard links to the entry's.

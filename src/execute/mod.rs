@@ -18,6 +18,7 @@ use crate::ui;
 use output::build_one;
 
 mod output;
+mod pipeline;
 mod unchanged;
 
 /// What one output's build produced.
@@ -74,8 +75,36 @@ pub fn build_all(plan_all: &Plan, opts: &BuildOptions) -> Result<Vec<PathBuf>> {
             .or_default() += 1;
     }
     let mut waiting: Vec<Waiting> = Vec::new();
+    let mut pipeline = pipeline::Pipeline::new(&opts.compression);
+    // A written archive lands: into the channel index (later builds and
+    // tests may need it), its inputs recorded; then the tests whose
+    // siblings are all there run.
+    let land = |f: pipeline::Finished, built: &mut Vec<Built>, waiting: &mut Vec<Waiting>| -> Result<()> {
+        crate::channel::add(&opts.output_dir, std::slice::from_ref(&f.built.path))?;
+        envs.package_added();
+        unchanged::record(opts, &f.built, &f.inputs)?;
+        waiting.push(f.waiting);
+        built.push(f.built);
+        let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+        for b in built.iter() {
+            *count.entry(b.name.as_str()).or_default() += 1;
+        }
+        let done = |n: &String| count.get(n.as_str()) == planned.get(n);
+        while let Some(i) = waiting.iter().position(|w| w.needs.iter().all(done)) {
+            let w = waiting.remove(i);
+            crate::testing::after_build(&w.path, opts, &envs, w.not_here.as_deref())?;
+        }
+        Ok(())
+    };
     let result = (|| -> Result<()> {
         for p in plan {
+            if needs_built_siblings(p, plan) {
+                let (finished, error) = pipeline.finish_all();
+                for f in finished {
+                    land(f, &mut built, &mut waiting)?;
+                }
+                error.map_or(Ok(()), Err)?;
+            }
             let resolved = crate::dependencies::resolve_output(p, opts, &envs)?;
             let inputs = unchanged::Inputs::of(p, opts, &stager, &resolved)?;
             if opts.skip_unchanged {
@@ -85,27 +114,21 @@ pub fn build_all(plan_all: &Plan, opts: &BuildOptions) -> Result<Vec<PathBuf>> {
                     continue;
                 }
             }
-            let b = build_one(p, opts, &mut stager, &envs, &resolved)?;
-            // Later builds and tests may need it from the channel.
-            crate::channel::add(&opts.output_dir, std::slice::from_ref(&b.path))?;
-            envs.package_added();
-            unchanged::record(opts, &b, &inputs)?;
-            waiting.push(Waiting {
+            let (b, packaging) = build_one(p, opts, &mut stager, &envs, &resolved)?;
+            let w = Waiting {
                 path: b.path.clone(),
                 needs: siblings_needed(p, plan),
                 not_here: not_testable_here(p, plan, opts),
-            });
-            built.push(b);
-            let mut count: BTreeMap<&str, usize> = BTreeMap::new();
-            for b in &built {
-                *count.entry(b.name.as_str()).or_default() += 1;
-            }
-            let done = |n: &String| count.get(n.as_str()) == planned.get(n);
-            while let Some(i) = waiting.iter().position(|w| w.needs.iter().all(done)) {
-                let w = waiting.remove(i);
-                crate::testing::after_build(&w.path, opts, &envs, w.not_here.as_deref())?;
+            };
+            for f in pipeline.start(b, packaging, inputs, w)? {
+                land(f, &mut built, &mut waiting)?;
             }
         }
+        let (finished, error) = pipeline.finish_all();
+        for f in finished {
+            land(f, &mut built, &mut waiting)?;
+        }
+        error.map_or(Ok(()), Err)?;
         while !waiting.is_empty() {
             let w = waiting.remove(0);
             crate::testing::after_build(&w.path, opts, &envs, w.not_here.as_deref())?;
@@ -113,7 +136,12 @@ pub fn build_all(plan_all: &Plan, opts: &BuildOptions) -> Result<Vec<PathBuf>> {
         Ok(())
     })();
     if let Err(e) = result {
-        // Packages whose tests never ran must not stay in the channel.
+        // Archives still being written land and are tested as they would
+        // have been; packages whose tests never ran are withdrawn.
+        let (finished, _) = pipeline.finish_all();
+        for f in finished {
+            let _ = land(f, &mut built, &mut waiting);
+        }
         withdraw_untested(&waiting, opts);
         return Err(e);
     }
@@ -137,6 +165,26 @@ pub(crate) fn spec_name(spec: &str) -> Option<String> {
     rattler_conda_types::MatchSpec::from_str(spec, rattler_conda_types::ParseStrictness::Lenient)
         .ok()
         .and_then(|m| m.name.as_exact().map(|n| n.as_normalized().to_string()))
+}
+
+/// Whether `p` (or a staging output it inherits) needs another output of
+/// the recipe in its build or host environment: then that output's
+/// package must be in the channel first.
+fn needs_built_siblings(p: &PlannedOutput, plan: &[PlannedOutput]) -> bool {
+    let own = p.output.package.name.as_normalized();
+    let mut specs: Vec<&str> = Vec::new();
+    let reqs = &p.output.requirements;
+    specs.extend(reqs.build.iter().chain(&reqs.host).map(|d| d.spec.as_str()));
+    if let Some(name) = p.output.inherit.staging_name() {
+        for s in p.recipe.staging_chain(name) {
+            let reqs = &s.requirements;
+            specs.extend(reqs.build.iter().chain(&reqs.host).map(|d| d.spec.as_str()));
+        }
+    }
+    let names: BTreeSet<String> = specs.iter().filter_map(|s| spec_name(s)).collect();
+    plan.iter()
+        .map(|o| o.output.package.name.as_normalized())
+        .any(|n| n != own && names.contains(n))
 }
 
 /// Names of other outputs of this recipe that `p`'s run requirements,

@@ -31,7 +31,7 @@ pub(super) fn build_one(
     stager: &mut Stager,
     envs: &LazyEnvironments,
     resolved: &Resolved,
-) -> Result<Built> {
+) -> Result<(Built, Packaging)> {
     let recipe = &*p.recipe;
     let id = p.identifier();
     let output = &p.output;
@@ -223,13 +223,21 @@ pub(super) fn build_one(
         tests: &tests,
         allow_absolute_license_paths: opts.allow_absolute_license_paths,
     };
-    let dest = opts.output_dir.join(&p.subdir);
-    let path = package::create(
+    // A directory of its own, outside the build directory: the archive may
+    // be written while the next output builds there.
+    let staging_area = opts.output_dir.join("bld").join(".pkg");
+    fs_err::create_dir_all(&staging_area).into_diagnostic()?;
+    let pkg_dir = tempfile::Builder::new()
+        .prefix(&format!("{}-", output.package.name.as_normalized()))
+        .tempdir_in(&staging_area)
+        .into_diagnostic()?
+        .keep();
+    let prepared = package::prepare(
         &info,
         &dirs.host_prefix,
         &files,
-        &dirs.build_dir.join("pkg"),
-        &dest,
+        &pkg_dir,
+        &opts.output_dir.join(&p.subdir),
         &package::PackOptions {
             compression: opts.compression,
             error_prefix_in_binary: opts.error_prefix_in_binary,
@@ -239,24 +247,33 @@ pub(super) fn build_one(
         // Shipped for this package only; siblings share the prefix.
         let _ = std::fs::remove_file(dirs.host_prefix.join(f));
     }
-    let bytes: u64 = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    ui::print_line(&format!(
-        "✔ {} ({} file{}, {:.1} MB, packaged in {:.2} s)",
-        path.display(),
-        files.len(),
-        if files.len() == 1 { "" } else { "s" },
-        bytes as f64 / 1e6,
-        started.elapsed().as_secs_f64()
-    ));
     if !opts.keep_build {
         fs_err::remove_dir_all(&dirs.build_dir).into_diagnostic()?;
     }
-    Ok(Built {
-        path,
-        name: output.package.name.as_normalized().to_string(),
-        files: taken,
-        staging_keys,
-    })
+    Ok((
+        Built {
+            path: prepared.path(),
+            name: output.package.name.as_normalized().to_string(),
+            files: taken,
+            staging_keys,
+        },
+        Packaging {
+            prepared,
+            started,
+            files: files.len(),
+        },
+    ))
+}
+
+/// A package whose directory is laid out and whose archive is still to
+/// be written (see [`super::pipeline`]).
+pub(super) struct Packaging {
+    /// The package directory.
+    pub prepared: package::Prepared,
+    /// When packaging started (for the log).
+    pub started: std::time::Instant,
+    /// How many files it holds (for the log).
+    pub files: usize,
 }
 
 /// The linking checks over the package's binaries: the host environment's

@@ -77,19 +77,74 @@ fn select<'p>(
     Ok(chosen)
 }
 
-/// Build the package directory for `files` and archive it.
-pub fn create(
+/// A package directory with its files and `info/`, ready to be archived.
+/// It lives outside the build directory (the next output's build may
+/// start, and wipe that, while this one is compressed) and holds hard
+/// links, so it stays valid after the build directory is gone.
+pub struct Prepared {
+    pkg_dir: PathBuf,
+    dest_dir: PathBuf,
+    stem: String,
+    compression: archive::Compression,
+    timestamp: i64,
+}
+
+impl Prepared {
+    /// The package file [`Prepared::archive`] writes.
+    pub fn path(&self) -> PathBuf {
+        self.dest_dir
+            .join(format!("{}{}", self.stem, self.compression.format.format.extension()))
+    }
+
+    /// Write the archive (renamed into place when complete) and remove the
+    /// package directory.
+    pub fn archive(self) -> Result<PathBuf> {
+        let path = archive::write(
+            &self.pkg_dir,
+            &self.dest_dir,
+            &self.stem,
+            self.compression,
+            self.timestamp,
+        );
+        let _ = fs_err::remove_dir_all(&self.pkg_dir);
+        path
+    }
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        // Already gone after `archive`; left over when the build failed.
+        let _ = std::fs::remove_dir_all(&self.pkg_dir);
+    }
+}
+
+/// Lay out the package directory for `files` (hard links from `prefix`,
+/// described in `info/paths.json`) in `pkg_dir`, with `info/`, for
+/// [`Prepared::archive`].
+pub fn prepare(
     info: &metadata::InfoInputs,
     prefix: &Path,
     files: &[PathBuf],
     pkg_dir: &Path,
     dest_dir: &Path,
     pack: &PackOptions,
-) -> Result<PathBuf> {
+) -> Result<Prepared> {
     if pkg_dir.exists() {
         fs_err::remove_dir_all(pkg_dir).into_diagnostic()?;
     }
     fs_err::create_dir_all(pkg_dir).into_diagnostic()?;
+    let prepared = Prepared {
+        pkg_dir: pkg_dir.to_path_buf(),
+        dest_dir: dest_dir.to_path_buf(),
+        stem: format!(
+            "{}-{}-{}",
+            info.output.package.name.as_normalized(),
+            info.output.package.version.as_str(),
+            info.build_string
+        ),
+        compression: pack.compression,
+        timestamp: info.timestamp,
+    };
     let detection = contents::Detection::new(&info.output.build)?;
     // Empty directories the build made go into the archive, not into
     // `paths.json` (installers create directories from file paths).
@@ -116,13 +171,5 @@ pub fn create(
         }
     }
     metadata::write_info(pkg_dir, info, &entries)?;
-    let stem = format!(
-        "{}-{}-{}",
-        info.output.package.name.as_normalized(),
-        info.output.package.version.as_str(),
-        info.build_string
-    );
-    let path = archive::write(pkg_dir, dest_dir, &stem, pack.compression, info.timestamp)?;
-    fs_err::remove_dir_all(pkg_dir).into_diagnostic()?;
-    Ok(path)
+    Ok(prepared)
 }
