@@ -2,25 +2,25 @@
 //! gets a `repodata.json` that lists the packages in it.
 //!
 //! Indexing is incremental: the existing `repodata.json` is read and kept
-//! for every package file that is still there, unchanged since it was
-//! written (same size, not modified after the index); only new or changed
-//! files are read, and of those only `info/index.json` (streamed out of
-//! the archive) and one pass for the SHA-256 and MD5. Packages kiln has
-//! just written are named, so a rebuild under the same file name is read
-//! again whatever its time stamps say. The records are rattler's
+//! for every package file that is still there with the same size, inode,
+//! modification and change time as when the last index read it (recorded
+//! in `<output>/bld/.index/`); only new or changed files are read, and of
+//! those only `info/index.json` (streamed out of the archive) and one pass
+//! for the SHA-256 and MD5. Packages kiln has just written are named, so a
+//! rebuild under the same file name is read again in any case. The records are rattler's
 //! `PackageRecord`s, serialized as `rattler_index` writes them; the file is
 //! replaced atomically, under a lock per subdir, so concurrent builds into
 //! one output directory never lose each other's packages.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use miette::{miette, IntoDiagnostic, Result};
 use rattler_conda_types::package::{CondaArchiveType, DistArchiveIdentifier, DistArchiveType, IndexJson};
 use rattler_conda_types::{ChannelInfo, PackageRecord, RepoData, Subdir};
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 /// The repodata format version written (as `rattler_index`).
 const REPODATA_VERSION: u64 = 2;
@@ -42,7 +42,7 @@ pub fn index(output_dir: &Path, subdirs: &[Subdir]) -> Result<()> {
 /// subdirs' `repodata.json` (read again even if an entry by that name
 /// exists), making sure `noarch` is indexed too.
 pub fn add(output_dir: &Path, packages: &[PathBuf]) -> Result<()> {
-    let mut by_subdir: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
+    let mut by_subdir: BTreeMap<String, BTreeSet<String>> = Default::default();
     for p in packages {
         let subdir = p
             .parent()
@@ -59,6 +59,38 @@ pub fn add(output_dir: &Path, packages: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
+/// What identifies a file's content without reading it: a file replaced
+/// or rewritten gets a new inode or change time (which `cp -p` cannot set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Fingerprint {
+    len: u64,
+    ino: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Fingerprint {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Fingerprint {
+            len: meta.len(),
+            ino: meta.ino(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
+
+/// What the last index saw: `repodata.json` as it wrote it, and each
+/// package file it described. Kept in `<output>/bld/.index/<subdir>.json`;
+/// when missing, or when `repodata.json` was changed by someone else, every
+/// package is read again.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct State {
+    repodata: Option<Fingerprint>,
+    files: BTreeMap<String, Fingerprint>,
+}
+
 /// Re-index one subdir: keep what is still valid of its `repodata.json`,
 /// read the rest (and every file named in `fresh`), write it back.
 fn update(output_dir: &Path, subdir: &str, fresh: &BTreeSet<String>) -> Result<()> {
@@ -71,9 +103,19 @@ fn update(output_dir: &Path, subdir: &str, fresh: &BTreeSet<String>) -> Result<(
     )
     .into_diagnostic()?;
     let repodata_path = dir.join("repodata.json");
-    let (mut repodata, indexed_at) = read_existing(&repodata_path);
+    let state_path = output_dir.join("bld/.index").join(format!("{subdir}.json"));
+    let mut repodata = read_existing(&repodata_path);
+    let mut state: State = std::fs::read(&state_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let current = std::fs::metadata(&repodata_path).ok().map(|m| Fingerprint::of(&m));
+    if repodata.is_none() || state.repodata.is_none() || state.repodata != current {
+        state.files.clear();
+    }
+    let mut repodata = repodata.take().unwrap_or_else(empty_repodata);
 
-    let mut on_disk: Vec<(DistArchiveIdentifier, std::fs::Metadata)> = Vec::new();
+    let mut on_disk: Vec<(DistArchiveIdentifier, Fingerprint)> = Vec::new();
     for entry in fs_err::read_dir(&dir).into_diagnostic()? {
         let entry = entry.into_diagnostic()?;
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -83,61 +125,72 @@ fn update(output_dir: &Path, subdir: &str, fresh: &BTreeSet<String>) -> Result<(
         };
         let meta = entry.metadata().into_diagnostic()?;
         if meta.is_file() {
-            on_disk.push((id, meta));
+            on_disk.push((id, Fingerprint::of(&meta)));
         }
     }
     let mut kept = 0;
-    let mut to_read: Vec<(DistArchiveIdentifier, PathBuf)> = Vec::new();
-    let mut still_there = std::collections::HashSet::new();
-    for (id, meta) in &on_disk {
+    let mut to_read: Vec<(DistArchiveIdentifier, PathBuf, Fingerprint)> = Vec::new();
+    let mut seen = BTreeMap::new();
+    for (id, fp) in &on_disk {
         let name = id.to_file_name();
-        still_there.insert(id.clone());
-        let known = repodata.conda_packages.get(id).or_else(|| repodata.packages.get(id));
-        let unchanged = known.is_some_and(|r| {
-            r.size == Some(meta.len()) && indexed_at.is_some_and(|at| meta.modified().is_ok_and(|m| m <= at))
-        });
-        if unchanged && !fresh.contains(&name) {
+        let known = repodata.conda_packages.contains_key(id) || repodata.packages.contains_key(id);
+        if known && state.files.get(&name) == Some(fp) && !fresh.contains(&name) {
             kept += 1;
+            seen.insert(name, *fp);
         } else {
-            to_read.push((id.clone(), dir.join(&name)));
+            to_read.push((id.clone(), dir.join(&name), *fp));
         }
     }
-    let listed = |r: &RepoData| r.packages.len() + r.conda_packages.len() + r.removed.len();
-    let before = listed(&repodata);
-    repodata.packages.retain(|id, _| still_there.contains(id));
-    repodata.conda_packages.retain(|id, _| still_there.contains(id));
-    repodata.removed.retain(|id| still_there.contains(id));
-    let dropped = before - listed(&repodata);
+    // Entries of files that are gone, and of files about to be read again.
+    let present: std::collections::HashSet<&DistArchiveIdentifier> = on_disk.iter().map(|(id, _)| id).collect();
+    let dropped = (repodata.packages.keys().chain(repodata.conda_packages.keys()))
+        .filter(|id| !present.contains(id))
+        .count();
+    let keep = |id: &DistArchiveIdentifier| seen.contains_key(&id.to_file_name());
+    repodata.packages.retain(|id, _| keep(id));
+    repodata.conda_packages.retain(|id, _| keep(id));
+    repodata.removed.retain(|id| present.contains(id));
     // A file that is not a readable package stays out of the index (as
-    // conda-index does), with a warning; it does not stop the build.
-    let read: Vec<(DistArchiveIdentifier, PackageRecord)> = to_read
+    // conda-index does), with a warning; a package kiln has just written
+    // must be readable.
+    let results: Vec<_> = to_read
         .par_iter()
-        .filter_map(|(id, path)| match read_record(path) {
-            Ok(record) => Some((id.clone(), record)),
-            Err(e) => {
-                tracing::warn!("{e:?}");
-                None
-            }
-        })
+        .map(|(id, path, fp)| (id, path, fp, read_record(path)))
         .collect();
     let now = jiff::Timestamp::now().into();
-    for (id, mut record) in read {
-        record.indexed_timestamp = Some(now);
-        let map = match conda_type(&id) {
-            Some(CondaArchiveType::TarBz2) => &mut repodata.packages,
-            _ => &mut repodata.conda_packages,
-        };
-        map.insert(id, record);
+    let mut unreadable = None;
+    for (id, path, fp, result) in results {
+        match result {
+            Ok(mut record) => {
+                record.indexed_timestamp = Some(now);
+                let map = match conda_type(id) {
+                    Some(CondaArchiveType::TarBz2) => &mut repodata.packages,
+                    _ => &mut repodata.conda_packages,
+                };
+                map.insert(id.clone(), record);
+                seen.insert(id.to_file_name(), *fp);
+            }
+            Err(e) if fresh.contains(&id.to_file_name()) => {
+                unreadable.get_or_insert(e.wrap_err(format!("kiln cannot read the package it wrote: {}", path.display())));
+            }
+            Err(e) => tracing::warn!("{e:?}"),
+        }
     }
-    let changed = !to_read.is_empty() || dropped > 0 || indexed_at.is_none();
-    if changed {
-        repodata.info = Some(ChannelInfo {
-            subdir: Some(subdir.to_string()),
-            ..repodata.info.unwrap_or_else(empty_info)
-        });
-        repodata.version = Some(REPODATA_VERSION);
+    repodata.info = Some(ChannelInfo {
+        subdir: Some(subdir.to_string()),
+        ..repodata.info.unwrap_or_else(empty_info)
+    });
+    repodata.version = Some(REPODATA_VERSION);
+    if !to_read.is_empty() || dropped > 0 || current.is_none() || state.files != seen {
         let bytes = serde_json::to_vec(&repodata).into_diagnostic()?;
         crate::disk::write_atomic(&repodata_path, &bytes)?;
+        let written = fs_err::metadata(&repodata_path).into_diagnostic()?;
+        let state = State {
+            repodata: Some(Fingerprint::of(&written)),
+            files: seen,
+        };
+        fs_err::create_dir_all(state_path.parent().expect("in bld/.index")).into_diagnostic()?;
+        crate::disk::write_atomic(&state_path, &serde_json::to_vec(&state).into_diagnostic()?)?;
     }
     if !to_read.is_empty() || dropped > 0 {
         tracing::info!(
@@ -146,30 +199,29 @@ fn update(output_dir: &Path, subdir: &str, fresh: &BTreeSet<String>) -> Result<(
             to_read.len()
         );
     }
-    Ok(())
+    unreadable.map_or(Ok(()), Err)
 }
 
-/// The subdir's `repodata.json` and when it was written; empty (and no
-/// time) when there is none or it cannot be read (then every package is
-/// read again).
-fn read_existing(path: &Path) -> (RepoData, Option<SystemTime>) {
-    let empty = RepoData {
+/// The subdir's `repodata.json`, if there is one that can be read.
+fn read_existing(path: &Path) -> Option<RepoData> {
+    let bytes = std::fs::read(path).ok()?;
+    match serde_json::from_slice::<RepoData>(&bytes) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::warn!("{}: cannot be read ({e}); indexing every package again", path.display());
+            None
+        }
+    }
+}
+
+fn empty_repodata() -> RepoData {
+    RepoData {
         info: None,
         packages: Default::default(),
         conda_packages: Default::default(),
         v3: Default::default(),
         removed: Default::default(),
         version: Some(REPODATA_VERSION),
-    };
-    let Ok(bytes) = std::fs::read(path) else {
-        return (empty, None);
-    };
-    match serde_json::from_slice::<RepoData>(&bytes) {
-        Ok(r) => (r, std::fs::metadata(path).and_then(|m| m.modified()).ok()),
-        Err(e) => {
-            tracing::warn!("{}: cannot be read ({e}); indexing every package again", path.display());
-            (empty, None)
-        }
     }
 }
 

@@ -1,7 +1,9 @@
-//! Executing a build plan: for each output, fresh directories, the staging
-//! output it inherits (restored from the cache, built first if needed),
-//! sources, the build script, file selection and packaging; then the
-//! channel index and the file accounting across outputs.
+//! Executing a build plan: for each output (unless `--skip-unchanged` keeps
+//! its package), fresh directories, the staging output it inherits,
+//! sources, the build script, file selection and the package directory;
+//! its archive is then written in the background while the next output
+//! builds ([`pipeline`]), and lands in the channel, where its tests run.
+//! At the end, the channel index and the file accounting across outputs.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -76,15 +78,23 @@ pub fn build_all(plan_all: &Plan, opts: &BuildOptions) -> Result<Vec<PathBuf>> {
     }
     let mut waiting: Vec<Waiting> = Vec::new();
     let mut pipeline = pipeline::Pipeline::new(&opts.compression);
-    // A written archive lands: into the channel index (later builds and
-    // tests may need it), its inputs recorded; then the tests whose
-    // siblings are all there run.
-    let land = |f: pipeline::Finished, built: &mut Vec<Built>, waiting: &mut Vec<Waiting>| -> Result<()> {
-        crate::channel::add(&opts.output_dir, std::slice::from_ref(&f.built.path))?;
+    // Written archives land: each is listed as waiting for its tests before
+    // anything can fail (so a failure withdraws it), then added to the
+    // channel index (later builds and tests may need it); then the tests
+    // whose siblings are all there run, and what a tested package was made
+    // from is recorded (`--skip-unchanged`).
+    let land = |finished: Vec<pipeline::Finished>, built: &mut Vec<Built>, waiting: &mut Vec<Waiting>| -> Result<()> {
+        let mut failed = None;
+        for f in finished {
+            let added = crate::channel::add(&opts.output_dir, std::slice::from_ref(&f.built.path));
+            waiting.push(f.waiting);
+            built.push(f.built);
+            if let Err(e) = added {
+                failed.get_or_insert(e);
+            }
+        }
         envs.package_added();
-        unchanged::record(opts, &f.built, &f.inputs)?;
-        waiting.push(f.waiting);
-        built.push(f.built);
+        failed.map_or(Ok(()), Err)?;
         let mut count: BTreeMap<&str, usize> = BTreeMap::new();
         for b in built.iter() {
             *count.entry(b.name.as_str()).or_default() += 1;
@@ -92,7 +102,7 @@ pub fn build_all(plan_all: &Plan, opts: &BuildOptions) -> Result<Vec<PathBuf>> {
         let done = |n: &String| count.get(n.as_str()) == planned.get(n);
         while let Some(i) = waiting.iter().position(|w| w.needs.iter().all(done)) {
             let w = waiting.remove(i);
-            crate::testing::after_build(&w.path, opts, &envs, w.not_here.as_deref())?;
+            test_and_record(w, opts, &envs)?;
         }
         Ok(())
     };
@@ -100,38 +110,35 @@ pub fn build_all(plan_all: &Plan, opts: &BuildOptions) -> Result<Vec<PathBuf>> {
         for p in plan {
             if needs_built_siblings(p, plan) {
                 let (finished, error) = pipeline.finish_all();
-                for f in finished {
-                    land(f, &mut built, &mut waiting)?;
-                }
+                land(finished, &mut built, &mut waiting)?;
                 error.map_or(Ok(()), Err)?;
             }
             let resolved = crate::dependencies::resolve_output(p, opts, &envs)?;
-            let inputs = unchanged::Inputs::of(p, opts, &stager, &resolved)?;
-            if opts.skip_unchanged {
-                if let Some(kept) = unchanged::reuse(p, opts, &inputs)? {
-                    // Tested when it was built; its dependants find it in the channel.
-                    built.push(kept);
-                    continue;
-                }
+            let inputs = match opts.skip_unchanged {
+                true => Some(unchanged::Inputs::of(p, opts, &stager, &resolved)?),
+                false => None,
+            };
+            if let Some(kept) = inputs.as_ref().map(|i| unchanged::reuse(p, opts, i)).transpose()?.flatten() {
+                // Tested when it was built; its dependants find it in the channel.
+                built.push(kept);
+                continue;
             }
             let (b, packaging) = build_one(p, opts, &mut stager, &envs, &resolved)?;
             let w = Waiting {
                 path: b.path.clone(),
                 needs: siblings_needed(p, plan),
                 not_here: not_testable_here(p, plan, opts),
+                record: inputs.map(|i| unchanged::Pending::new(&b, i)),
             };
-            for f in pipeline.start(b, packaging, inputs, w)? {
-                land(f, &mut built, &mut waiting)?;
-            }
+            let finished = pipeline.start(b, packaging, w)?;
+            land(finished, &mut built, &mut waiting)?;
         }
         let (finished, error) = pipeline.finish_all();
-        for f in finished {
-            land(f, &mut built, &mut waiting)?;
-        }
+        land(finished, &mut built, &mut waiting)?;
         error.map_or(Ok(()), Err)?;
         while !waiting.is_empty() {
             let w = waiting.remove(0);
-            crate::testing::after_build(&w.path, opts, &envs, w.not_here.as_deref())?;
+            test_and_record(w, opts, &envs)?;
         }
         Ok(())
     })();
@@ -139,9 +146,7 @@ pub fn build_all(plan_all: &Plan, opts: &BuildOptions) -> Result<Vec<PathBuf>> {
         // Archives still being written land and are tested as they would
         // have been; packages whose tests never ran are withdrawn.
         let (finished, _) = pipeline.finish_all();
-        for f in finished {
-            let _ = land(f, &mut built, &mut waiting);
-        }
+        let _ = land(finished, &mut built, &mut waiting);
         withdraw_untested(&waiting, opts);
         return Err(e);
     }
@@ -158,6 +163,18 @@ struct Waiting {
     needs: BTreeSet<String>,
     /// Why this machine cannot test it, if so.
     not_here: Option<String>,
+    /// What it was made from, recorded once its tests passed.
+    record: Option<unchanged::Pending>,
+}
+
+/// Test a landed package; once it passed (or needs no testing here),
+/// record what it was made from.
+fn test_and_record(w: Waiting, opts: &BuildOptions, envs: &LazyEnvironments) -> Result<()> {
+    crate::testing::after_build(&w.path, opts, envs, w.not_here.as_deref())?;
+    match w.record {
+        Some(record) => record.write(opts),
+        None => Ok(()),
+    }
 }
 
 /// The package name a spec names, if it names one exactly.

@@ -12,7 +12,6 @@ use std::time::Instant;
 use miette::{miette, Result};
 
 use super::output::Packaging;
-use super::unchanged::Inputs;
 use super::{Built, Waiting};
 use crate::package::archive::{self, Compression, Format};
 
@@ -20,15 +19,12 @@ use crate::package::archive::{self, Compression, Format};
 pub(super) struct Finished {
     /// The built output.
     pub built: Built,
-    /// What it was made from.
-    pub inputs: Inputs,
     /// How its tests wait for siblings.
     pub waiting: Waiting,
 }
 
 struct Job {
     built: Built,
-    inputs: Inputs,
     waiting: Waiting,
     files: usize,
     started: Instant,
@@ -39,6 +35,8 @@ struct Job {
 pub(super) struct Pipeline {
     limit: usize,
     running: VecDeque<Job>,
+    /// Written, not yet returned.
+    done: Vec<Finished>,
 }
 
 impl Pipeline {
@@ -52,6 +50,7 @@ impl Pipeline {
         Pipeline {
             limit: (cores / per_archive).max(1),
             running: VecDeque::new(),
+            done: Vec::new(),
         }
     }
 
@@ -61,13 +60,14 @@ impl Pipeline {
         &mut self,
         built: Built,
         packaging: Packaging,
-        inputs: Inputs,
         waiting: Waiting,
     ) -> Result<Vec<Finished>> {
-        let mut finished = Vec::new();
+        // Finished archives wait in `done` until returned, so that an error
+        // here leaves them to `finish_all` instead of losing them.
         while self.running.len() >= self.limit {
             if let Some(job) = self.running.pop_front() {
-                finished.push(finish(job)?);
+                let f = finish(job)?;
+                self.done.push(f);
             }
         }
         let Packaging {
@@ -81,19 +81,18 @@ impl Pipeline {
             .map_err(|e| miette!("cannot start writing {}: {e}", built.path.display()))?;
         self.running.push_back(Job {
             built,
-            inputs,
             waiting,
             files,
             started,
             handle,
         });
-        Ok(finished)
+        Ok(std::mem::take(&mut self.done))
     }
 
     /// Wait for every archive: the ones written, and the first error (all
     /// archives are waited for even after one failed).
     pub fn finish_all(&mut self) -> (Vec<Finished>, Option<miette::Report>) {
-        let mut finished = Vec::new();
+        let mut finished = std::mem::take(&mut self.done);
         let mut error = None;
         while let Some(job) = self.running.pop_front() {
             match finish(job) {
@@ -124,7 +123,6 @@ fn finish(job: Job) -> Result<Finished> {
     ));
     Ok(Finished {
         built: job.built,
-        inputs: job.inputs,
         waiting: job.waiting,
     })
 }

@@ -6,14 +6,18 @@
 //! covers the staging script, environments, sources and its parents), its
 //! own rendered recipe (without the build time stamp), its resolved build
 //! and host environments (with each package's SHA-256, so a rebuilt sibling
-//! counts), its sources, the files of the recipe directory, and kiln's
-//! version. Each part is hashed; the record keeps the part hashes (so the
+//! counts), its sources, the files of the recipe directory, the build
+//! options that decide whether a package is accepted, and kiln's version.
+//! The recipe file's text is not an input: editing one output leaves its
+//! siblings' packages alone, and their `info/recipe/` keeps the recipe as
+//! it was when they were built. Each part is hashed; the record keeps the part hashes (so the
 //! log can say which part changed), their digest, the package's SHA-256
 //! and the staging files the package took (for the accounting of staging
 //! files across outputs). Records live in `<output>/bld/.inputs/<subdir>/`
-//! and are written atomically after the package is in the channel. Nothing
-//! secret enters them: the parts are hashes of texts whose secrets are
-//! already masked.
+//! and are written atomically by builds run with `--skip-unchanged`, once
+//! the package's tests passed (or were skipped: such a record is not used
+//! by a later run that tests). Nothing secret enters them: the parts are
+//! hashes.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -46,14 +50,63 @@ struct Record {
     format: u32,
     /// The package file name.
     package: String,
-    /// SHA-256 of the package file when it was written.
+    /// SHA-256 of the package file when it was recorded.
     sha256: String,
     inputs: Inputs,
+    /// Whether the build ran with `--test skip` (its tests never ran).
+    tests_skipped: bool,
     /// Staging files the package took, before any renaming.
     files: Vec<String>,
     /// Keys of the staging entries it was made from.
     staging_keys: Vec<String>,
 }
+
+/// What a built package was made from, to be recorded once its tests
+/// passed (a package whose tests failed or never ran gets no record).
+pub struct Pending {
+    path: PathBuf,
+    inputs: Inputs,
+    files: Vec<String>,
+    staging_keys: Vec<String>,
+}
+
+impl Pending {
+    /// The record-to-be of `built`, made from `inputs`. The staging part
+    /// names the entry actually used.
+    pub fn new(built: &Built, mut inputs: Inputs) -> Pending {
+        if let Some(key) = built.staging_keys.first() {
+            inputs.parts.insert(STAGING.to_string(), key.clone());
+            if let Ok(digest) = hash_json(&inputs.parts) {
+                inputs.digest = digest;
+            }
+        }
+        Pending {
+            path: built.path.clone(),
+            inputs,
+            files: built.files.clone(),
+            staging_keys: built.staging_keys.clone(),
+        }
+    }
+
+    /// Write the record (atomically).
+    pub fn write(self, opts: &BuildOptions) -> Result<()> {
+        let record = Record {
+            format: RECORD_FORMAT,
+            package: self.path.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+            sha256: crate::disk::file_sha256(&self.path)?,
+            inputs: self.inputs,
+            tests_skipped: opts.test == crate::testing::Strategy::Skip,
+            files: self.files,
+            staging_keys: self.staging_keys,
+        };
+        let path = record_path(opts, &self.path);
+        fs_err::create_dir_all(path.parent().expect("records live in a directory")).into_diagnostic()?;
+        crate::disk::write_atomic(&path, &serde_json::to_vec(&record).into_diagnostic()?)
+    }
+}
+
+/// The name of the staging part.
+const STAGING: &str = "the staging output";
 
 fn hash_json(value: &impl Serialize) -> Result<String> {
     Ok(hex::encode(Sha256::digest(
@@ -91,11 +144,15 @@ impl Inputs {
             "the resolved environments".to_string(),
             hash_json(&(resolved.build_refs(), resolved.host_refs()))?,
         );
-        parts.insert("the staging output".to_string(), staging);
+        parts.insert(STAGING.to_string(), staging);
         parts.insert("the sources".to_string(), hash_json(&sources)?);
         parts.insert(
             "files in the recipe directory".to_string(),
             hash_json(&stager.recipe_files(recipe, &output.source)?)?,
+        );
+        parts.insert(
+            "the build options".to_string(),
+            hash_json(&(opts.error_prefix_in_binary, opts.allow_absolute_license_paths))?,
         );
         let digest = hash_json(&parts)?;
         Ok(Inputs { parts, digest })
@@ -110,26 +167,6 @@ fn record_path(opts: &BuildOptions, package: &Path) -> PathBuf {
         .join("bld/.inputs")
         .join(subdir)
         .join(format!("{name}.json"))
-}
-
-/// Record what `built` was made from.
-pub fn record(opts: &BuildOptions, built: &Built, inputs: &Inputs) -> Result<()> {
-    let record = Record {
-        format: RECORD_FORMAT,
-        package: built
-            .path
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned(),
-        sha256: crate::disk::file_sha256(&built.path)?,
-        inputs: inputs.clone(),
-        files: built.files.clone(),
-        staging_keys: built.staging_keys.clone(),
-    };
-    let path = record_path(opts, &built.path);
-    fs_err::create_dir_all(path.parent().expect("records live in a directory")).into_diagnostic()?;
-    crate::disk::write_atomic(&path, &serde_json::to_vec(&record).into_diagnostic()?)
 }
 
 /// The package `p` would produce, kept as it is when it is in the output
@@ -175,6 +212,9 @@ pub fn reuse(p: &PlannedOutput, opts: &BuildOptions, inputs: &Inputs) -> Result<
             changed.join(", ")
         };
         return rebuild(format!("{what} changed since {file} was built"));
+    }
+    if record.tests_skipped && opts.test != crate::testing::Strategy::Skip {
+        return rebuild(format!("{file} was built without running its tests"));
     }
     if crate::disk::file_sha256(&path)? != record.sha256 {
         return rebuild(format!("{file} changed since it was built (its SHA-256 differs)"));
