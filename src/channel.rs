@@ -171,7 +171,8 @@ fn update(output_dir: &Path, subdir: &str, fresh: &BTreeSet<String>) -> Result<(
                 seen.insert(id.to_file_name(), *fp);
             }
             Err(e) if fresh.contains(&id.to_file_name()) => {
-                unreadable.get_or_insert(e.wrap_err(format!("kiln cannot read the package it wrote: {}", path.display())));
+                unreadable
+                    .get_or_insert(e.wrap_err(format!("kiln cannot read the package it wrote: {}", path.display())));
             }
             Err(e) => tracing::warn!("{e:?}"),
         }

@@ -558,30 +558,52 @@ fn script_less_inheritors_are_packaged_from_the_entry_without_a_restore() {
     let recipe_path = dir.path().join("recipe.yaml");
     fs::copy(staging("direct/recipe.yaml"), &recipe_path).unwrap();
     let out = dir.path().join("out");
-    let o = build_staging(&recipe_path, &out, &["--keep-build"]);
+    // A package directory a killed run left behind is swept.
+    let leftover = out.join("bld/.pkg/direct-lib-hb0f4dca_0-99999999");
+    fs::create_dir_all(&leftover).unwrap();
+    let o = build_staging(&recipe_path, &out, &[]);
+    assert!(!leftover.exists());
     let log = stderr(&o);
     assert!(!log.contains("restored staging"), "{log}");
-    assert!(log.contains("direct-lib"), "{log}");
-    assert!(
-        log.contains("linked 2 of the 4 paths of staging direct-build") && log.contains("nothing else restored"),
-        "{log}"
-    );
+    // direct-data's link into lib/ brings its target along (not packaged).
+    for (output, n, links) in [("direct-lib", 2, 1), ("direct-data", 4, 3)] {
+        let line = log
+            .lines()
+            .find(|l| l.contains(&format!("{output}-1.0.0-{H}: placed")))
+            .unwrap_or_else(|| panic!("{log}"));
+        assert!(
+            line.contains(&format!("placed {n} of the 5 paths of staging direct-build"))
+                && line.contains(&format!("{links} hard links"))
+                && line.contains("nothing else restored"),
+            "{line}"
+        );
+    }
     // The first archive is written while the second output builds.
     let second_starts = log.find("direct-data-1.0.0-hb0f4dca_0: preparing directories").unwrap();
     let first_lands = log.find("direct-lib-1.0.0-hb0f4dca_0.conda (").unwrap();
     assert!(second_starts < first_lands, "{log}");
 
-    // The last output's kept prefix holds its own selected files only,
-    // the untouched ones as hard links to the entry's.
+    // A kept build directory holds the last output's files only, as
+    // copies that share nothing with the cache entry.
+    let o = build_staging(&recipe_path, &out, &["--keep-build"]);
+    assert!(stderr(&o).contains("0 hard links"), "{}", stderr(&o));
     let entry = cache_entries(&out.join("build_cache")).remove(0);
     let prefix = kept_host_prefix(&out.join("bld/kiln_direct"));
-    assert_eq!(tree(&prefix), vec!["include/header.h", "share/v.cfg"]);
-    let ino = |p: &Path| fs::metadata(p).unwrap().ino();
     assert_eq!(
+        tree(&prefix),
+        vec![
+            "include/header.h",
+            "lib/config.txt",
+            "share/cfg-link.txt",
+            "share/v.cfg"
+        ]
+    );
+    let ino = |p: &Path| fs::metadata(p).unwrap().ino();
+    assert_ne!(
         ino(&prefix.join("include/header.h")),
         ino(&entry.join("prefix/include/header.h"))
     );
-    // `post_process` replaced its file; the entry keeps the original.
+    // `post_process` changed its file; the entry keeps the original.
     assert_eq!(
         fs::read_to_string(prefix.join("share/v.cfg")).unwrap(),
         "version=new-was-old\n"
@@ -589,6 +611,13 @@ fn script_less_inheritors_are_packaged_from_the_entry_without_a_restore() {
     assert_eq!(
         fs::read_to_string(entry.join("prefix/share/v.cfg")).unwrap(),
         "version=old\n"
+    );
+    // The link's target was there: the link is described by its target's hash.
+    let data = extracted(&out, &format!("linux-64/direct-data-1.0.0-{H}.conda"));
+    let config = fs::read(prefix.join("lib/config.txt")).unwrap();
+    assert_eq!(
+        paths_json(data.path())["share/cfg-link.txt"]["sha256"],
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&config))
     );
 
     let lib_name = format!("linux-64/direct-lib-1.0.0-{H}.conda");
@@ -602,7 +631,6 @@ fn script_less_inheritors_are_packaged_from_the_entry_without_a_restore() {
         fs::read_to_string(lib.path().join("info/licenses/LICENSE")).unwrap(),
         "MIT License\n"
     );
-    let data = extracted(&out, &format!("linux-64/direct-data-1.0.0-{H}.conda"));
     assert_eq!(
         fs::read_to_string(data.path().join("share/v.cfg")).unwrap(),
         "version=new-was-old\n"

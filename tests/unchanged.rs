@@ -160,7 +160,10 @@ fn only_outputs_whose_inputs_changed_are_rebuilt() {
     // A record of a build that skipped the tests is not used by one that tests.
     fs::remove_file(p.package("lib")).unwrap();
     let log = p.build(&["--skip-unchanged", "--no-test"]);
-    assert!(log.contains("skipper-lib-1.0-hb0f4dca_0.conda is not in the output directory"), "{log}");
+    assert!(
+        log.contains("skipper-lib-1.0-hb0f4dca_0.conda is not in the output directory"),
+        "{log}"
+    );
     let log = p.build(&["--skip-unchanged", "--no-test"]);
     assert!(kept(&log, "lib"), "{log}");
     let log = p.build(&["--skip-unchanged"]);

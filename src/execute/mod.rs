@@ -65,7 +65,8 @@ pub fn build_all(plan_all: &Plan, opts: &BuildOptions) -> Result<Vec<PathBuf>> {
     }
     let envs = LazyEnvironments::new(&opts.channels, &opts.output_dir, subdirs.clone(), false);
     crate::preflight::solve(plan_all, opts, &envs)?;
-    // Lock files of build directories that finished or were killed.
+    // Package directories and lock files of builds that finished or were killed.
+    output::sweep_package_dirs(&opts.output_dir);
     crate::lock::remove_stale(&opts.output_dir.join("bld").join(".locks"));
     let mut stager = Stager::new(opts, &envs);
     let mut built: Vec<Built> = Vec::new();
@@ -118,7 +119,12 @@ pub fn build_all(plan_all: &Plan, opts: &BuildOptions) -> Result<Vec<PathBuf>> {
                 true => Some(unchanged::Inputs::of(p, opts, &stager, &resolved)?),
                 false => None,
             };
-            if let Some(kept) = inputs.as_ref().map(|i| unchanged::reuse(p, opts, i)).transpose()?.flatten() {
+            if let Some(kept) = inputs
+                .as_ref()
+                .map(|i| unchanged::reuse(p, opts, i))
+                .transpose()?
+                .flatten()
+            {
                 // Tested when it was built; its dependants find it in the channel.
                 built.push(kept);
                 continue;

@@ -66,7 +66,7 @@ pub(super) fn build_one(
         // Sources of the output's own are layered on the staging work dir.
         (Some(entry), Some(_)) if !output.source.is_empty() => {
             let nothing = BTreeSet::new();
-            crate::staging::link_selected(entry, &dirs, &nothing, true, &id)?;
+            crate::staging::place_selected(entry, &dirs, &nothing, true, opts.keep_build, &id)?;
         }
         _ => {}
     }
@@ -113,7 +113,7 @@ pub(super) fn build_one(
             .filter(|f| entry_paths.contains(*f) && dirs.host_prefix.join(f).symlink_metadata().is_err())
             .map(|f| f.to_string_lossy().into_owned())
             .collect();
-        crate::staging::link_selected(entry, &dirs, &chosen, false, &id)?;
+        crate::staging::place_selected(entry, &dirs, &chosen, false, opts.keep_build, &id)?;
     }
     files.sort();
     if files.is_empty() {
@@ -225,13 +225,22 @@ pub(super) fn build_one(
     };
     // A directory of its own, outside the build directory: the archive may
     // be written while the next output builds there.
-    let staging_area = opts.output_dir.join("bld").join(".pkg");
-    fs_err::create_dir_all(&staging_area).into_diagnostic()?;
-    let pkg_dir = tempfile::Builder::new()
-        .prefix(&format!("{}-", output.package.name.as_normalized()))
-        .tempdir_in(&staging_area)
-        .into_diagnostic()?
-        .keep();
+    // Its lock, held until the archive is written, tells a later run's
+    // sweep (`sweep_package_dirs`) that it is in use.
+    let dir_name = format!(
+        "{}-{}-{}",
+        output.package.name.as_normalized(),
+        p.build_string,
+        std::process::id()
+    );
+    let bld = opts.output_dir.join("bld");
+    let lock = crate::lock::Lock::acquire(
+        &bld.join(".locks").join(format!("pkg-{dir_name}.lock")),
+        crate::lock::Mode::Exclusive,
+        &format!("the package directory {dir_name}"),
+    )
+    .into_diagnostic()?;
+    let pkg_dir = bld.join(".pkg").join(&dir_name);
     let prepared = package::prepare(
         &info,
         &dirs.host_prefix,
@@ -259,6 +268,7 @@ pub(super) fn build_one(
         },
         Packaging {
             prepared,
+            lock,
             started,
             files: files.len(),
         },
@@ -270,6 +280,8 @@ pub(super) fn build_one(
 pub(super) struct Packaging {
     /// The package directory.
     pub prepared: package::Prepared,
+    /// Held while the directory is in use.
+    pub lock: crate::lock::Lock,
     /// When packaging started (for the log).
     pub started: std::time::Instant,
     /// How many files it holds (for the log).
@@ -387,4 +399,20 @@ fn compile_bytecode(
         );
     }
     Ok(compiled)
+}
+
+/// Remove package directories (`<output>/bld/.pkg/`) that killed runs left
+/// behind: those whose lock nobody holds.
+pub(super) fn sweep_package_dirs(output_dir: &Path) {
+    let bld = output_dir.join("bld");
+    let Ok(dirs) = std::fs::read_dir(bld.join(".pkg")) else {
+        return;
+    };
+    for d in dirs.flatten() {
+        let name = d.file_name().to_string_lossy().into_owned();
+        let lock = bld.join(".locks").join(format!("pkg-{name}.lock"));
+        if let Ok(Some(_held)) = crate::lock::Lock::try_acquire(&lock, crate::lock::Mode::Exclusive) {
+            let _ = std::fs::remove_dir_all(d.path());
+        }
+    }
 }

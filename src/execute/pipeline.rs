@@ -56,12 +56,7 @@ impl Pipeline {
 
     /// Start writing the archive of `built`, first finishing the oldest
     /// archives while the pipeline is full; returns those.
-    pub fn start(
-        &mut self,
-        built: Built,
-        packaging: Packaging,
-        waiting: Waiting,
-    ) -> Result<Vec<Finished>> {
+    pub fn start(&mut self, built: Built, packaging: Packaging, waiting: Waiting) -> Result<Vec<Finished>> {
         // Finished archives wait in `done` until returned, so that an error
         // here leaves them to `finish_all` instead of losing them.
         while self.running.len() >= self.limit {
@@ -72,12 +67,17 @@ impl Pipeline {
         }
         let Packaging {
             prepared,
+            lock,
             started,
             files,
         } = packaging;
         let handle = std::thread::Builder::new()
             .name("kiln-archive".into())
-            .spawn(move || prepared.archive())
+            .spawn(move || {
+                let written = prepared.archive();
+                drop(lock);
+                written
+            })
             .map_err(|e| miette!("cannot start writing {}: {e}", built.path.display()))?;
         self.running.push_back(Job {
             built,

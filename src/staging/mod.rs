@@ -7,8 +7,11 @@
 //! their parent first.
 
 pub mod key;
+pub mod restore;
 pub mod store;
 pub mod transfer;
+
+pub use restore::{place_selected, restore_into};
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
@@ -455,56 +458,6 @@ pub fn describe(name: &str, variant: &BTreeMap<String, String>) -> String {
     } else {
         format!("{name} ({})", values.join(", "))
     }
-}
-
-/// Restore a cache entry into a build's directories (everything, copied:
-/// a script may change it) and log how long it took.
-pub fn restore_into(entry: &Entry, dirs: &BuildDirs, label: &str) -> Result<()> {
-    ui::step(label, &format!("restoring staging {}", entry.meta.name));
-    let started = Instant::now();
-    let stats = transfer::restore(entry, &dirs.host_prefix, &dirs.work_dir, transfer::Selection::ALL)?;
-    tracing::info!(
-        "{label}: restored staging {} ({} entries, {:.1} MB, {} reflinked, {} relocated) in {:.2} s",
-        entry.meta.name,
-        stats.entries,
-        stats.bytes as f64 / 1e6,
-        stats.reflinked,
-        stats.relocated,
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
-}
-
-/// Place only `paths` of a cache entry into the host prefix, hard-linked
-/// (for an output without a script, which packages them as they are), and
-/// the work directory by copy when `work_dir` (the output has sources of
-/// its own to layer on it); log how long it took.
-pub fn link_selected(
-    entry: &Entry,
-    dirs: &BuildDirs,
-    paths: &std::collections::BTreeSet<String>,
-    work_dir: bool,
-    label: &str,
-) -> Result<()> {
-    let started = Instant::now();
-    let what = transfer::Selection {
-        paths: Some(paths),
-        work_dir,
-        placement: transfer::Placement::Link,
-    };
-    let stats = transfer::restore(entry, &dirs.host_prefix, &dirs.work_dir, what)?;
-    tracing::info!(
-        "{label}: linked {} of the {} paths of staging {} ({:.1} MB, {} hard links, {} relocated{}) in {:.2} s; nothing else restored",
-        paths.len(),
-        entry.meta.files.len(),
-        entry.meta.name,
-        stats.bytes as f64 / 1e6,
-        stats.linked,
-        stats.relocated,
-        if work_dir { ", work directory copied" } else { "" },
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
 }
 
 /// Bytes of regular files below `dir`, and the number of work-dir entries.
