@@ -28,6 +28,29 @@ pub enum Command {
     Cache(CacheCommand),
     /// Run the tests stored in a package (built by kiln, rattler-build or conda-build).
     Test(TestArgs),
+    /// Inspect or extract a package file (`.conda` or `.tar.bz2`, from any tool).
+    #[command(subcommand)]
+    Package(PackageCommand),
+}
+
+/// `kiln package` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PackageCommand {
+    /// Print a package's metadata, dependencies and files.
+    Inspect {
+        /// The package file.
+        file: PathBuf,
+        /// Print JSON (`index`, `about`, `paths`, `size`, `sha256`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Extract a package into a new or empty directory.
+    Extract {
+        /// The package file.
+        file: PathBuf,
+        /// Where to extract it.
+        dir: PathBuf,
+    },
 }
 
 /// `kiln test` options.

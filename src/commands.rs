@@ -16,6 +16,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Build(args) => build(*args),
         Command::Cache(cmd) => cache(cmd),
         Command::Test(args) => crate::test_command::run(args),
+        Command::Package(cmd) => crate::package_command::run(cmd),
     }
 }
 

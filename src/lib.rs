@@ -24,6 +24,7 @@ pub mod hash;
 pub mod lock;
 pub mod net;
 pub mod package;
+pub mod package_command;
 pub mod plan;
 pub mod platform;
 pub mod preflight;
