@@ -176,6 +176,12 @@ pub struct BuildArgs {
     #[arg(long)]
     pub error_prefix_in_binary: bool,
 
+    /// Do not build an output whose package (same name, version and build string) already
+    /// exists: `local` in the output directory, `all` in any channel; `none` builds everything.
+    /// Dependants use the existing package. Without a value: `local`.
+    #[arg(long, value_enum, num_args = 0..=1, default_value = "none", default_missing_value = "local")]
+    pub skip_existing: SkipExisting,
+
     /// Do not rebuild an output whose inputs (staging key, rendered recipe, resolved environments,
     /// sources, recipe files, kiln version) all match the package already in the output
     /// directory, intact by its recorded checksum. The log says why each output is rebuilt or not.
@@ -240,4 +246,15 @@ pub struct BuildArgs {
     /// Fail when two outputs package the same file.
     #[arg(long)]
     pub error_overlapping_files: bool,
+}
+
+/// `--skip-existing`: where an existing package counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SkipExisting {
+    /// Build every output.
+    None,
+    /// Skip outputs whose package is in the output directory.
+    Local,
+    /// Skip outputs whose package is in the output directory or any channel.
+    All,
 }

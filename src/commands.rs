@@ -118,6 +118,7 @@ fn build(args: BuildArgs) -> Result<()> {
         error_prefix_in_binary: args.error_prefix_in_binary,
         allow_absolute_license_paths: args.allow_absolute_license_paths,
         skip_unchanged: args.skip_unchanged,
+        skip_existing: args.skip_existing,
         test: if args.no_test {
             crate::testing::Strategy::Skip
         } else {

@@ -50,6 +50,8 @@ pub struct BuildOptions {
     pub allow_absolute_license_paths: bool,
     /// `--skip-unchanged`: keep packages whose recorded inputs match.
     pub skip_unchanged: bool,
+    /// `--skip-existing`: skip outputs whose package exists.
+    pub skip_existing: crate::cli::SkipExisting,
 }
 
 /// Run a recipe's script in `dirs` with the build environment for `identity`.

@@ -172,6 +172,25 @@ impl Environments {
         Ok(records)
     }
 
+    /// The records of the channels (for `platform` and noarch) that match
+    /// `spec` itself, without resolving dependencies.
+    pub fn find(&self, platform: Subdir, spec: &str) -> Result<Vec<RepoDataRecord>> {
+        let spec = MatchSpec::from_str(spec, ParseStrictness::Lenient)
+            .map_err(|e| miette!("invalid match spec `{spec}`: {e}"))?;
+        let query = self
+            .gateway
+            .query(self.channels.clone(), [platform, Subdir::NoArch], [spec])
+            .recursive(false)
+            .execute();
+        let overall = self.timeout * 15;
+        let repodata = match self.rt.block_on(async { tokio::time::timeout(overall, query).await }) {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return Err(self.channel_error(&error_chain(&e))),
+            Err(_) => return Err(self.channel_error(&format!("no answer within {} s", overall.as_secs()))),
+        };
+        Ok(repodata.iter().flat_map(|r| r.iter().cloned()).collect())
+    }
+
     /// Install `records` into `prefix` (packages come from the shared cache).
     pub fn install(&self, prefix: &Path, platform: Subdir, records: &[RepoDataRecord]) -> Result<()> {
         let installer = Installer::new()

@@ -19,6 +19,7 @@ use crate::staging::Stager;
 use crate::ui;
 use output::build_one;
 
+mod existing;
 mod output;
 mod pipeline;
 mod unchanged;
@@ -33,6 +34,9 @@ pub(crate) struct Built {
     files: Vec<String>,
     /// Keys of the staging cache entries restored into it (innermost first).
     staging_keys: Vec<String>,
+    /// An existing package used instead of building (`--skip-unchanged`,
+    /// `--skip-existing`).
+    reused: bool,
 }
 
 /// Build every planned output in order and index the channel.
@@ -114,6 +118,10 @@ pub fn build_all(plan_all: &Plan, opts: &BuildOptions) -> Result<Vec<PathBuf>> {
                 land(finished, &mut built, &mut waiting)?;
                 error.map_or(Ok(()), Err)?;
             }
+            if let Some(skipped) = existing::existing(p, opts, &envs)? {
+                built.push(skipped);
+                continue;
+            }
             let resolved = crate::dependencies::resolve_output(p, opts, &envs)?;
             let inputs = match opts.skip_unchanged {
                 true => Some(unchanged::Inputs::of(p, opts, &stager, &resolved)?),
@@ -159,7 +167,7 @@ pub fn build_all(plan_all: &Plan, opts: &BuildOptions) -> Result<Vec<PathBuf>> {
     ui::step("channel", "indexing");
     crate::channel::index(&opts.output_dir, &subdirs)?;
     account_files(&built, &stager, opts)?;
-    Ok(built.into_iter().map(|b| b.path).collect())
+    Ok(built.into_iter().filter(|b| !b.reused).map(|b| b.path).collect())
 }
 
 /// A built package whose tests have not run yet.
@@ -290,7 +298,11 @@ fn account_files(built: &[Built], stager: &Stager, opts: &BuildOptions) -> Resul
             tracing::warn!("{msg}");
         }
     };
-    let mut entries: Vec<_> = stager.used().collect();
+    // Outputs skipped by `--skip-existing` took files nobody knows.
+    let unknown = built
+        .iter()
+        .any(|b| b.reused && b.staging_keys.is_empty() && b.files.is_empty());
+    let mut entries: Vec<_> = stager.used().filter(|_| !unknown).collect();
     entries.sort_by(|a, b| (&a.meta.name, &a.meta.key).cmp(&(&b.meta.name, &b.meta.key)));
     for entry in entries {
         let name = crate::staging::describe(&entry.meta.name, &entry.meta.key_inputs.variant);

@@ -265,6 +265,7 @@ pub(super) fn build_one(
             name: output.package.name.as_normalized().to_string(),
             files: taken,
             staging_keys,
+            reused: false,
         },
         Packaging {
             prepared,

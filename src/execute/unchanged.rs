@@ -228,5 +228,6 @@ pub fn reuse(p: &PlannedOutput, opts: &BuildOptions, inputs: &Inputs) -> Result<
         name,
         files: record.files,
         staging_keys: record.staging_keys,
+        reused: true,
     }))
 }
