@@ -176,6 +176,14 @@ pub struct BuildArgs {
     #[arg(long)]
     pub error_prefix_in_binary: bool,
 
+    /// Do not store the recipe (`info/recipe/`) in the packages.
+    #[arg(long)]
+    pub no_include_recipe: bool,
+
+    /// Add `KEY=VALUE` to the `extra` section of each package's `info/about.json`. Repeatable.
+    #[arg(long = "extra-meta", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub extra_meta: Vec<(String, String)>,
+
     /// Do not build an output whose package (same name, version and build string) already
     /// exists: `local` in the output directory, `all` in any channel; `none` builds everything.
     /// Dependants use the existing package. Without a value: `local`.
@@ -257,4 +265,12 @@ pub enum SkipExisting {
     Local,
     /// Skip outputs whose package is in the output directory or any channel.
     All,
+}
+
+/// `KEY=VALUE`, with a non-empty key.
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("`{s}` is not KEY=VALUE")),
+    }
 }

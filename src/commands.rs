@@ -119,6 +119,8 @@ fn build(args: BuildArgs) -> Result<()> {
         allow_absolute_license_paths: args.allow_absolute_license_paths,
         skip_unchanged: args.skip_unchanged,
         skip_existing: args.skip_existing,
+        include_recipe: !args.no_include_recipe,
+        extra_meta: args.extra_meta.iter().cloned().collect(),
         test: if args.no_test {
             crate::testing::Strategy::Skip
         } else {

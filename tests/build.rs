@@ -516,3 +516,45 @@ fn compression_threads_do_not_change_the_bytes_and_levels_are_checked() {
     assert!(stderr(&o).contains("between 1 and 9"), "{}", stderr(&o));
     assert!(!dir.path().join("bad").exists(), "nothing is written for a bad flag");
 }
+
+#[test]
+fn no_include_recipe_and_extra_meta_shape_info() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = write_recipe(
+        dir.path(),
+        "meta",
+        "package: {name: meta, version: '1.0'}\nbuild:\n  script: [mkdir -p $PREFIX/share, touch $PREFIX/share/m]\nextra:\n  maintainers: [someone]\n",
+    );
+    let out = dir.path().join("out");
+    build_ok(
+        &recipe,
+        &out,
+        &[
+            "--no-include-recipe",
+            "--extra-meta",
+            "flow=ci",
+            "--extra-meta",
+            "run=42",
+        ],
+    );
+    let pkg = extract(&packages(&out)[0]);
+    assert!(!pkg.path().join("info/recipe").exists());
+    let about = json(&pkg.path().join("info/about.json"));
+    assert_eq!(about["extra"]["flow"], "ci");
+    assert_eq!(about["extra"]["run"], "42");
+    assert_eq!(about["extra"]["maintainers"], json!(["someone"]));
+
+    // Without the flags: the recipe is stored, no extra keys.
+    let out = dir.path().join("out2");
+    build_ok(&recipe, &out, &[]);
+    let pkg = extract(&packages(&out)[0]);
+    assert!(pkg.path().join("info/recipe/recipe.yaml").is_file());
+    assert!(json(&pkg.path().join("info/about.json"))["extra"].get("flow").is_none());
+
+    let o = build(&recipe, &dir.path().join("out3"), &["--extra-meta", "novalue"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("is not KEY=VALUE"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -52,6 +52,10 @@ pub struct BuildOptions {
     pub skip_unchanged: bool,
     /// `--skip-existing`: skip outputs whose package exists.
     pub skip_existing: crate::cli::SkipExisting,
+    /// Store the recipe in `info/recipe/` (`--no-include-recipe` turns it off).
+    pub include_recipe: bool,
+    /// `--extra-meta`: added to `about.json`'s `extra`.
+    pub extra_meta: BTreeMap<String, String>,
 }
 
 /// Run a recipe's script in `dirs` with the build environment for `identity`.

@@ -222,6 +222,8 @@ pub(super) fn build_one(
         output_dir: &opts.output_dir,
         tests: &tests,
         allow_absolute_license_paths: opts.allow_absolute_license_paths,
+        include_recipe: opts.include_recipe,
+        extra_meta: &opts.extra_meta,
     };
     // A directory of its own, outside the build directory: the archive may
     // be written while the next output builds there.

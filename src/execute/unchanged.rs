@@ -152,7 +152,12 @@ impl Inputs {
         );
         parts.insert(
             "the build options".to_string(),
-            hash_json(&(opts.error_prefix_in_binary, opts.allow_absolute_license_paths))?,
+            hash_json(&(
+                opts.error_prefix_in_binary,
+                opts.allow_absolute_license_paths,
+                opts.include_recipe,
+                &opts.extra_meta,
+            ))?,
         );
         let digest = hash_json(&parts)?;
         Ok(Inputs { parts, digest })

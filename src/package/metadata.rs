@@ -39,6 +39,10 @@ pub struct InfoInputs<'a> {
     pub constrains: &'a [String],
     /// The work directory (for license files).
     pub work_dir: &'a Path,
+    /// Whether `info/recipe/` is written.
+    pub include_recipe: bool,
+    /// `--extra-meta` entries for `about.json`'s `extra`.
+    pub extra_meta: &'a std::collections::BTreeMap<String, String>,
     /// The output directory (never copied into `info/recipe`).
     pub output_dir: &'a Path,
     /// The tests as stored in `info/tests/tests.yaml` (see `crate::testing::stored`).
@@ -81,7 +85,9 @@ pub fn write_info(pkg_dir: &Path, i: &InfoInputs, paths: &[PathEntry]) -> Result
         fs_err::create_dir_all(info.join("tests")).into_diagnostic()?;
         write_yaml(&info.join("tests/tests.yaml"), &i.tests)?;
     }
-    write_recipe_dir(&info.join("recipe"), i)?;
+    if i.include_recipe {
+        write_recipe_dir(&info.join("recipe"), i)?;
+    }
     write_licenses(&info.join("licenses"), i)?;
     Ok(())
 }
@@ -167,10 +173,15 @@ fn about_json(i: &InfoInputs) -> Value {
             m.insert(k.into(), json!(v));
         }
     }
-    let extra = match &i.output.extra {
+    let mut extra = match &i.output.extra {
         Value::Null => json!({}),
         e => e.clone(),
     };
+    if let Value::Object(map) = &mut extra {
+        for (k, v) in i.extra_meta {
+            map.insert(k.clone(), json!(v));
+        }
+    }
     m.insert("extra".into(), extra);
     Value::Object(m)
 }
