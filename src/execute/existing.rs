@@ -41,7 +41,12 @@ pub fn existing(p: &PlannedOutput, opts: &BuildOptions, envs: &LazyEnvironments)
         let platform: Subdir = p.subdir.parse().map_err(|e| miette!("{e}"))?;
         let spec = format!("{name} =={version} {}", p.build_string);
         if let Some(r) = envs.get()?.find(platform, &spec)?.into_iter().next() {
-            let channel = r.channel.clone().unwrap_or_default();
+            // Credentials in a channel URL never reach the log.
+            let channel = r.channel.as_deref().unwrap_or_default();
+            let channel = match url::Url::parse(channel) {
+                Ok(url) => crate::redact::url_for_display(&url),
+                Err(_) => crate::redact::mask(channel).into_owned(),
+            };
             let path = std::path::PathBuf::from(r.url.to_string());
             return Ok(skipped(path, format!("in {channel}")));
         }
