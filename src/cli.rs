@@ -31,6 +31,11 @@ pub enum Command {
     /// Inspect or extract a package file (`.conda` or `.tar.bz2`, from any tool).
     #[command(subcommand)]
     Package(PackageCommand),
+    /// Print a shell completion script (e.g. `kiln completion bash > ~/.local/share/bash-completion/completions/kiln`).
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// `kiln package` subcommands.

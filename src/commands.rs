@@ -17,6 +17,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Cache(cmd) => cache(cmd),
         Command::Test(args) => crate::test_command::run(args),
         Command::Package(cmd) => crate::package_command::run(cmd),
+        Command::Completion { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "kiln", &mut std::io::stdout());
+            Ok(())
+        }
     }
 }
 
