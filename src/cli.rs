@@ -181,6 +181,11 @@ pub struct BuildArgs {
     #[arg(long)]
     pub error_prefix_in_binary: bool,
 
+    /// Append a Markdown table of the packages (built or reused, with sizes and times) to FILE,
+    /// e.g. `$GITHUB_STEP_SUMMARY`.
+    #[arg(long, value_name = "FILE")]
+    pub markdown_summary: Option<PathBuf>,
+
     /// Do not store the recipe (`info/recipe/`) in the packages.
     #[arg(long)]
     pub no_include_recipe: bool,

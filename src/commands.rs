@@ -156,7 +156,11 @@ fn build(args: BuildArgs) -> Result<()> {
     crate::preflight::check(&planned)?;
     let written = build_all(&planned, &opts)?;
     ui::finish();
-    eprintln!("kiln built {} package(s) into {}", written.len(), output_dir.display());
+    if let Some(file) = &args.markdown_summary {
+        write_summary(file, &recipe.file.path, &written)?;
+    }
+    let count = written.iter().filter(|p| p.built).count();
+    eprintln!("kiln built {count} package(s) into {}", output_dir.display());
     Ok(())
 }
 
@@ -322,4 +326,41 @@ fn human_age(secs: i64) -> String {
         s if s >= 60 => format!("{}m", s / 60),
         s => format!("{s}s"),
     }
+}
+
+/// Append the `--markdown-summary` table for `packages` to `file`.
+fn write_summary(file: &Path, recipe: &Path, packages: &[crate::execute::Packaged]) -> Result<()> {
+    use std::io::Write;
+    let mut text = format!(
+        "### kiln build: `{}`\n\n| package | subdir | size | time | |\n| --- | --- | ---: | ---: | --- |\n",
+        recipe.display()
+    );
+    for p in packages {
+        let name = p
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let subdir = p
+            .path
+            .parent()
+            .and_then(Path::file_name)
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let size = std::fs::metadata(&p.path)
+            .map(|m| human_bytes(m.len()))
+            .unwrap_or_else(|_| "-".into());
+        let (time, what) = match p.built {
+            true => (format!("{:.1} s", p.seconds), "built"),
+            false => ("-".to_string(), "existing package used"),
+        };
+        text.push_str(&format!("| `{name}` | {subdir} | {size} | {time} | {what} |\n"));
+    }
+    text.push('\n');
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .map_err(|e| miette::miette!("cannot write the summary to {}: {e}", file.display()))?;
+    f.write_all(text.as_bytes()).into_diagnostic()
 }

@@ -28,6 +28,7 @@ fn build_help_lists_the_maintainer_flags() {
         "--skip-existing",
         "--skip-unchanged",
         "--no-include-recipe",
+        "--markdown-summary",
         "--extra-meta",
         "--package-format",
         "--compression-threads",
@@ -43,4 +44,34 @@ fn render_only_never_creates_the_output_directory() {
     let o = build_ok(&recipe("single"), &out, &["--render-only"]);
     assert!(!o.stdout.is_empty());
     assert!(!out.exists());
+}
+
+#[test]
+fn markdown_summary_lists_built_and_reused_packages() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let summary = dir.path().join("summary.md");
+    let arg = summary.to_string_lossy().into_owned();
+    let recipe = write_recipe(
+        dir.path(),
+        "summed",
+        "package: {name: summed, version: '1.0'}\nbuild:\n  script: [mkdir -p $PREFIX/share, touch $PREFIX/share/s]\n",
+    );
+    build_ok(&recipe, &out, &["--markdown-summary", &arg]);
+    let text = std::fs::read_to_string(&summary).unwrap();
+    let pkg = packages(&out).remove(0);
+    let name = pkg.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(text.contains("| package | subdir | size | time | |"), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.contains(&name))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(row.contains(subdir()) && row.ends_with("| built |"), "{row}");
+    assert!(row.contains(" s |"), "{row}");
+
+    // A second run appends; a reused package says so.
+    build_ok(&recipe, &out, &["--markdown-summary", &arg, "--skip-existing"]);
+    let text = std::fs::read_to_string(&summary).unwrap();
+    assert_eq!(text.matches("### kiln build").count(), 2, "{text}");
+    assert!(text.contains("| existing package used |"), "{text}");
 }

@@ -29,6 +29,7 @@ pub fn existing(p: &PlannedOutput, opts: &BuildOptions, envs: &LazyEnvironments)
             files: Vec::new(),
             staging_keys: Vec::new(),
             reused: true,
+            seconds: 0.0,
         })
     };
     for ext in [".conda", ".tar.bz2"] {

@@ -37,10 +37,22 @@ pub(crate) struct Built {
     /// An existing package used instead of building (`--skip-unchanged`,
     /// `--skip-existing`).
     reused: bool,
+    /// Seconds from the start of its build until it landed.
+    seconds: f64,
+}
+
+/// One output of a finished run, for the summary.
+pub struct Packaged {
+    /// The package file (or its URL, for one found in a channel).
+    pub path: PathBuf,
+    /// Built now (`false`: an existing package was used).
+    pub built: bool,
+    /// Seconds from the start of its build until it landed.
+    pub seconds: f64,
 }
 
 /// Build every planned output in order and index the channel.
-pub fn build_all(plan_all: &Plan, opts: &BuildOptions) -> Result<Vec<PathBuf>> {
+pub fn build_all(plan_all: &Plan, opts: &BuildOptions) -> Result<Vec<Packaged>> {
     let recipe = &*plan_all.recipe;
     let plan = &plan_all.outputs;
     for s in &recipe.staging {
@@ -90,7 +102,8 @@ pub fn build_all(plan_all: &Plan, opts: &BuildOptions) -> Result<Vec<PathBuf>> {
     // from is recorded (`--skip-unchanged`).
     let land = |finished: Vec<pipeline::Finished>, built: &mut Vec<Built>, waiting: &mut Vec<Waiting>| -> Result<()> {
         let mut failed = None;
-        for f in finished {
+        for mut f in finished {
+            f.built.seconds = f.started.elapsed().as_secs_f64();
             let added = crate::channel::add(&opts.output_dir, std::slice::from_ref(&f.built.path));
             waiting.push(f.waiting);
             built.push(f.built);
@@ -167,7 +180,14 @@ pub fn build_all(plan_all: &Plan, opts: &BuildOptions) -> Result<Vec<PathBuf>> {
     ui::step("channel", "indexing");
     crate::channel::index(&opts.output_dir, &subdirs)?;
     account_files(&built, &stager, opts)?;
-    Ok(built.into_iter().filter(|b| !b.reused).map(|b| b.path).collect())
+    Ok(built
+        .into_iter()
+        .map(|b| Packaged {
+            path: b.path,
+            built: !b.reused,
+            seconds: b.seconds,
+        })
+        .collect())
 }
 
 /// A built package whose tests have not run yet.

@@ -32,6 +32,7 @@ pub(super) fn build_one(
     envs: &LazyEnvironments,
     resolved: &Resolved,
 ) -> Result<(Built, Packaging)> {
+    let build_started = std::time::Instant::now();
     let recipe = &*p.recipe;
     let id = p.identifier();
     let output = &p.output;
@@ -268,10 +269,12 @@ pub(super) fn build_one(
             files: taken,
             staging_keys,
             reused: false,
+            seconds: 0.0,
         },
         Packaging {
             prepared,
             lock,
+            build_started,
             started,
             files: files.len(),
         },
@@ -285,6 +288,8 @@ pub(super) struct Packaging {
     pub prepared: package::Prepared,
     /// Held while the directory is in use.
     pub lock: crate::lock::Lock,
+    /// When the output's build started (for the summary).
+    pub build_started: std::time::Instant,
     /// When packaging started (for the log).
     pub started: std::time::Instant,
     /// How many files it holds (for the log).

@@ -21,11 +21,14 @@ pub(super) struct Finished {
     pub built: Built,
     /// How its tests wait for siblings.
     pub waiting: Waiting,
+    /// When its build started.
+    pub started: Instant,
 }
 
 struct Job {
     built: Built,
     waiting: Waiting,
+    build_started: Instant,
     files: usize,
     started: Instant,
     handle: JoinHandle<Result<PathBuf>>,
@@ -68,6 +71,7 @@ impl Pipeline {
         let Packaging {
             prepared,
             lock,
+            build_started,
             started,
             files,
         } = packaging;
@@ -82,6 +86,7 @@ impl Pipeline {
         self.running.push_back(Job {
             built,
             waiting,
+            build_started,
             files,
             started,
             handle,
@@ -124,5 +129,6 @@ fn finish(job: Job) -> Result<Finished> {
     Ok(Finished {
         built: job.built,
         waiting: job.waiting,
+        started: job.build_started,
     })
 }

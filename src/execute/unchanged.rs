@@ -234,5 +234,6 @@ pub fn reuse(p: &PlannedOutput, opts: &BuildOptions, inputs: &Inputs) -> Result<
         files: record.files,
         staging_keys: record.staging_keys,
         reused: true,
+        seconds: 0.0,
     }))
 }
