@@ -13,7 +13,6 @@
 //! one output directory never lose each other's packages.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use miette::{miette, IntoDiagnostic, Result};
@@ -155,7 +154,7 @@ fn update(output_dir: &Path, subdir: &str, fresh: &BTreeSet<String>) -> Result<(
     // must be readable.
     let results: Vec<_> = to_read
         .par_iter()
-        .map(|(id, path, fp)| (id, path, fp, read_record(path)))
+        .map(|(id, path, fp)| (id, path, fp, read_record(path, fp.len)))
         .collect();
     let now = jiff::Timestamp::now().into();
     let mut unreadable = None;
@@ -244,9 +243,9 @@ fn empty_info() -> ChannelInfo {
     }
 }
 
-/// The repodata record of one package file: its `info/index.json`, size,
-/// SHA-256 and MD5.
-fn read_record(path: &Path) -> Result<PackageRecord> {
+/// The repodata record of one package file of `size` bytes: its
+/// `info/index.json`, size, SHA-256 and MD5.
+fn read_record(path: &Path, size: u64) -> Result<PackageRecord> {
     let not_a_package = |e: &dyn std::fmt::Display| {
         miette!(
             help = "remove the file from the channel directory, or replace it with a complete package",
@@ -255,39 +254,23 @@ fn read_record(path: &Path) -> Result<PackageRecord> {
         )
     };
     let index: IndexJson = rattler_package_streaming::seek::read_package_file(path).map_err(|e| not_a_package(&e))?;
-    let (size, sha256, md5) = digests(path)?;
+    let (sha256, md5) = digests(path)?;
     PackageRecord::from_index_json(index, Some(size), Some(sha256), Some(md5)).map_err(|e| not_a_package(&e))
 }
 
-/// Size, SHA-256 and MD5 of a file: two threads, one per digest, each
-/// reading the file (from the page cache: packages are indexed right after
-/// they are written).
-fn digests(path: &Path) -> Result<(u64, rattler_digest::Sha256Hash, rattler_digest::Md5Hash)> {
-    use rattler_digest::digest::Digest;
-    fn hash<D: Digest>(path: &Path) -> Result<(u64, rattler_digest::digest::Output<D>)> {
-        let mut file = fs_err::File::open(path).into_diagnostic()?;
-        let mut hasher = D::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut size = 0u64;
-        loop {
-            let n = file.read(&mut buf).into_diagnostic()?;
-            if n == 0 {
-                return Ok((size, hasher.finalize()));
-            }
-            size += n as u64;
-            hasher.update(&buf[..n]);
-        }
-    }
-    let (sha, md5) = std::thread::scope(|s| {
-        let md5 = s.spawn(|| hash::<rattler_digest::Md5>(path));
-        let sha = hash::<rattler_digest::Sha256>(path);
-        (
-            sha,
-            md5.join()
-                .unwrap_or_else(|_| Err(miette!("hashing {} failed", path.display()))),
-        )
-    });
-    let (size, sha) = sha?;
-    let (_, md5) = md5?;
-    Ok((size, sha, md5))
+/// SHA-256 and MD5 of a file, one thread per digest, each reading the
+/// file (from the page cache: packages are indexed right after they are
+/// written).
+fn digests(path: &Path) -> Result<(rattler_digest::Sha256Hash, rattler_digest::Md5Hash)> {
+    use rattler_digest::{compute_file_digest, Md5, Sha256};
+    let cannot = |e: std::io::Error| miette!("cannot read {}: {e}", path.display());
+    std::thread::scope(|s| {
+        let md5 = s.spawn(|| compute_file_digest::<Md5>(path));
+        let sha = compute_file_digest::<Sha256>(path).map_err(cannot)?;
+        let md5 = md5
+            .join()
+            .map_err(|_| miette!("hashing {} failed", path.display()))?
+            .map_err(cannot)?;
+        Ok((sha, md5))
+    })
 }

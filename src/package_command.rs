@@ -19,8 +19,8 @@ pub fn run(cmd: PackageCommand) -> Result<()> {
     }
 }
 
-/// The package file, checked to be one.
-fn package_file(file: &Path) -> Result<PathBuf> {
+/// `file`, checked to exist and to be named like a conda package.
+pub(crate) fn package_file(file: &Path) -> Result<PathBuf> {
     let name = file
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -11,20 +11,12 @@ use crate::testing::{self, run::Bench};
 
 /// Run `kiln test`.
 pub fn run(args: TestArgs) -> Result<()> {
-    let file = std::fs::canonicalize(&args.package_file).map_err(|e| {
-        miette!(
-            help = "pass the path of a `.conda` or `.tar.bz2` file",
-            "cannot read {}: {e}",
-            args.package_file.display()
-        )
-    })?;
+    let file = crate::package_command::package_file(&args.package_file)?;
+    let file = std::fs::canonicalize(&file).into_diagnostic()?;
     let name = file
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    if !(name.ends_with(".conda") || name.ends_with(".tar.bz2")) {
-        miette::bail!("{} is not a conda package (`.conda` or `.tar.bz2`)", file.display());
-    }
     let current = Subdir::current().ok_or_else(|| miette!("kiln does not know this machine's platform"))?;
     let scratch = tempfile::Builder::new()
         .prefix("kiln-test-")

@@ -44,23 +44,21 @@ fn inspect_and_extract_read_both_formats() {
         );
 
         let target = dir.path().join("x");
-        let o = kiln()
-            .args(["package", "extract"])
-            .arg(&pkg)
-            .arg(&target)
-            .run()
-            .unwrap();
+        let extract = || {
+            kiln()
+                .args(["package", "extract"])
+                .arg(&pkg)
+                .arg(&target)
+                .run()
+                .unwrap()
+        };
+        let o = extract();
         assert!(o.status.success(), "{}", stderr(&o));
         assert_eq!(fs::read_to_string(target.join("share/hello.txt")).unwrap(), "hello\n");
         assert!(target.join("info/index.json").is_file());
 
         // Never over existing files.
-        let o = kiln()
-            .args(["package", "extract"])
-            .arg(&pkg)
-            .arg(&target)
-            .run()
-            .unwrap();
+        let o = extract();
         let log = stderr(&o);
         assert!(!o.status.success() && log.contains("is not empty"), "{log}");
         assert!(!log.contains("panicked"), "{log}");

@@ -540,15 +540,7 @@ fn kept_host_prefix(build_dir: &Path) -> PathBuf {
 
 /// Every file and symlink below `dir`, relative, outside `conda-meta`.
 fn tree(dir: &Path) -> Vec<String> {
-    let mut out: Vec<String> = walkdir::WalkDir::new(dir)
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .filter(|e| !e.file_type().is_dir())
-        .map(|e| e.path().strip_prefix(dir).unwrap().to_string_lossy().into_owned())
-        .filter(|p| !p.starts_with("conda-meta"))
-        .collect();
-    out.sort();
-    out
+    files_outside(dir, "conda-meta")
 }
 
 #[test]

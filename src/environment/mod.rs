@@ -132,23 +132,9 @@ impl Environments {
             })
             .collect::<std::result::Result<_, _>>()?;
         let started = Instant::now();
-        let query = self
-            .gateway
-            .query(channels.to_vec(), [platform, Subdir::NoArch], specs.clone())
-            .recursive(true)
-            .execute();
-        // Stalled connections are bounded by the client's timeouts; this is a
-        // last resort for servers that trickle bytes forever.
-        let overall = self.timeout * 15;
-        let repodata = match self.rt.block_on(async { tokio::time::timeout(overall, query).await }) {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => return Err(SolveError::Channel(self.channel_error(&error_chain(&e)))),
-            Err(_) => {
-                return Err(SolveError::Channel(
-                    self.channel_error(&format!("no answer within {} s", overall.as_secs())),
-                ))
-            }
-        };
+        let repodata = self
+            .query(channels, platform, specs.clone(), true)
+            .map_err(SolveError::Channel)?;
         tracing::debug!(
             "read repodata for {platform} ({} records) in {:.2} s",
             repodata.iter().map(|r| r.len()).sum::<usize>(),
@@ -177,18 +163,32 @@ impl Environments {
     pub fn find(&self, platform: Subdir, spec: &str) -> Result<Vec<RepoDataRecord>> {
         let spec = MatchSpec::from_str(spec, ParseStrictness::Lenient)
             .map_err(|e| miette!("invalid match spec `{spec}`: {e}"))?;
+        let repodata = self.query(&self.channels, platform, vec![spec], false)?;
+        Ok(repodata.iter().flat_map(|r| r.iter().cloned()).collect())
+    }
+
+    /// The repodata of `channels` for `platform` and noarch that `specs`
+    /// (and, when `recursive`, their dependencies) may use.
+    fn query(
+        &self,
+        channels: &[Channel],
+        platform: Subdir,
+        specs: Vec<MatchSpec>,
+        recursive: bool,
+    ) -> Result<rattler_repodata_gateway::RepoDataQueryOutput> {
         let query = self
             .gateway
-            .query(self.channels.clone(), [platform, Subdir::NoArch], [spec])
-            .recursive(false)
+            .query(channels.to_vec(), [platform, Subdir::NoArch], specs)
+            .recursive(recursive)
             .execute();
+        // Stalled connections are bounded by the client's timeouts; this is a
+        // last resort for servers that trickle bytes forever.
         let overall = self.timeout * 15;
-        let repodata = match self.rt.block_on(async { tokio::time::timeout(overall, query).await }) {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => return Err(self.channel_error(&error_chain(&e))),
-            Err(_) => return Err(self.channel_error(&format!("no answer within {} s", overall.as_secs()))),
-        };
-        Ok(repodata.iter().flat_map(|r| r.iter().cloned()).collect())
+        match self.rt.block_on(async { tokio::time::timeout(overall, query).await }) {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => Err(self.channel_error(&error_chain(&e))),
+            Err(_) => Err(self.channel_error(&format!("no answer within {} s", overall.as_secs()))),
+        }
     }
 
     /// Install `records` into `prefix` (packages come from the shared cache).

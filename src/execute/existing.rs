@@ -28,7 +28,7 @@ pub fn existing(p: &PlannedOutput, opts: &BuildOptions, envs: &LazyEnvironments)
             name: name.clone(),
             files: Vec::new(),
             staging_keys: Vec::new(),
-            reused: true,
+            origin: super::Origin::Existing,
             seconds: 0.0,
         })
     };

@@ -34,11 +34,21 @@ pub(crate) struct Built {
     files: Vec<String>,
     /// Keys of the staging cache entries restored into it (innermost first).
     staging_keys: Vec<String>,
-    /// An existing package used instead of building (`--skip-unchanged`,
-    /// `--skip-existing`).
-    reused: bool,
+    /// Where the package came from.
+    origin: Origin,
     /// Seconds from the start of its build until it landed.
     seconds: f64,
+}
+
+/// Where a run's package came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// Built by this run.
+    Built,
+    /// Kept by `--skip-unchanged` (its record says which files it took).
+    Kept,
+    /// Found by `--skip-existing` (which files it took is unknown).
+    Existing,
 }
 
 /// One output of a finished run, for the summary.
@@ -184,7 +194,7 @@ pub fn build_all(plan_all: &Plan, opts: &BuildOptions) -> Result<Vec<Packaged>> 
         .into_iter()
         .map(|b| Packaged {
             path: b.path,
-            built: !b.reused,
+            built: b.origin == Origin::Built,
             seconds: b.seconds,
         })
         .collect())
@@ -319,9 +329,7 @@ fn account_files(built: &[Built], stager: &Stager, opts: &BuildOptions) -> Resul
         }
     };
     // Outputs skipped by `--skip-existing` took files nobody knows.
-    let unknown = built
-        .iter()
-        .any(|b| b.reused && b.staging_keys.is_empty() && b.files.is_empty());
+    let unknown = built.iter().any(|b| b.origin == Origin::Existing);
     let mut entries: Vec<_> = stager.used().filter(|_| !unknown).collect();
     entries.sort_by(|a, b| (&a.meta.name, &a.meta.key).cmp(&(&b.meta.name, &b.meta.key)));
     for entry in entries {

@@ -268,7 +268,7 @@ pub(super) fn build_one(
             name: output.package.name.as_normalized().to_string(),
             files: taken,
             staging_keys,
-            reused: false,
+            origin: super::Origin::Built,
             seconds: 0.0,
         },
         Packaging {

@@ -233,7 +233,7 @@ pub fn reuse(p: &PlannedOutput, opts: &BuildOptions, inputs: &Inputs) -> Result<
         name,
         files: record.files,
         staging_keys: record.staging_keys,
-        reused: true,
+        origin: super::Origin::Kept,
         seconds: 0.0,
     }))
 }

@@ -195,7 +195,7 @@ pub(super) fn relative_path(from: &Path, to: &Path) -> PathBuf {
 }
 
 /// Lexically normalize a relative path; `None` if it climbs above its root.
-fn normalize(p: &Path) -> Option<PathBuf> {
+pub(crate) fn normalize(p: &Path) -> Option<PathBuf> {
     let mut out: Vec<&std::ffi::OsStr> = Vec::new();
     for c in p.components() {
         match c {

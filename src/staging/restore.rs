@@ -3,7 +3,7 @@
 //! the files an output without a script packages.
 
 use std::collections::BTreeSet;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use miette::Result;
@@ -105,18 +105,10 @@ fn with_link_targets(entry: &Entry, paths: &BTreeSet<String>) -> BTreeSet<String
 /// `dir/rel` with `.` and `..` resolved lexically; `None` when it is
 /// absolute or climbs above the root.
 fn lexical_join(dir: &Path, rel: &Path) -> Option<PathBuf> {
-    let mut out: Vec<&std::ffi::OsStr> = Vec::new();
-    for c in dir.components().chain(rel.components()) {
-        match c {
-            Component::Normal(n) => out.push(n),
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop()?;
-            }
-            Component::RootDir | Component::Prefix(_) => return None,
-        }
+    if rel.is_absolute() {
+        return None;
     }
-    Some(out.iter().collect())
+    crate::package::contents::normalize(&dir.join(rel))
 }
 
 #[cfg(test)]

@@ -322,12 +322,18 @@ pub fn json(path: &Path) -> Value {
 
 /// Non-`info/` files of an extracted package, relative and sorted.
 pub fn content_files(dir: &Path) -> Vec<String> {
+    files_outside(dir, "info/")
+}
+
+/// Files and symlinks below `dir`, relative and sorted, except those
+/// whose path starts with `skip`.
+pub fn files_outside(dir: &Path, skip: &str) -> Vec<String> {
     let mut v: Vec<String> = walkdir::WalkDir::new(dir)
         .into_iter()
         .filter_map(|e| e.ok())
         .filter(|e| !e.file_type().is_dir())
         .map(|e| e.path().strip_prefix(dir).unwrap().to_string_lossy().into_owned())
-        .filter(|p| !p.starts_with("info/"))
+        .filter(|p| !p.starts_with(skip))
         .collect();
     v.sort();
     v
