@@ -136,9 +136,25 @@ fn parse_age(s: &str) -> Result<u64, String> {
     after_help = "Examples:\n  kiln build --recipe examples/hello\n  kiln build -r recipe.yaml --output-dir out --package-format tar.bz2\n  kiln build -r recipe.yaml --render-only"
 )]
 pub struct BuildArgs {
-    /// Recipe file, or a directory containing `recipe.yaml`.
-    #[arg(short, long, default_value = ".")]
-    pub recipe: PathBuf,
+    /// Recipe file, or a directory containing `recipe.yaml` (default: `.`). Repeatable: the
+    /// recipes build in one run, a recipe whose packages another needs first.
+    #[arg(short = 'r', long = "recipe", value_name = "RECIPE")]
+    pub recipes: Vec<PathBuf>,
+
+    /// Build every `recipe.yaml` below DIR (hidden directories and the output directory are not
+    /// searched), in dependency order. Repeatable.
+    #[arg(long = "recipe-dir", value_name = "DIR")]
+    pub recipe_dirs: Vec<PathBuf>,
+
+    /// Build only the outputs named NAME and the outputs (of any of the recipes) they need to build
+    /// and test.
+    #[arg(long, value_name = "NAME")]
+    pub up_to: Option<String>,
+
+    /// When a recipe fails, go on with the recipes that do not need its packages; the run still
+    /// fails, and ends with a list of what was not built and why.
+    #[arg(long)]
+    pub continue_on_failure: bool,
 
     /// Where packages (`<dir>/<subdir>/`) and build directories (`<dir>/bld/`) go.
     #[arg(long, env = "CONDA_BLD_PATH", default_value = "output")]

@@ -9,9 +9,11 @@
 //! (prefix → `.conda`/`.tar.bz2`) → [`channel`] (indexed output directory).
 //! [`preflight`] checks the whole plan before the first script runs.
 //! [`lock`], [`disk`], [`redact`] and [`net`] are mechanisms every layer may use
-//! (locks, crash-safe writes, secrets, the HTTP client). [`cli`] and [`commands`] sit on top.
+//! (locks, crash-safe writes, secrets, the HTTP client). [`cli`], [`commands`] and the subcommands
+//! ([`build_command`] with [`recipe_set`], [`test_command`], [`package_command`]) sit on top.
 
 pub mod build;
+pub mod build_command;
 pub mod channel;
 pub mod cli;
 pub mod commands;
@@ -29,6 +31,7 @@ pub mod plan;
 pub mod platform;
 pub mod preflight;
 pub mod recipe;
+pub mod recipe_set;
 pub mod redact;
 pub mod rendered;
 pub mod staging;

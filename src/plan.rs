@@ -64,6 +64,38 @@ pub struct PlannedOutput {
 }
 
 impl PlannedOutput {
+    /// Names of the packages its build needs: its build and host
+    /// requirements and those of the staging outputs it inherits.
+    pub fn names_to_build(&self) -> BTreeSet<String> {
+        let mut deps: Vec<&Dependency> = Vec::new();
+        let reqs = &self.output.requirements;
+        deps.extend(reqs.build.iter().chain(&reqs.host));
+        if let Some(name) = self.output.inherit.staging_name() {
+            for s in self.recipe.staging_chain(name) {
+                deps.extend(s.requirements.build.iter().chain(&s.requirements.host));
+            }
+        }
+        deps.iter().filter_map(|d| d.name()).collect()
+    }
+
+    /// Names of the packages its tests need: its run requirements, its
+    /// test scripts' requirements and the packages of its downstream tests.
+    pub fn names_to_test(&self) -> BTreeSet<String> {
+        use crate::recipe::package_tests::PackageTest;
+        let mut specs: Vec<String> = self.output.requirements.run.iter().map(|d| d.spec.clone()).collect();
+        for t in &self.output.tests {
+            match t {
+                PackageTest::Script(s) => specs.extend(s.requirements.run.iter().cloned()),
+                PackageTest::Downstream(d) => specs.push(d.clone()),
+                _ => {}
+            }
+        }
+        specs
+            .iter()
+            .filter_map(|s| crate::recipe::model::spec_name(s))
+            .collect()
+    }
+
     /// `name-version-build`.
     pub fn identifier(&self) -> String {
         format!(

@@ -221,28 +221,12 @@ fn test_and_record(w: Waiting, opts: &BuildOptions, envs: &LazyEnvironments) -> 
     }
 }
 
-/// The package name a spec names, if it names one exactly.
-pub(crate) fn spec_name(spec: &str) -> Option<String> {
-    rattler_conda_types::MatchSpec::from_str(spec, rattler_conda_types::ParseStrictness::Lenient)
-        .ok()
-        .and_then(|m| m.name.as_exact().map(|n| n.as_normalized().to_string()))
-}
-
 /// Whether `p` (or a staging output it inherits) needs another output of
 /// the recipe in its build or host environment: then that output's
 /// package must be in the channel first.
 fn needs_built_siblings(p: &PlannedOutput, plan: &[PlannedOutput]) -> bool {
     let own = p.output.package.name.as_normalized();
-    let mut specs: Vec<&str> = Vec::new();
-    let reqs = &p.output.requirements;
-    specs.extend(reqs.build.iter().chain(&reqs.host).map(|d| d.spec.as_str()));
-    if let Some(name) = p.output.inherit.staging_name() {
-        for s in p.recipe.staging_chain(name) {
-            let reqs = &s.requirements;
-            specs.extend(reqs.build.iter().chain(&reqs.host).map(|d| d.spec.as_str()));
-        }
-    }
-    let names: BTreeSet<String> = specs.iter().filter_map(|s| spec_name(s)).collect();
+    let names = p.names_to_build();
     plan.iter()
         .map(|o| o.output.package.name.as_normalized())
         .any(|n| n != own && names.contains(n))
@@ -251,17 +235,8 @@ fn needs_built_siblings(p: &PlannedOutput, plan: &[PlannedOutput]) -> bool {
 /// Names of other outputs of this recipe that `p`'s run requirements,
 /// test requirements or downstream tests name (its tests need them built).
 fn siblings_needed(p: &PlannedOutput, plan: &[PlannedOutput]) -> BTreeSet<String> {
-    use crate::recipe::package_tests::PackageTest;
-    let mut specs: Vec<String> = p.output.requirements.run.iter().map(|d| d.spec.clone()).collect();
-    for t in &p.output.tests {
-        match t {
-            PackageTest::Script(s) => specs.extend(s.requirements.run.iter().cloned()),
-            PackageTest::Downstream(d) => specs.push(d.clone()),
-            _ => {}
-        }
-    }
     let own = p.output.package.name.as_normalized();
-    let names: BTreeSet<String> = specs.iter().filter_map(|s| spec_name(s)).collect();
+    let names = p.names_to_test();
     plan.iter()
         .map(|o| o.output.package.name.as_normalized().to_string())
         .filter(|n| n != own && names.contains(n))

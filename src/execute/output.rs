@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use miette::{miette, IntoDiagnostic, Result};
 
-use super::{spec_name, Built};
+use super::Built;
 use crate::build::dirs::BuildDirs;
 use crate::build::env::BuildIdentity;
 use crate::build::{run_script, sources, BuildOptions};
@@ -18,6 +18,7 @@ use crate::environment::resolve::{self, Resolved};
 use crate::environment::LazyEnvironments;
 use crate::package::{self, metadata::InfoInputs, select};
 use crate::plan::PlannedOutput;
+use crate::recipe::model::spec_name;
 use crate::recipe::model::Output;
 use crate::recipe::Recipe;
 use crate::staging::store::Entry;

@@ -1,0 +1,125 @@
+//! `kiln build`: plan every recipe the arguments name, order them so that
+//! a recipe whose packages another needs builds first, build each into
+//! the one output channel, and report what became of each.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use miette::{IntoDiagnostic, Result};
+
+use crate::cli::BuildArgs;
+use crate::recipe_set;
+use crate::{rendered, ui};
+
+mod prepare;
+mod summary;
+
+use summary::{Outcome, Report};
+
+/// Run `kiln build`.
+pub fn run(args: BuildArgs) -> Result<()> {
+    let platforms = prepare::platforms(&args)?;
+    if args.experimental {
+        tracing::debug!("experimental features enabled");
+    }
+    prepare::register_proxies();
+    let output_dir = prepare::absolute(&args.output_dir, !args.render_only)?;
+    let paths = recipe_set::find(&args.recipes, &args.recipe_dirs, &output_dir)?;
+    let keep_going = args.continue_on_failure && !args.render_only;
+    let mut report = Report::default();
+    let mut units = Vec::new();
+    for path in &paths {
+        match prepare::unit(&args, path, platforms, &output_dir) {
+            Ok(unit) => units.push(unit),
+            Err(e) if keep_going => {
+                report.failed(path, &e);
+                eprintln!("{}", crate::redact::mask(&format!("{e:?}")));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if let Some(name) = &args.up_to {
+        let keep = recipe_set::up_to(&units.iter().map(|u| &u.planned).collect::<Vec<_>>(), name)?;
+        units.retain_mut(|u| {
+            let had = !u.planned.outputs.is_empty();
+            u.planned
+                .outputs
+                .retain(|o| keep.contains(o.output.package.name.as_normalized()));
+            !had || !u.planned.outputs.is_empty()
+        });
+    }
+    let order = recipe_set::order(&units.iter().map(|u| &u.planned).collect::<Vec<_>>())?;
+
+    if args.render_only {
+        let mut all = Vec::new();
+        for &i in &order {
+            let u = &units[i];
+            if args.with_solve {
+                all.extend(rendered::with_solve(&u.planned, &u.opts)?);
+            } else {
+                all.extend(
+                    u.planned
+                        .outputs
+                        .iter()
+                        .map(|p| rendered::rendered_output(p, &u.opts, None, None)),
+                );
+            }
+        }
+        println!("{}", serde_json::to_string_pretty(&all).into_diagnostic()?);
+        return Ok(());
+    }
+
+    // Package names of recipes that failed (or were skipped for it), and which recipe.
+    let mut failed: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for &i in &order {
+        let unit = &units[i];
+        let planned = &unit.planned;
+        if planned.outputs.is_empty() {
+            tracing::warn!(
+                "every output of {} is skipped; nothing to build",
+                planned.recipe.file.path.display()
+            );
+            continue;
+        }
+        let blocked = recipe_set::needed(planned)
+            .into_iter()
+            .find_map(|n| failed.get(&n).map(|from| (n, from.clone())));
+        if let Some((name, from)) = blocked {
+            let why = format!("it needs `{name}`, from {}, which was not built", from.display());
+            tracing::error!("skipping {}: {why}", unit.path.display());
+            report.add(&unit.path, Outcome::Skipped(why));
+            failed.extend(
+                recipe_set::provided(planned)
+                    .into_iter()
+                    .map(|n| (n, unit.path.clone())),
+            );
+            continue;
+        }
+        let result = crate::preflight::check(planned).and_then(|()| crate::execute::build_all(planned, &unit.opts));
+        match result {
+            Ok(packages) => report.add(&unit.path, Outcome::Built(packages)),
+            Err(e) => {
+                report.failed(&unit.path, &e);
+                if !keep_going {
+                    ui::finish();
+                    if let Some(file) = &args.markdown_summary {
+                        report.write_markdown(file)?;
+                    }
+                    return Err(e);
+                }
+                ui::finish();
+                eprintln!("{}", crate::redact::mask(&format!("{e:?}")));
+                failed.extend(
+                    recipe_set::provided(planned)
+                        .into_iter()
+                        .map(|n| (n, unit.path.clone())),
+                );
+            }
+        }
+    }
+    ui::finish();
+    if let Some(file) = &args.markdown_summary {
+        report.write_markdown(file)?;
+    }
+    report.finish(&output_dir)
+}
