@@ -202,6 +202,26 @@ fn update(output_dir: &Path, subdir: &str, fresh: &BTreeSet<String>) -> Result<(
     unreadable.map_or(Ok(()), Err)
 }
 
+/// The highest build number of every `(name, version)` indexed in the
+/// channel at `dir` (all its subdirs), for `--build-number +N`.
+pub fn highest_build_numbers(dir: &Path) -> BTreeMap<(String, String), u64> {
+    let mut highest: BTreeMap<(String, String), u64> = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return highest;
+    };
+    for entry in entries.flatten() {
+        let Some(repodata) = read_existing(&entry.path().join("repodata.json")) else {
+            continue;
+        };
+        for r in repodata.packages.values().chain(repodata.conda_packages.values()) {
+            let key = (r.name.as_normalized().to_string(), r.version.as_str().to_string());
+            let n = highest.entry(key).or_default();
+            *n = (*n).max(r.build_number);
+        }
+    }
+    highest
+}
+
 /// The subdir's `repodata.json`, if there is one that can be read.
 fn read_existing(path: &Path) -> Option<RepoData> {
     let bytes = std::fs::read(path).ok()?;

@@ -202,6 +202,25 @@ pub struct BuildArgs {
     #[arg(long, value_name = "FILE")]
     pub markdown_summary: Option<PathBuf>,
 
+    /// Build number of every output: N, or +N for N more than the highest build of the same name
+    /// and version in the output directory (the recipe's number when there is none).
+    #[arg(long = "build-number", visible_alias = "build-num", value_name = "N|+N")]
+    pub build_number: Option<crate::plan::BuildNumber>,
+
+    /// Put PREFIX in front of every output's build string (e.g. `cuda_` gives `cuda_h1234_0`).
+    #[arg(long, value_name = "PREFIX", value_parser = crate::plan::parse_prefix)]
+    pub build_string_prefix: Option<String>,
+
+    /// How channels rank when solving: `strict` takes a package from the first channel that has it,
+    /// `disabled` takes the best version from any channel.
+    #[arg(long, value_enum, default_value = "strict")]
+    pub channel_priority: ChannelPriority,
+
+    /// Leave out channel packages built after CUTOFF: an RFC 3339 timestamp, a date (the whole day,
+    /// UTC) or a duration before now (`7d`). Packages in the output directory are always used.
+    #[arg(long, value_name = "CUTOFF", value_parser = parse_cutoff)]
+    pub exclude_newer: Option<jiff::Timestamp>,
+
     /// Do not store the recipe (`info/recipe/`) in the packages.
     #[arg(long)]
     pub no_include_recipe: bool,
@@ -299,4 +318,28 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
         _ => Err(format!("`{s}` is not KEY=VALUE")),
     }
+}
+
+/// `--channel-priority`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ChannelPriority {
+    /// A package comes from the first channel that has it.
+    Strict,
+    /// The best version of a package, from any channel.
+    Disabled,
+}
+
+impl From<ChannelPriority> for rattler_solve::ChannelPriority {
+    fn from(p: ChannelPriority) -> Self {
+        match p {
+            ChannelPriority::Strict => rattler_solve::ChannelPriority::Strict,
+            ChannelPriority::Disabled => rattler_solve::ChannelPriority::Disabled,
+        }
+    }
+}
+
+/// An `--exclude-newer` cutoff, resolved to a point in time now.
+fn parse_cutoff(s: &str) -> Result<jiff::Timestamp, String> {
+    let cutoff: rattler_config::config::exclude_newer::ExcludeNewerCutoff = s.parse().map_err(|e| format!("{e}"))?;
+    cutoff.resolve(jiff::Timestamp::now()).map_err(|e| format!("{e}"))
 }

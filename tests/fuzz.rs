@@ -184,7 +184,7 @@ fn exercise(dir: &Path, reached: &mut Reached) {
         platforms: platforms(),
         experimental: true,
     };
-    if kiln::plan::plan(&source, options, &config).is_ok() {
+    if kiln::plan::plan(&source, options, &config, &Default::default()).is_ok() {
         reached.planned += 1;
     }
 }

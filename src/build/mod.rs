@@ -56,6 +56,8 @@ pub struct BuildOptions {
     pub include_recipe: bool,
     /// `--extra-meta`: added to `about.json`'s `extra`.
     pub extra_meta: BTreeMap<String, String>,
+    /// `--channel-priority` and `--exclude-newer`.
+    pub solving: crate::environment::Solving,
 }
 
 /// Run a recipe's script in `dirs` with the build environment for `identity`.

@@ -96,7 +96,15 @@ pub fn unit(args: &BuildArgs, path: &Path, platforms: Platforms, output_dir: &Pa
         platforms,
         experimental: args.experimental,
     };
-    let planned = plan::plan(&source, options, &config)?;
+    let overrides = plan::Overrides {
+        build_number: args.build_number,
+        highest: match args.build_number {
+            Some(plan::BuildNumber::Bump(_)) => crate::channel::highest_build_numbers(output_dir),
+            _ => Default::default(),
+        },
+        build_string_prefix: args.build_string_prefix.clone(),
+    };
+    let planned = plan::plan(&source, options, &config, &overrides)?;
     register_secrets(&planned);
     let staging_cache_dir = match &args.staging_cache_dir {
         Some(d) => absolute(d, false)?,
@@ -124,6 +132,10 @@ pub fn unit(args: &BuildArgs, path: &Path, platforms: Platforms, output_dir: &Pa
         skip_existing: args.skip_existing,
         include_recipe: !args.no_include_recipe,
         extra_meta: args.extra_meta.iter().cloned().collect(),
+        solving: crate::environment::Solving {
+            priority: args.channel_priority.into(),
+            exclude_newer: args.exclude_newer,
+        },
         test: if args.no_test {
             crate::testing::Strategy::Skip
         } else {

@@ -21,12 +21,26 @@ use rattler::install::Installer;
 use rattler_cache::package_cache::PackageCache;
 use rattler_conda_types::{Channel, GenericVirtualPackage, MatchSpec, ParseStrictness, RepoDataRecord, Subdir};
 use rattler_repodata_gateway::{CacheClearMode, Gateway, SubdirSelection};
-use rattler_solve::{resolvo, ChannelPriority, SolverImpl, SolverTask};
+use rattler_solve::{resolvo, ChannelPriority, ExcludeNewer, SolverImpl, SolverTask};
 use rattler_virtual_packages::{VirtualPackageOverrides, VirtualPackages};
 use reqwest_middleware::ClientWithMiddleware;
 
+/// How environments are solved: `--channel-priority` and `--exclude-newer`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Solving {
+    /// Strict: a package comes from the first channel that has it;
+    /// disabled: the best version from any channel.
+    pub priority: ChannelPriority,
+    /// Packages of the `-c` channels built after this are left out (the
+    /// output directory's own packages never are).
+    pub exclude_newer: Option<jiff::Timestamp>,
+}
+
 /// Channels, repodata, package cache and solver settings for one invocation.
 pub struct Environments {
+    solving: Solving,
+    /// The output directory's channel URL, when it is the first channel.
+    output_channel: Option<String>,
     rt: tokio::runtime::Runtime,
     gateway: Gateway,
     client: ClientWithMiddleware,
@@ -51,8 +65,11 @@ pub enum SolveError {
 impl Environments {
     /// Set up channels (the output directory first, when given, then
     /// `channel_args`), the repodata and package caches and the HTTP client.
-    pub fn new(channel_args: &[String], output_dir: Option<&Path>) -> Result<Self> {
+    pub fn new(channel_args: &[String], output_dir: Option<&Path>, solving: Solving) -> Result<Self> {
         let channels = channels::resolve(channel_args, output_dir)?;
+        let output_channel = output_dir
+            .and(channels.first())
+            .map(|c| c.base_url.url().as_str().trim_end_matches('/').to_string());
         let cache_dir = crate::net::cache_dir()?;
         let timeout = crate::net::timeout()?;
         let client = crate::net::client(timeout)?;
@@ -68,6 +85,8 @@ impl Environments {
             .build()
             .map_err(|e| miette!("cannot start the async runtime: {e}"))?;
         Ok(Self {
+            solving,
+            output_channel,
             rt,
             gateway,
             client,
@@ -144,7 +163,8 @@ impl Environments {
         let task = SolverTask {
             specs,
             virtual_packages,
-            channel_priority: ChannelPriority::Strict,
+            channel_priority: self.solving.priority,
+            exclude_newer: self.exclude_newer(),
             ..SolverTask::from_iter(repodata.iter())
         };
         let started = Instant::now();
@@ -156,6 +176,18 @@ impl Environments {
         let mut records = result.records;
         records.sort_by(|a, b| a.package_record.name.cmp(&b.package_record.name));
         Ok(records)
+    }
+
+    /// The `--exclude-newer` cutoff, with the output directory exempt: what
+    /// this run (or an earlier one) built there is always usable.
+    fn exclude_newer(&self) -> Option<ExcludeNewer> {
+        let cutoff = ExcludeNewer::from_datetime(self.solving.exclude_newer?);
+        Some(match &self.output_channel {
+            Some(url) => cutoff
+                .with_channel_cutoff(url.clone(), jiff::Timestamp::MAX)
+                .with_channel_cutoff(format!("{url}/"), jiff::Timestamp::MAX),
+            None => cutoff,
+        })
     }
 
     /// The records of the channels (for `platform` and noarch) that match
@@ -279,6 +311,7 @@ pub struct LazyEnvironments {
     output_dir: PathBuf,
     subdirs: Vec<Subdir>,
     read_only: bool,
+    solving: Solving,
     cell: std::sync::OnceLock<Environments>,
 }
 
@@ -293,8 +326,15 @@ impl LazyEnvironments {
             output_dir: output_dir.to_path_buf(),
             subdirs,
             read_only,
+            solving: Solving::default(),
             cell: std::sync::OnceLock::new(),
         }
+    }
+
+    /// These environments, solved with `solving`.
+    pub fn with_solving(mut self, solving: Solving) -> Self {
+        self.solving = solving;
+        self
     }
 
     /// The environments, set up now if needed.
@@ -306,7 +346,11 @@ impl LazyEnvironments {
             crate::channel::index(&self.output_dir, &self.subdirs)?;
         }
         let is_channel = self.output_dir.join("noarch/repodata.json").is_file();
-        let envs = Environments::new(&self.channel_args, is_channel.then_some(self.output_dir.as_path()))?;
+        let envs = Environments::new(
+            &self.channel_args,
+            is_channel.then_some(self.output_dir.as_path()),
+            self.solving,
+        )?;
         Ok(self.cell.get_or_init(|| envs))
     }
 

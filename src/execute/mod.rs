@@ -89,7 +89,8 @@ pub fn build_all(plan_all: &Plan, opts: &BuildOptions) -> Result<Vec<Packaged>> 
             subdirs.push(s);
         }
     }
-    let envs = LazyEnvironments::new(&opts.channels, &opts.output_dir, subdirs.clone(), false);
+    let envs =
+        LazyEnvironments::new(&opts.channels, &opts.output_dir, subdirs.clone(), false).with_solving(opts.solving);
     crate::preflight::solve(plan_all, opts, &envs)?;
     // Package directories and lock files of builds that finished or were killed.
     output::sweep_package_dirs(&opts.output_dir);

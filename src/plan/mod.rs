@@ -19,6 +19,9 @@ use crate::syntax::jinja::{Jinja, Platforms};
 use crate::syntax::node::Renderer;
 use crate::variants::VariantConfig;
 
+mod overrides;
+pub use overrides::{parse_prefix, BuildNumber, Overrides};
+
 /// Rounds of matrix expansion: rendering a combination can reveal more used
 /// keys (a branch taken only for some values), which expands it again.
 const MAX_EXPANSION_ROUNDS: usize = 10;
@@ -109,12 +112,17 @@ impl PlannedOutput {
 
 /// Render the recipe for every combination of the variant keys it uses and
 /// plan the distinct outputs, in build order.
-pub fn plan(source: &RecipeSource, options: LoadOptions, config: &VariantConfig) -> Result<Plan> {
+pub fn plan(
+    source: &RecipeSource,
+    options: LoadOptions,
+    config: &VariantConfig,
+    overrides: &Overrides,
+) -> Result<Plan> {
     let recipes = expand(source, options, config)?;
     let mut all: Vec<PlannedOutput> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for recipe in &recipes {
-        for p in plan_recipe(recipe, options.platforms)? {
+        for p in plan_recipe(recipe, options.platforms, overrides)? {
             // Outputs that use none of the keys that differ are the same
             // package in several combinations: keep the first.
             if seen.insert((p.subdir.clone(), p.identifier())) {
@@ -172,11 +180,11 @@ fn expand(source: &RecipeSource, options: LoadOptions, config: &VariantConfig) -
 }
 
 /// Plan every output of one rendered recipe, in build order.
-fn plan_recipe(recipe: &Arc<Recipe>, platforms: Platforms) -> Result<Vec<PlannedOutput>> {
+fn plan_recipe(recipe: &Arc<Recipe>, platforms: Platforms, overrides: &Overrides) -> Result<Vec<PlannedOutput>> {
     let order = build_order(recipe)?;
     let mut planned: Vec<PlannedOutput> = Vec::new();
     for i in order {
-        let mut p = plan_output(recipe, &recipe.outputs[i], platforms, &planned)?;
+        let mut p = plan_output(recipe, &recipe.outputs[i], platforms, &planned, overrides)?;
         // Self-pins (typically in `run_exports`) need this output's own build string.
         let me = (p.output.package.name.as_normalized().to_string(), p.clone());
         apply_subpackage_pins(recipe, &mut p.output, &planned, Some(&me))?;
@@ -443,8 +451,14 @@ fn plan_output(
     output: &Output,
     platforms: Platforms,
     planned: &[PlannedOutput],
+    overrides: &Overrides,
 ) -> Result<PlannedOutput> {
     let mut output = output.clone();
+    output.build.number = overrides.build_number(
+        output.package.name.as_normalized(),
+        &output.package.version.as_str(),
+        output.build.number,
+    );
     let noarch = output.build.noarch;
     let subdir = if noarch.is_none() {
         platforms.target.as_str().to_string()
@@ -501,6 +515,7 @@ fn plan_output(
             s
         }
     };
+    let build_string = overrides.build_string(build_string);
     Ok(PlannedOutput {
         recipe: recipe.clone(),
         siblings: Vec::new(),
