@@ -162,9 +162,10 @@ pub struct BuildArgs {
 
     /// Archive format of the packages, with an optional compression level:
     /// `conda`, `tar.bz2`, `conda:19`, `tar.bz2:1`, `conda:max` (zstd levels
-    /// -7..22, default 15; bzip2 1..9, default 9).
-    #[arg(long, default_value = "conda")]
-    pub package_format: PackageFormat,
+    /// -7..22, default 15; bzip2 1..9, default 9). Default: the configuration's
+    /// `build.package-format`, else `conda`.
+    #[arg(long)]
+    pub package_format: Option<PackageFormat>,
 
     /// zstd worker threads for `.conda` packages (default: all cores).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
@@ -218,8 +219,18 @@ pub struct BuildArgs {
 
     /// Leave out channel packages built after CUTOFF: an RFC 3339 timestamp, a date (the whole day,
     /// UTC) or a duration before now (`7d`). Packages in the output directory are always used.
+    /// Default: the configuration's `exclude-newer`.
     #[arg(long, value_name = "CUTOFF", value_parser = parse_cutoff)]
     pub exclude_newer: Option<jiff::Timestamp>,
+
+    /// Read this configuration file (rattler's `config.toml` format) instead of the default ones
+    /// (`~/.config/kiln/config.toml`, `~/.kiln/config.toml`, the shared `rattler/config.toml`).
+    #[arg(long, value_name = "FILE", conflicts_with = "no_config")]
+    pub config_file: Option<PathBuf>,
+
+    /// Read no configuration file.
+    #[arg(long)]
+    pub no_config: bool,
 
     /// Do not store the recipe (`info/recipe/`) in the packages.
     #[arg(long)]
@@ -270,7 +281,8 @@ pub struct BuildArgs {
     pub keep_build: bool,
 
     /// Channels to resolve build/host requirements from, in priority order: a name (conda-forge), an
-    /// http(s):// or file:// URL, or a directory. Default: conda-forge. The output directory is always searched first.
+    /// http(s):// or file:// URL, or a directory. Default: the configuration's `default-channels`,
+    /// else conda-forge. The output directory is always searched first.
     #[arg(short = 'c', long = "channel")]
     pub channels: Vec<String>,
 

@@ -17,6 +17,7 @@ pub mod build_command;
 pub mod channel;
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod dependencies;
 pub mod diagnostics;
 pub mod disk;

@@ -11,6 +11,22 @@ use std::time::Duration;
 use miette::{miette, Result};
 use reqwest_middleware::ClientWithMiddleware;
 
+/// Network settings from the configuration files ([`crate::config`]).
+#[derive(Debug, Default, Clone)]
+pub struct Settings {
+    /// `mirrors`: URL prefixes and the mirrors that serve them, tried in order.
+    pub mirrors: Vec<(url::Url, Vec<url::Url>)>,
+    /// `authentication-override-file`: the only credentials file read.
+    pub auth_file: Option<PathBuf>,
+}
+
+static SETTINGS: std::sync::OnceLock<Settings> = std::sync::OnceLock::new();
+
+/// Set the network settings for this process, before the first client is made.
+pub fn configure(settings: Settings) {
+    let _ = SETTINGS.set(settings);
+}
+
 /// Seconds a connection may stay silent before kiln gives up (`KILN_NETWORK_TIMEOUT`).
 const DEFAULT_NETWORK_TIMEOUT: u64 = 20;
 
@@ -80,11 +96,47 @@ fn build(builder: reqwest::ClientBuilder, timeout: Duration) -> Result<ClientWit
         .read_timeout(timeout)
         .build()
         .map_err(|e| miette!("cannot create the HTTP client: {e}"))?;
-    let auth = rattler_networking::AuthenticationMiddleware::from_env_and_defaults()
-        .map_err(|e| miette!("cannot read channel credentials: {e}"))?;
-    Ok(reqwest_middleware::ClientBuilder::new(client)
-        .with_arc(Arc::new(auth))
-        .build())
+    let settings = SETTINGS.get().cloned().unwrap_or_default();
+    let auth = match &settings.auth_file {
+        Some(file) => {
+            let storage =
+                rattler_networking::authentication_storage::backends::file::FileStorage::from_path(file.clone())
+                    .map_err(|e| miette!("cannot read the credentials file {}: {e}", file.display()))?;
+            let mut store = rattler_networking::AuthenticationStorage::empty();
+            store.add_backend(Arc::new(storage));
+            rattler_networking::AuthenticationMiddleware::from_auth_storage(store)
+        }
+        None => rattler_networking::AuthenticationMiddleware::from_env_and_defaults()
+            .map_err(|e| miette!("cannot read channel credentials: {e}"))?,
+    };
+    let mut builder = reqwest_middleware::ClientBuilder::new(client);
+    if !settings.mirrors.is_empty() {
+        let with_slash = |u: &url::Url| {
+            let mut u = u.clone();
+            if !u.path().ends_with('/') {
+                u.set_path(&format!("{}/", u.path()));
+            }
+            u
+        };
+        let map = settings
+            .mirrors
+            .iter()
+            .map(|(from, to)| {
+                let mirrors = to
+                    .iter()
+                    .map(|m| rattler_networking::mirror_middleware::Mirror {
+                        url: with_slash(m),
+                        no_zstd: false,
+                        no_bz2: false,
+                        max_failures: None,
+                    })
+                    .collect();
+                (with_slash(from), mirrors)
+            })
+            .collect();
+        builder = builder.with(rattler_networking::MirrorMiddleware::from_map(map));
+    }
+    Ok(builder.with_arc(Arc::new(auth)).build())
 }
 
 /// An error and its causes on one line.

@@ -23,13 +23,14 @@ pub fn run(args: BuildArgs) -> Result<()> {
         tracing::debug!("experimental features enabled");
     }
     prepare::register_proxies();
+    let settings = crate::config::load(&crate::config::files(args.config_file.as_deref(), args.no_config)?)?;
     let output_dir = prepare::absolute(&args.output_dir, !args.render_only)?;
     let paths = recipe_set::find(&args.recipes, &args.recipe_dirs, &output_dir)?;
     let keep_going = args.continue_on_failure && !args.render_only;
     let mut report = Report::default();
     let mut units = Vec::new();
     for path in &paths {
-        match prepare::unit(&args, path, platforms, &output_dir) {
+        match prepare::unit(&args, &settings, path, platforms, &output_dir) {
             Ok(unit) => units.push(unit),
             Err(e) if keep_going => {
                 report.failed(path, &e);

@@ -70,7 +70,13 @@ pub fn register_proxies() {
 }
 
 /// Read, configure and plan the recipe at `path`.
-pub fn unit(args: &BuildArgs, path: &Path, platforms: Platforms, output_dir: &Path) -> Result<Unit> {
+pub fn unit(
+    args: &BuildArgs,
+    settings: &crate::config::Settings,
+    path: &Path,
+    platforms: Platforms,
+    output_dir: &Path,
+) -> Result<Unit> {
     let source = recipe::RecipeSource::read(path)?;
     let config = variants::load(
         source.dir(),
@@ -87,6 +93,7 @@ pub fn unit(args: &BuildArgs, path: &Path, platforms: Platforms, output_dir: &Pa
             "channel_sources and channels cannot both be set at the same time"
         ),
         Some(sources) => sources,
+        None if args.channels.is_empty() => settings.default_channels.clone().unwrap_or_default(),
         None => args.channels.clone(),
     };
     for c in &channels {
@@ -116,7 +123,7 @@ pub fn unit(args: &BuildArgs, path: &Path, platforms: Platforms, output_dir: &Pa
         error_unused_staging_files: args.error_unused_staging_files,
         error_overlapping_files: args.error_overlapping_files,
         compression: crate::package::archive::Compression {
-            format: args.package_format,
+            format: args.package_format.or(settings.package_format).unwrap_or_default(),
             threads: args
                 .compression_threads
                 .unwrap_or_else(crate::package::archive::all_cores),
@@ -134,7 +141,7 @@ pub fn unit(args: &BuildArgs, path: &Path, platforms: Platforms, output_dir: &Pa
         extra_meta: args.extra_meta.iter().cloned().collect(),
         solving: crate::environment::Solving {
             priority: args.channel_priority.into(),
-            exclude_newer: args.exclude_newer,
+            exclude_newer: args.exclude_newer.or(settings.exclude_newer),
         },
         test: if args.no_test {
             crate::testing::Strategy::Skip

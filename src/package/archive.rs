@@ -35,6 +35,16 @@ pub struct PackageFormat {
     pub level: CompressionLevel,
 }
 
+impl Default for PackageFormat {
+    /// `.conda` at the default level.
+    fn default() -> Self {
+        PackageFormat {
+            format: Format::Conda,
+            level: CompressionLevel::Default,
+        }
+    }
+}
+
 impl std::str::FromStr for PackageFormat {
     type Err = String;
 

@@ -87,6 +87,10 @@ pub fn kiln() -> std::process::Command {
         .env_remove("CONDA_BLD_PATH")
         .env_remove("KILN_NETWORK_TIMEOUT")
         .env("KILN_CACHE_DIR", cache_dir())
+        // No configuration file of this machine's user applies.
+        .env("XDG_CONFIG_HOME", cache_dir().join("no-config-home"))
+        .env("KILN_HOME", cache_dir().join("no-kiln-home"))
+        .env_remove("RATTLER_HOME")
         .env("NO_COLOR", "1");
     cmd
 }
