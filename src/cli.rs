@@ -13,6 +13,17 @@ pub struct Cli {
     /// Show more log output (-v: debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// How log lines look: `fancy` (a spinner on a terminal), `plain` or `json` (one object per line).
+    #[arg(long, global = true, value_enum, default_value = "fancy")]
+    pub log_style: crate::ui::LogStyle,
+    /// Color log lines and errors: `always`, `never` or `auto` (on a terminal; honors `NO_COLOR`,
+    /// `CLICOLOR`, `CLICOLOR_FORCE`).
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    pub color: crate::ui::Color,
+    /// Wrap error messages at the terminal width (default: no, so that `file:line:column` paths stay
+    /// whole and greppable).
+    #[arg(long, global = true, value_name = "true|false")]
+    pub wrap_log_lines: Option<bool>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

@@ -29,7 +29,7 @@ fn cache(cmd: CacheCommand) -> Result<()> {
             let store = Store::new(args.dir());
             let entries = store.entries();
             if entries.is_empty() {
-                eprintln!("no staging cache entries in {}", store.root.display());
+                crate::ui::print_line(&format!("no staging cache entries in {}", store.root.display()));
                 return Ok(());
             }
             println!(
@@ -72,10 +72,10 @@ fn cache(cmd: CacheCommand) -> Result<()> {
                     Removal::Removed => {}
                     Removal::Gone => continue,
                     Removal::InUse => {
-                        eprintln!(
+                        crate::ui::print_line(&format!(
                             "kept staging_{} ({}): a running kiln build is using it",
                             e.meta.key, e.meta.name
-                        );
+                        ));
                         continue;
                     }
                 }
@@ -83,11 +83,11 @@ fn cache(cmd: CacheCommand) -> Result<()> {
                 freed += e.meta.size_bytes;
             }
             store.sweep();
-            eprintln!(
+            crate::ui::print_line(&format!(
                 "removed {removed} staging cache entr{} ({})",
                 if removed == 1 { "y" } else { "ies" },
                 human_bytes(freed)
-            );
+            ));
             Ok(())
         }
     }

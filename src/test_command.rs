@@ -82,7 +82,7 @@ pub fn run(args: TestArgs) -> Result<()> {
             subject.label
         )),
         None => {
-            eprintln!(
+            crate::ui::print_line(&format!(
                 "✔ {}: {} test{} passed{} in {:.2} s",
                 subject.label,
                 outcome.passed,
@@ -93,7 +93,7 @@ pub fn run(args: TestArgs) -> Result<()> {
                     String::new()
                 },
                 started.elapsed().as_secs_f64()
-            );
+            ));
             Ok(())
         }
     }

@@ -29,6 +29,20 @@ fn build_help_lists_the_maintainer_flags() {
         "--skip-unchanged",
         "--no-include-recipe",
         "--markdown-summary",
+        "--recipe-dir",
+        "--up-to",
+        "--continue-on-failure",
+        "--build-number",
+        "--build-num",
+        "--build-string-prefix",
+        "--channel-priority",
+        "--exclude-newer",
+        "--config-file",
+        "--no-config",
+        "--allow-absolute-license-paths",
+        "--log-style",
+        "--color",
+        "--wrap-log-lines",
         "--extra-meta",
         "--package-format",
         "--compression-threads",
@@ -74,4 +88,96 @@ fn markdown_summary_lists_built_and_reused_packages() {
     let text = std::fs::read_to_string(&summary).unwrap();
     assert_eq!(text.matches("### kiln build").count(), 2, "{text}");
     assert!(text.contains("| existing package used |"), "{text}");
+}
+
+#[test]
+fn log_style_json_gives_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let ok = write_recipe(
+        dir.path(),
+        "talks",
+        "package: {name: talks, version: '1.0'}\nbuild:\n  script: [echo hello-from-script, mkdir -p $PREFIX/share, touch $PREFIX/share/t]\n",
+    );
+    let failing = write_recipe(
+        dir.path(),
+        "fails",
+        "package: {name: fails, version: '1.0'}\nbuild:\n  script: [exit 3]\n",
+    );
+    let lines = |o: &std::process::Output| -> Vec<serde_json::Value> {
+        stderr(o)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect()
+    };
+    let o = kiln()
+        .args(["--log-style", "json", "build", "--output-dir"])
+        .arg(&out)
+        .arg("--recipe")
+        .arg(&ok)
+        .run()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let objects = lines(&o);
+    assert!(objects
+        .iter()
+        .all(|v| v["level"].is_string() && v["fields"]["message"].is_string()));
+    assert!(objects
+        .iter()
+        .any(|v| v["fields"]["script"] == true && v["fields"]["message"] == "hello-from-script"));
+
+    let o = kiln()
+        .args(["build", "--log-style", "json", "--output-dir"])
+        .arg(&out)
+        .arg("--recipe")
+        .arg(&failing)
+        .run()
+        .unwrap();
+    assert!(!o.status.success());
+    let last = lines(&o).pop().unwrap();
+    assert_eq!(last["level"], "ERROR");
+    assert!(
+        last["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("failed (exit code 3)"),
+        "{last}"
+    );
+}
+
+#[test]
+fn color_and_wrapping_follow_the_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let deep = dir
+        .path()
+        .join("a-rather-long-directory-name/and-another-long-directory-name");
+    let failing = write_recipe(
+        &deep,
+        "fails",
+        "package: {name: fails, version: '1.0'}\nbuild:\n  script: [exit 3]\n",
+    );
+    let run = |flags: &[&str], env: &[(&str, &str)]| {
+        kiln()
+            .envs(env.iter().copied())
+            .args(flags)
+            .arg("build")
+            .arg("--output-dir")
+            .arg(&out)
+            .arg("--recipe")
+            .arg(&failing)
+            .run()
+            .unwrap()
+    };
+    assert!(stderr(&run(&["--color", "always"], &[])).contains("\x1b["));
+    assert!(!stderr(&run(&["--color", "never"], &[("CLICOLOR_FORCE", "1")])).contains("\x1b["));
+    assert!(stderr(&run(&[], &[("CLICOLOR_FORCE", "1")])).contains("\x1b["));
+    assert!(!stderr(&run(&[], &[])).contains("\x1b["));
+
+    // The error names `<recipe path>:3:11: build script of ...` on one line unless wrapping is asked for.
+    let whole = format!("{}:3:11: build script of fails", failing.join("recipe.yaml").display());
+    assert!(stderr(&run(&[], &[])).contains(&whole));
+    let wrapped = stderr(&run(&["--wrap-log-lines", "true"], &[]));
+    assert!(!wrapped.contains(&whole), "{wrapped}");
+    assert!(wrapped.contains("exit code 3"), "{wrapped}");
 }

@@ -34,7 +34,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
             Ok(unit) => units.push(unit),
             Err(e) if keep_going => {
                 report.failed(path, &e);
-                eprintln!("{}", crate::redact::mask(&format!("{e:?}")));
+                crate::ui::print_error(&format!("{e:?}"));
             }
             Err(e) => return Err(e),
         }
@@ -109,7 +109,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
                     return Err(e);
                 }
                 ui::finish();
-                eprintln!("{}", crate::redact::mask(&format!("{e:?}")));
+                crate::ui::print_error(&format!("{e:?}"));
                 failed.extend(
                     recipe_set::provided(planned)
                         .into_iter()

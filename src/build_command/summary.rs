@@ -57,14 +57,14 @@ impl Report {
     /// Print the closing lines; an error when a recipe was not built.
     pub fn finish(&self, output_dir: &Path) -> Result<()> {
         let count = self.packages().filter(|p| p.built).count();
-        eprintln!("kiln built {count} package(s) into {}", output_dir.display());
+        crate::ui::print_line(&format!("kiln built {count} package(s) into {}", output_dir.display()));
         let not_built: Vec<(&Path, String)> = self.not_built().collect();
         if not_built.is_empty() {
             return Ok(());
         }
-        eprintln!("{} recipe(s) were not built:", not_built.len());
+        crate::ui::print_line(&format!("{} recipe(s) were not built:", not_built.len()));
         for (path, why) in &not_built {
-            eprintln!("  {}: {why}", path.display());
+            crate::ui::print_line(&format!("  {}: {why}", path.display()));
         }
         Err(miette::miette!(
             help = "the errors are shown above, each where its recipe failed",
