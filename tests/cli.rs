@@ -181,3 +181,62 @@ fn color_and_wrapping_follow_the_flags() {
     assert!(!wrapped.contains(&whole), "{wrapped}");
     assert!(wrapped.contains("exit code 3"), "{wrapped}");
 }
+
+#[test]
+fn recipe_from_standard_input_stores_only_its_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path().join("cwd");
+    std::fs::create_dir_all(&cwd).unwrap();
+    std::fs::write(cwd.join("unrelated.txt"), "not part of any recipe").unwrap();
+    std::fs::write(
+        cwd.join("build.sh"),
+        "mkdir -p $PREFIX/share\necho from-build-sh > $PREFIX/share/s\n",
+    )
+    .unwrap();
+    let text = "package: {name: piped, version: '1.0'}\nbuild:\n  script: build.sh\n";
+    let input = dir.path().join("piped.yaml");
+    std::fs::write(&input, text).unwrap();
+    let out = dir.path().join("out");
+    let o = kiln()
+        .current_dir(&cwd)
+        .args(["build", "--recipe", "-", "--output-dir"])
+        .arg(&out)
+        .run_with_input(Some(&input))
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let x = extract(&packages(&out)[0]);
+    // The script next to where kiln ran was used ...
+    assert_eq!(
+        std::fs::read_to_string(x.path().join("share/s")).unwrap(),
+        "from-build-sh\n"
+    );
+    // ... but info/recipe/ holds the recipe alone.
+    assert_eq!(
+        std::fs::read_to_string(x.path().join("info/recipe/recipe.yaml")).unwrap(),
+        text
+    );
+    let mut stored: Vec<String> = std::fs::read_dir(x.path().join("info/recipe"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    stored.sort();
+    assert_eq!(stored, ["recipe.yaml", "rendered_recipe.yaml", "variant_config.yaml"]);
+
+    // Mistakes point at <stdin>; empty input is an error.
+    std::fs::write(&input, "package: {name: piped, version: '1.0'}\nbuild:\n  nmber: 1\n").unwrap();
+    let o = kiln()
+        .current_dir(&cwd)
+        .args(["build", "--recipe", "-", "--output-dir"])
+        .arg(&out)
+        .run_with_input(Some(&input))
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("<stdin>:3:3"), "{}", stderr(&o));
+    std::fs::write(&input, "").unwrap();
+    let o = kiln()
+        .args(["build", "--recipe", "-", "--output-dir"])
+        .arg(&out)
+        .run_with_input(Some(&input))
+        .unwrap();
+    assert!(stderr(&o).contains("standard input is empty"), "{}", stderr(&o));
+}

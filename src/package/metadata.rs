@@ -188,6 +188,16 @@ fn about_json(i: &InfoInputs) -> Value {
 
 fn write_recipe_dir(dest: &Path, i: &InfoInputs) -> Result<()> {
     fs_err::create_dir_all(dest).into_diagnostic()?;
+    if i.recipe.from_stdin {
+        // The directory is just where kiln ran: only the recipe is stored.
+        fs_err::write(
+            dest.join("recipe.yaml"),
+            crate::redact::mask(&i.recipe.file.text).as_bytes(),
+        )
+        .into_diagnostic()?;
+        write_yaml(&dest.join("rendered_recipe.yaml"), i.rendered)?;
+        return write_yaml(&dest.join("variant_config.yaml"), i.variant);
+    }
     let recipe_dir = &i.recipe.dir;
     let recipe_file = std::fs::canonicalize(&i.recipe.file.path).unwrap_or_else(|_| i.recipe.file.path.clone());
     let output_dir = std::fs::canonicalize(i.output_dir).unwrap_or_else(|_| i.output_dir.to_path_buf());

@@ -48,6 +48,9 @@ pub struct Recipe {
     pub variant: Variant,
     /// Every variant key its expressions read, skipped outputs included.
     pub keys_read: std::collections::BTreeSet<String>,
+    /// Read from standard input (`--recipe -`): `dir` is the current
+    /// directory, and only the recipe text goes into `info/recipe/`.
+    pub from_stdin: bool,
 }
 
 impl Recipe {
@@ -117,11 +120,15 @@ pub struct RecipeSource {
     file: SourceFile,
     dir: PathBuf,
     root: Node,
+    from_stdin: bool,
 }
 
 impl RecipeSource {
     /// Read and parse the recipe at `path` (a file, or a directory with `recipe.yaml`).
     pub fn read(path: &Path) -> miette::Result<Self> {
+        if path == Path::new("-") {
+            return Self::from_stdin();
+        }
         let path = resolve_path(path)?;
         let file = SourceFile::read(&path)?;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -132,7 +139,41 @@ impl RecipeSource {
         };
         let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
         let root = parse_yaml(&file)?;
-        Ok(Self { file, dir, root })
+        Ok(Self {
+            file,
+            dir,
+            root,
+            from_stdin: false,
+        })
+    }
+
+    /// Read the recipe from standard input (`--recipe -`); the current
+    /// directory serves as its directory (scripts, patches, `path` sources).
+    fn from_stdin() -> miette::Result<Self> {
+        use std::io::Read;
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| miette::miette!("cannot read the recipe from standard input: {e}"))?;
+        if text.trim().is_empty() {
+            miette::bail!(
+                help = "pipe a recipe into kiln, e.g. `kiln build --recipe - < recipe.yaml`",
+                "--recipe -: standard input is empty"
+            );
+        }
+        let file = SourceFile {
+            path: PathBuf::from("<stdin>"),
+            text: std::sync::Arc::new(text),
+        };
+        let dir = std::env::current_dir().map_err(|e| miette::miette!("cannot find the current directory: {e}"))?;
+        let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+        let root = parse_yaml(&file)?;
+        Ok(Self {
+            file,
+            dir,
+            root,
+            from_stdin: true,
+        })
     }
 
     /// The recipe file.
@@ -163,6 +204,7 @@ impl RecipeSource {
             version: loaded.version,
             variant: variant.clone(),
             keys_read: loaded.keys_read,
+            from_stdin: self.from_stdin,
         })
     }
 }

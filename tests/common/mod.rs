@@ -22,13 +22,21 @@ pub fn timeout() -> std::time::Duration {
 /// fails when it takes longer.
 pub trait RunExt {
     /// Run to completion, capturing stdout and stderr.
-    fn run(&mut self) -> std::io::Result<Output>;
+    fn run(&mut self) -> std::io::Result<Output> {
+        self.run_with_input(None)
+    }
+    /// [`RunExt::run`] with standard input read from `input`.
+    fn run_with_input(&mut self, input: Option<&Path>) -> std::io::Result<Output>;
 }
 
 impl RunExt for std::process::Command {
-    fn run(&mut self) -> std::io::Result<Output> {
+    fn run_with_input(&mut self, input: Option<&Path>) -> std::io::Result<Output> {
+        let stdin = match input {
+            Some(file) => std::process::Stdio::from(std::fs::File::open(file)?),
+            None => std::process::Stdio::null(),
+        };
         let child = self
-            .stdin(std::process::Stdio::null())
+            .stdin(stdin)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()?;
