@@ -34,6 +34,10 @@ pub struct Cli {
 pub enum Command {
     /// Build the packages of a recipe into an indexed output channel.
     Build(Box<BuildArgs>),
+    /// Set up one output's build (work directory, environments, script) without running its script.
+    Debug(Box<DebugArgs>),
+    /// Write the changes made in a work directory as a patch the recipe can list under `patches`.
+    CreatePatch(CreatePatchArgs),
     /// Inspect or clean the staging cache.
     #[command(subcommand)]
     Cache(CacheCommand),
@@ -47,6 +51,47 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+/// `kiln debug` options: those of `kiln build`, and which output.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  kiln debug --recipe recipe.yaml --output libfoo -c conda-forge")]
+pub struct DebugArgs {
+    /// The output to set up (default: the recipe's only output).
+    #[arg(long, value_name = "NAME")]
+    pub output: Option<String>,
+    /// As for `kiln build`.
+    #[command(flatten)]
+    pub build: BuildArgs,
+}
+
+/// `kiln create-patch` options.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  kiln create-patch --directory output/bld/kiln_foo/work --name fix-build --add 'src/*.c'"
+)]
+pub struct CreatePatchArgs {
+    /// The work directory (set up by `kiln debug`, or kept by a failed or `--keep-build` build).
+    #[arg(long)]
+    pub directory: PathBuf,
+    /// The patch file's name, without `.patch`, written next to the recipe.
+    #[arg(long, default_value = "changes")]
+    pub name: String,
+    /// Leave out changed files matching GLOB. Repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Add new files matching GLOB (new files are left out otherwise: builds make many). Repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub add: Vec<String>,
+    /// Consider only files matching GLOB. Repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Print the patch instead of writing it.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Replace an existing patch file of that name.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 /// `kiln package` subcommands.

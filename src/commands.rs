@@ -10,6 +10,8 @@ use crate::cli::{CacheCommand, Cli, Command};
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Build(args) => crate::build_command::run(*args),
+        Command::Debug(args) => crate::debug_command::run(*args),
+        Command::CreatePatch(args) => crate::patch_command::run(args),
         Command::Cache(cmd) => cache(cmd),
         Command::Test(args) => crate::test_command::run(args),
         Command::Package(cmd) => crate::package_command::run(cmd),

@@ -112,8 +112,15 @@ pub fn order(plans: &[&Plan]) -> Result<Vec<usize>> {
 }
 
 /// `--up-to NAME`: the names of the outputs to build, which are the outputs
-/// named NAME and every output they need, transitively, across `plans`.
+/// named NAME and every output they need to build or test, transitively,
+/// across `plans`.
 pub fn up_to(plans: &[&Plan], name: &str) -> Result<BTreeSet<String>> {
+    closure(plans, name, true)
+}
+
+/// The outputs named `name` and every output they need to build (with
+/// `tests`, also to test), transitively, across `plans`.
+pub fn closure(plans: &[&Plan], name: &str, tests: bool) -> Result<BTreeSet<String>> {
     let name = name.to_ascii_lowercase();
     let all: BTreeSet<String> = plans.iter().flat_map(|p| provided(p)).collect();
     if !all.contains(&name) {
@@ -122,7 +129,7 @@ pub fn up_to(plans: &[&Plan], name: &str) -> Result<BTreeSet<String>> {
                 "the recipes' outputs are: {}",
                 all.iter().cloned().collect::<Vec<_>>().join(", ")
             ),
-            "--up-to {name}: no recipe has an output of that name"
+            "`{name}`: no recipe has an output of that name"
         ));
     }
     let mut keep = BTreeSet::from([name]);
@@ -131,7 +138,10 @@ pub fn up_to(plans: &[&Plan], name: &str) -> Result<BTreeSet<String>> {
             .iter()
             .flat_map(|p| &p.outputs)
             .filter(|o| keep.contains(o.output.package.name.as_normalized()))
-            .flat_map(|o| o.names_to_build().into_iter().chain(o.names_to_test()))
+            .flat_map(|o| {
+                let test = if tests { o.names_to_test() } else { BTreeSet::new() };
+                o.names_to_build().into_iter().chain(test)
+            })
             .filter(|n| all.contains(n) && !keep.contains(n))
             .collect();
         if more.is_empty() {

@@ -4,6 +4,7 @@ pub mod dirs;
 pub mod env;
 pub mod interpreter;
 pub mod script;
+pub mod source_info;
 pub mod sources;
 
 use std::collections::BTreeMap;
@@ -58,6 +59,8 @@ pub struct BuildOptions {
     pub extra_meta: BTreeMap<String, String>,
     /// `--channel-priority` and `--exclude-newer`.
     pub solving: crate::environment::Solving,
+    /// `--experimental` (recorded for `kiln create-patch`).
+    pub experimental: bool,
 }
 
 /// Run a recipe's script in `dirs` with the build environment for `identity`.
@@ -70,6 +73,70 @@ pub fn run_script(
     variant: &BTreeMap<String, String>,
     label: &str,
 ) -> Result<()> {
+    let prepared = prepare_script(recipe, opts, dirs, script, identity, variant)?;
+    ui::step(label, "running build script");
+    let started = std::time::Instant::now();
+    let outcome = script::run(&prepared.run(label, dirs));
+    if let Some(f) = &prepared.script_file {
+        // Not part of what the build made (nor of a staging entry).
+        let _ = fs_err::remove_file(f);
+    }
+    if let Err(failed) = outcome? {
+        return Err(script::failure_report(recipe, script, label, failed));
+    }
+    tracing::info!(
+        "{label}: build script finished in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Write the script of `kiln debug` (`conda_build.sh`, `build_env.sh`, and
+/// an interpreter's script file) without running it; returns `conda_build.sh`.
+pub fn write_script(
+    recipe: &Recipe,
+    opts: &BuildOptions,
+    dirs: &BuildDirs,
+    script: &Script,
+    identity: &BuildIdentity,
+    variant: &BTreeMap<String, String>,
+) -> Result<PathBuf> {
+    let prepared = prepare_script(recipe, opts, dirs, script, identity, variant)?;
+    script::write_files(&prepared.run(&identity.name, dirs))
+}
+
+/// A script ready to be written and run.
+struct PreparedScript {
+    shell: String,
+    script_file: Option<PathBuf>,
+    env: BTreeMap<String, String>,
+    secrets: BTreeMap<String, String>,
+    activation: String,
+}
+
+impl PreparedScript {
+    fn run<'a>(&'a self, label: &'a str, dirs: &'a BuildDirs) -> script::ScriptRun<'a> {
+        script::ScriptRun {
+            label,
+            body: &self.shell,
+            work_dir: &dirs.work_dir,
+            script_dir: &dirs.build_dir,
+            env: &self.env,
+            secrets: &self.secrets,
+            activation: &self.activation,
+        }
+    }
+}
+
+/// The script's body, environment, secrets and activation for `identity`.
+fn prepare_script(
+    recipe: &Recipe,
+    opts: &BuildOptions,
+    dirs: &BuildDirs,
+    script: &Script,
+    identity: &BuildIdentity,
+    variant: &BTreeMap<String, String>,
+) -> Result<PreparedScript> {
     let body = script::resolve_body(recipe, script)?;
     let mut secrets = script::secrets(recipe, script)?;
     secrets.extend(script::step_secrets(script));
@@ -119,30 +186,13 @@ pub fn run_script(
         opts.platforms.build,
     )?;
     let (shell, script_file) = interpreted(recipe, script, &body, dirs, &env)?;
-    ui::step(label, "running build script");
-    let started = std::time::Instant::now();
-    let run = script::ScriptRun {
-        label,
-        body: &shell,
-        work_dir: &dirs.work_dir,
-        script_dir: &dirs.build_dir,
-        env: &env,
-        secrets: &secrets,
-        activation: &activation,
-    };
-    let outcome = script::run(&run);
-    if let Some(f) = script_file {
-        // Not part of what the build made (nor of a staging entry).
-        let _ = fs_err::remove_file(f);
-    }
-    if let Err(failed) = outcome? {
-        return Err(script::failure_report(recipe, script, label, failed));
-    }
-    tracing::info!(
-        "{label}: build script finished in {:.2} s",
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
+    Ok(PreparedScript {
+        shell,
+        script_file,
+        env,
+        secrets,
+        activation,
+    })
 }
 
 /// The bash text that runs `body`: the body itself, or (another

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
@@ -47,9 +47,9 @@ const FAILED_MARKER: &str = ".kiln_failed_command";
 const DRAIN_IDLE: Duration = Duration::from_secs(2);
 const DRAIN_LIMIT: Duration = Duration::from_secs(60);
 
-/// Run the script. The outer error is kiln's own (cannot write, cannot
-/// start bash); the inner one is the script failing.
-pub fn run(s: &ScriptRun) -> Result<std::result::Result<(), ScriptFailed>> {
+/// Write `build_env.sh` (no secret values) and `conda_build.sh` into the
+/// script directory; returns `conda_build.sh`.
+pub fn write_files(s: &ScriptRun) -> Result<PathBuf> {
     let env_file = s.script_dir.join("build_env.sh");
     let mut env_text = String::new();
     for (k, v) in s.env {
@@ -81,6 +81,14 @@ pub fn run(s: &ScriptRun) -> Result<std::result::Result<(), ScriptFailed>> {
         s.body
     );
     fs_err::write(&script_file, script).into_diagnostic()?;
+    Ok(script_file)
+}
+
+/// Run the script. The outer error is kiln's own (cannot write, cannot
+/// start bash); the inner one is the script failing.
+pub fn run(s: &ScriptRun) -> Result<std::result::Result<(), ScriptFailed>> {
+    let script_file = write_files(s)?;
+    let marker = s.script_dir.join(FAILED_MARKER);
     let _ = fs_err::remove_file(&marker);
 
     let mut cmd = Command::new("bash");

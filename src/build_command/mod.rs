@@ -11,7 +11,7 @@ use crate::cli::BuildArgs;
 use crate::recipe_set;
 use crate::{rendered, ui};
 
-mod prepare;
+pub(crate) mod prepare;
 mod summary;
 
 use summary::{Outcome, Report};

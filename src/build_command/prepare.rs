@@ -139,6 +139,7 @@ pub fn unit(
         skip_existing: args.skip_existing,
         include_recipe: !args.no_include_recipe,
         extra_meta: args.extra_meta.iter().cloned().collect(),
+        experimental: args.experimental,
         solving: crate::environment::Solving {
             priority: args.channel_priority.into(),
             exclude_newer: args.exclude_newer.or(settings.exclude_newer),

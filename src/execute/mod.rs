@@ -61,6 +61,77 @@ pub struct Packaged {
     pub seconds: f64,
 }
 
+/// The subdirs the output channel is indexed for: the outputs' and the
+/// build and host platforms.
+fn subdirs_of(plan: &[PlannedOutput], opts: &BuildOptions) -> Result<Vec<Subdir>> {
+    let mut subdirs: Vec<Subdir> = Vec::new();
+    for p in plan {
+        let subdir: Subdir = p.subdir.parse().map_err(|e| miette!("{e}"))?;
+        if !subdirs.contains(&subdir) {
+            subdirs.push(subdir);
+        }
+    }
+    for s in [opts.platforms.build, opts.platforms.host] {
+        if !subdirs.contains(&s) {
+            subdirs.push(s);
+        }
+    }
+    Ok(subdirs)
+}
+
+/// What `kiln debug` set up.
+pub struct DebugSetUp {
+    /// The output, `name-version-build`.
+    pub id: String,
+    /// Its build directories.
+    pub dirs: crate::build::dirs::BuildDirs,
+    /// Its `conda_build.sh`.
+    pub script: PathBuf,
+}
+
+/// Build the other outputs of `plan_all` (what the last one needs), then
+/// set up the last one's build directory, environments, sources and script
+/// without running the script (`kiln debug`).
+pub fn debug(plan_all: &Plan, opts: &BuildOptions) -> Result<DebugSetUp> {
+    let (target, needed) = plan_all
+        .outputs
+        .split_last()
+        .ok_or_else(|| miette!("there is no output to set up"))?;
+    let recipe = &*target.recipe;
+    let id = target.identifier();
+    let Some(script) = &target.output.build.script else {
+        miette::bail!(
+            help = "debug the staging output it inherits, or an output with a script",
+            "{id} has no build script to debug"
+        );
+    };
+    if !needed.is_empty() {
+        let others = Plan {
+            recipe: plan_all.recipe.clone(),
+            outputs: needed.to_vec(),
+        };
+        build_all(&others, opts)?;
+    }
+    let envs = LazyEnvironments::new(
+        &opts.channels,
+        &opts.output_dir,
+        subdirs_of(&plan_all.outputs, opts)?,
+        false,
+    )
+    .with_solving(opts.solving);
+    let mut stager = Stager::new(opts, &envs);
+    let resolved = crate::dependencies::resolve_output(target, opts, &envs)?;
+    let set = output::set_up(target, opts, &mut stager, &envs, &resolved)?;
+    let (identity, variant) = output::identity(target);
+    let script = crate::build::write_script(recipe, opts, &set.dirs, script, &identity, &variant)?;
+    ui::finish();
+    Ok(DebugSetUp {
+        id,
+        dirs: set.dirs,
+        script,
+    })
+}
+
 /// Build every planned output in order and index the channel.
 pub fn build_all(plan_all: &Plan, opts: &BuildOptions) -> Result<Vec<Packaged>> {
     let recipe = &*plan_all.recipe;
@@ -77,18 +148,7 @@ pub fn build_all(plan_all: &Plan, opts: &BuildOptions) -> Result<Vec<Packaged>> 
             );
         }
     }
-    let mut subdirs: Vec<Subdir> = Vec::new();
-    for p in plan {
-        let subdir: Subdir = p.subdir.parse().map_err(|e| miette!("{e}"))?;
-        if !subdirs.contains(&subdir) {
-            subdirs.push(subdir);
-        }
-    }
-    for s in [opts.platforms.build, opts.platforms.host] {
-        if !subdirs.contains(&s) {
-            subdirs.push(s);
-        }
-    }
+    let subdirs = subdirs_of(plan, opts)?;
     let envs =
         LazyEnvironments::new(&opts.channels, &opts.output_dir, subdirs.clone(), false).with_solving(opts.solving);
     crate::preflight::solve(plan_all, opts, &envs)?;

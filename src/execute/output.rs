@@ -12,6 +12,7 @@ use miette::{miette, IntoDiagnostic, Result};
 use super::Built;
 use crate::build::dirs::BuildDirs;
 use crate::build::env::BuildIdentity;
+use crate::build::source_info::Placed;
 use crate::build::{run_script, sources, BuildOptions};
 use crate::dependencies::{finalize_run, Inherited};
 use crate::environment::resolve::{self, Resolved};
@@ -37,45 +38,15 @@ pub(super) fn build_one(
     let recipe = &*p.recipe;
     let id = p.identifier();
     let output = &p.output;
-    let staging = match output.inherit.staging_name() {
-        Some(name) => Some(stager.ensure(recipe, name)?),
-        None => None,
-    };
-    let staging_keys = staging.as_ref().map(|e| stager.chain(e)).unwrap_or_default();
-    ui::step(&id, "preparing directories");
-    // Staging builds and their inheritors share one set of directories, so
-    // restored paths stay valid without relocation.
-    let dir_name = match &staging {
-        Some(_) => recipe.shared_build_name(),
-        None => output.package.name.as_normalized().to_string(),
-    };
-    let dirs = match output.build.merge_build_and_host_envs {
-        true => BuildDirs::new(&opts.output_dir, &dir_name).merged(),
-        false => BuildDirs::new(&opts.output_dir, &dir_name),
-    };
-    let _dir_lock = dirs.lock().into_diagnostic()?;
-    dirs.create().into_diagnostic()?;
-
-    // Restored staging files count as new: the snapshot is taken before the
-    // restore. Installed packages' files do not (see `select::new_files`).
-    let before = select::snapshot(&dirs.host_prefix)?;
-    // Without a script nothing but kiln's own steps (which replace files,
-    // never write into them) touches the staging files: only the selected
-    // ones are placed, as hard links, after selection.
+    let SetUp {
+        staging,
+        staging_keys,
+        dirs,
+        lock: _dir_lock,
+        before,
+        finalized_sources,
+    } = set_up(p, opts, stager, envs, resolved)?;
     let direct = staging.as_ref().filter(|_| output.build.script.is_none());
-    match (&staging, direct) {
-        (Some(entry), None) => restore_into(entry, &dirs, &id)?,
-        // Sources of the output's own are layered on the staging work dir.
-        (Some(entry), Some(_)) if !output.source.is_empty() => {
-            let nothing = BTreeSet::new();
-            crate::staging::place_selected(entry, &dirs, &nothing, true, opts.keep_build, &id)?;
-        }
-        _ => {}
-    }
-    resolve::install(envs, resolved, dirs.prefixes(), opts.platforms, &id)?;
-    ui::step(&id, "placing sources");
-    let mut finalized_sources = staging.as_ref().map(|e| e.meta.sources.clone()).unwrap_or_default();
-    finalized_sources.extend(sources::fetch(recipe, &output.source, &dirs.work_dir, opts)?);
     // Where license files and test files are looked up in the work
     // directory: the entry's own when it was not restored.
     let work_dir = match direct {
@@ -84,15 +55,7 @@ pub(super) fn build_one(
     };
 
     if let Some(s) = &output.build.script {
-        let variant: BTreeMap<String, String> = p.variant.iter().map(|(k, v)| (k.clone(), variant_text(v))).collect();
-        let identity = BuildIdentity {
-            name: output.package.name.as_normalized().to_string(),
-            version: output.package.version.as_str().to_string(),
-            build_number: Some(output.build.number),
-            build_string: Some(p.build_string.clone()),
-            hash: Some(p.hash.to_string()),
-            noarch_python: output.build.python_noarch_layout(),
-        };
+        let (identity, variant) = identity(p);
         run_script(recipe, opts, &dirs, s, &identity, &variant, &id)?;
     }
 
@@ -280,6 +243,116 @@ pub(super) fn build_one(
             files: files.len(),
         },
     ))
+}
+
+/// What `p`'s script sees of it: its identity and variant values.
+pub(super) fn identity(p: &PlannedOutput) -> (BuildIdentity, BTreeMap<String, String>) {
+    let output = &p.output;
+    let variant = p.variant.iter().map(|(k, v)| (k.clone(), variant_text(v))).collect();
+    let identity = BuildIdentity {
+        name: output.package.name.as_normalized().to_string(),
+        version: output.package.version.as_str().to_string(),
+        build_number: Some(output.build.number),
+        build_string: Some(p.build_string.clone()),
+        hash: Some(p.hash.to_string()),
+        noarch_python: output.build.python_noarch_layout(),
+    };
+    (identity, variant)
+}
+
+/// An output's build directory, set up: staging files restored (or, for a
+/// script-less inheritor, to be linked later), environments installed,
+/// sources placed.
+pub(super) struct SetUp {
+    /// The staging entry it inherits.
+    pub staging: Option<Entry>,
+    /// Keys of the staging entries restored into it (innermost first).
+    pub staging_keys: Vec<String>,
+    /// Its directories.
+    pub dirs: BuildDirs,
+    /// Held while the directories are in use.
+    pub lock: crate::lock::Lock,
+    /// The host prefix before the build (restored staging files count as new).
+    pub before: select::Snapshot,
+    /// Its sources (the staging entry's first), finalized.
+    pub finalized_sources: Vec<serde_json::Value>,
+}
+
+/// Set up `p`'s build directory, up to running its script.
+pub(super) fn set_up(
+    p: &PlannedOutput,
+    opts: &BuildOptions,
+    stager: &mut Stager,
+    envs: &LazyEnvironments,
+    resolved: &Resolved,
+) -> Result<SetUp> {
+    let recipe = &*p.recipe;
+    let id = p.identifier();
+    let output = &p.output;
+    let staging = match output.inherit.staging_name() {
+        Some(name) => Some(stager.ensure(recipe, name)?),
+        None => None,
+    };
+    let staging_keys = staging.as_ref().map(|e| stager.chain(e)).unwrap_or_default();
+    ui::step(&id, "preparing directories");
+    // Staging builds and their inheritors share one set of directories, so
+    // restored paths stay valid without relocation.
+    let dir_name = match &staging {
+        Some(_) => recipe.shared_build_name(),
+        None => output.package.name.as_normalized().to_string(),
+    };
+    let dirs = match output.build.merge_build_and_host_envs {
+        true => BuildDirs::new(&opts.output_dir, &dir_name).merged(),
+        false => BuildDirs::new(&opts.output_dir, &dir_name),
+    };
+    let _dir_lock = dirs.lock().into_diagnostic()?;
+    dirs.create().into_diagnostic()?;
+
+    // Restored staging files count as new: the snapshot is taken before the
+    // restore. Installed packages' files do not (see `select::new_files`).
+    let before = select::snapshot(&dirs.host_prefix)?;
+    // Without a script nothing but kiln's own steps (which replace files,
+    // never write into them) touches the staging files: only the selected
+    // ones are placed, as hard links, after selection.
+    let direct = staging.as_ref().filter(|_| output.build.script.is_none());
+    match (&staging, direct) {
+        (Some(entry), None) => restore_into(entry, &dirs, &id)?,
+        // Sources of the output's own are layered on the staging work dir.
+        (Some(entry), Some(_)) if !output.source.is_empty() => {
+            let nothing = BTreeSet::new();
+            crate::staging::place_selected(entry, &dirs, &nothing, true, opts.keep_build, &id)?;
+        }
+        _ => {}
+    }
+    resolve::install(envs, resolved, dirs.prefixes(), opts.platforms, &id)?;
+    ui::step(&id, "placing sources");
+    let mut finalized_sources = staging.as_ref().map(|e| e.meta.sources.clone()).unwrap_or_default();
+    finalized_sources.extend(sources::fetch(
+        recipe,
+        &output.source,
+        &dirs.work_dir,
+        &opts.output_dir,
+        &opts.allow_insecure_host,
+    )?);
+    let mut placed: Vec<Placed> = match output.inherit.staging_name() {
+        Some(name) => recipe
+            .staging_chain(name)
+            .iter()
+            .rev()
+            .map(|s| Placed::Staging(s.name.clone()))
+            .collect(),
+        None => Vec::new(),
+    };
+    placed.push(Placed::Output(output.package.name.as_normalized().to_string()));
+    crate::build::source_info::write(&dirs.build_dir, recipe, opts, placed)?;
+    Ok(SetUp {
+        staging,
+        staging_keys,
+        dirs,
+        lock: _dir_lock,
+        before,
+        finalized_sources,
+    })
 }
 
 /// A package whose directory is laid out and whose archive is still to

@@ -108,6 +108,17 @@ impl GlobList {
         Ok(Self { compiled })
     }
 
+    /// Compile plain patterns (from the command line).
+    pub fn from_patterns(patterns: &[String]) -> Result<Self, String> {
+        let compiled = patterns.iter().map(|p| Compiled::new(p)).collect::<Result<_, _>>()?;
+        Ok(Self { compiled })
+    }
+
+    /// Whether there are no globs.
+    pub fn is_empty(&self) -> bool {
+        self.compiled.is_empty()
+    }
+
     /// Whether any glob matches `path` (relative, `/`-separated).
     pub fn is_match(&self, path: &str) -> bool {
         self.compiled.iter().any(|c| c.is_match(path))

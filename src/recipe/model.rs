@@ -156,6 +156,16 @@ impl Source {
         }
     }
 
+    /// Forget `patch` (for `kiln create-patch`, which replaces it).
+    pub fn remove_patch(&mut self, patch: &Path) {
+        let patches = match self {
+            Source::Path(s) => &mut s.patches,
+            Source::Url(s) => &mut s.patches,
+            Source::Git(s) => &mut s.patches,
+        };
+        patches.retain(|p| p != patch);
+    }
+
     /// The subdirectory of the work directory the source goes to.
     pub fn target_directory(&self) -> Option<&Path> {
         match self {

@@ -359,7 +359,20 @@ impl<'a> Stager<'a> {
             restore_into(parent, dirs, &label)?;
         }
         ui::step(&label, "placing sources");
-        let finalized_sources = sources::fetch(recipe, &staging.source, &dirs.work_dir, self.opts)?;
+        let finalized_sources = sources::fetch(
+            recipe,
+            &staging.source,
+            &dirs.work_dir,
+            &self.opts.output_dir,
+            &self.opts.allow_insecure_host,
+        )?;
+        let placed = recipe
+            .staging_chain(&staging.name)
+            .iter()
+            .rev()
+            .map(|s| crate::build::source_info::Placed::Staging(s.name.clone()))
+            .collect();
+        crate::build::source_info::write(&dirs.build_dir, recipe, self.opts, placed)?;
         let started = Instant::now();
         if let Some(s) = &staging.script {
             let identity = BuildIdentity {

@@ -11,6 +11,7 @@
 //! the rendered recipe.
 
 mod archive;
+pub mod diff;
 pub mod git;
 pub mod patch;
 pub mod url;
@@ -20,14 +21,20 @@ use std::path::{Path, PathBuf};
 use miette::{miette, IntoDiagnostic, Result};
 use serde_json::Value;
 
-use super::BuildOptions;
 use crate::package::glob::Selector;
 use crate::recipe::model::{FileFilter, GitSource, PathSource, Source, UrlSource};
 use crate::recipe::Recipe;
 
-/// Place `sources` into `work_dir` (the output directory is never copied);
-/// returns each source in its finalized form.
-pub fn fetch(recipe: &Recipe, sources: &[Source], work_dir: &Path, opts: &BuildOptions) -> Result<Vec<Value>> {
+/// Place `sources` into `work_dir` (the output directory is never copied;
+/// `insecure` hosts are those of `--allow-insecure-host`); returns each
+/// source in its finalized form.
+pub fn fetch(
+    recipe: &Recipe,
+    sources: &[Source],
+    work_dir: &Path,
+    output_dir: &Path,
+    insecure: &[String],
+) -> Result<Vec<Value>> {
     let mut finalized = Vec::new();
     for source in sources {
         let dest = destination(recipe, source, work_dir)?;
@@ -42,13 +49,13 @@ pub fn fetch(recipe: &Recipe, sources: &[Source], work_dir: &Path, opts: &BuildO
         })?;
         let mut done = serde_json::to_value(source).into_diagnostic()?;
         match source {
-            Source::Path(p) => fetch_path(recipe, p, &dest, &opts.output_dir)?,
+            Source::Path(p) => fetch_path(recipe, p, &dest, output_dir)?,
             Source::Url(u) => {
-                let sha256 = fetch_url(recipe, u, &dest, &opts.allow_insecure_host)?;
+                let sha256 = fetch_url(recipe, u, &dest, insecure)?;
                 done["sha256"] = Value::String(sha256);
             }
             Source::Git(g) => {
-                let commit = fetch_git(recipe, g, &dest, &opts.allow_insecure_host)?;
+                let commit = fetch_git(recipe, g, &dest, insecure)?;
                 if let Value::Object(m) = &mut done {
                     m.remove("tag");
                     m.remove("branch");
