@@ -32,7 +32,7 @@ pub fn index(output_dir: &Path, subdirs: &[Subdir]) -> Result<()> {
         all.push(Subdir::NoArch);
     }
     for subdir in all {
-        update(output_dir, subdir.as_str(), &BTreeSet::new())?;
+        update(output_dir, BUILD_STATE, subdir.as_str(), &BTreeSet::new())?;
     }
     Ok(())
 }
@@ -41,6 +41,21 @@ pub fn index(output_dir: &Path, subdirs: &[Subdir]) -> Result<()> {
 /// subdirs' `repodata.json` (read again even if an entry by that name
 /// exists), making sure `noarch` is indexed too.
 pub fn add(output_dir: &Path, packages: &[PathBuf]) -> Result<()> {
+    add_in(output_dir, BUILD_STATE, packages)
+}
+
+/// Add packages copied into a channel kiln publishes to (not an output
+/// directory): as [`add`], with the index state in `<channel>/.kiln/`.
+pub fn add_to_channel(channel: &Path, packages: &[PathBuf]) -> Result<()> {
+    add_in(channel, CHANNEL_STATE, packages)
+}
+
+/// Where the index state and locks are kept, below the channel: `bld/` in
+/// an output directory, `.kiln/` in a channel kiln publishes to.
+const BUILD_STATE: &str = "bld";
+const CHANNEL_STATE: &str = ".kiln";
+
+fn add_in(output_dir: &Path, state: &str, packages: &[PathBuf]) -> Result<()> {
     let mut by_subdir: BTreeMap<String, BTreeSet<String>> = Default::default();
     for p in packages {
         let subdir = p
@@ -53,7 +68,7 @@ pub fn add(output_dir: &Path, packages: &[PathBuf]) -> Result<()> {
     }
     by_subdir.entry("noarch".to_string()).or_default();
     for (subdir, fresh) in by_subdir {
-        update(output_dir, &subdir, &fresh)?;
+        update(output_dir, state, &subdir, &fresh)?;
     }
     Ok(())
 }
@@ -92,17 +107,23 @@ struct State {
 
 /// Re-index one subdir: keep what is still valid of its `repodata.json`,
 /// read the rest (and every file named in `fresh`), write it back.
-fn update(output_dir: &Path, subdir: &str, fresh: &BTreeSet<String>) -> Result<()> {
+fn update(output_dir: &Path, state_root: &str, subdir: &str, fresh: &BTreeSet<String>) -> Result<()> {
     let dir = output_dir.join(subdir);
     fs_err::create_dir_all(&dir).into_diagnostic()?;
     let _lock = crate::lock::Lock::acquire(
-        &output_dir.join("bld/.locks").join(format!("index-{subdir}.lock")),
+        &output_dir
+            .join(state_root)
+            .join(".locks")
+            .join(format!("index-{subdir}.lock")),
         crate::lock::Mode::Exclusive,
         &format!("the index of {}", dir.display()),
     )
     .into_diagnostic()?;
     let repodata_path = dir.join("repodata.json");
-    let state_path = output_dir.join("bld/.index").join(format!("{subdir}.json"));
+    let state_path = output_dir
+        .join(state_root)
+        .join(".index")
+        .join(format!("{subdir}.json"));
     let mut repodata = read_existing(&repodata_path);
     let mut state: State = std::fs::read(&state_path)
         .ok()
@@ -189,7 +210,7 @@ fn update(output_dir: &Path, subdir: &str, fresh: &BTreeSet<String>) -> Result<(
             repodata: Some(Fingerprint::of(&written)),
             files: seen,
         };
-        fs_err::create_dir_all(state_path.parent().expect("in bld/.index")).into_diagnostic()?;
+        fs_err::create_dir_all(state_path.parent().expect("in .index")).into_diagnostic()?;
         crate::disk::write_atomic(&state_path, &serde_json::to_vec(&state).into_diagnostic()?)?;
     }
     if !to_read.is_empty() || dropped > 0 {

@@ -38,6 +38,10 @@ pub enum Command {
     Debug(Box<DebugArgs>),
     /// Write the changes made in a work directory as a patch the recipe can list under `patches`.
     CreatePatch(CreatePatchArgs),
+    /// Build, then put the packages built into a channel (a directory, file://, quetz://, artifactory://).
+    Publish(Box<PublishArgs>),
+    /// Put package files into a channel (a directory, file://, quetz://, artifactory://).
+    Upload(UploadArgs),
     /// Inspect or clean the staging cache.
     #[command(subcommand)]
     Cache(CacheCommand),
@@ -63,6 +67,49 @@ pub struct DebugArgs {
     /// As for `kiln build`.
     #[command(flatten)]
     pub build: BuildArgs,
+}
+
+/// Where `kiln publish` and `kiln upload` put packages.
+#[derive(Debug, Args)]
+pub struct PublishTo {
+    /// The channel: a directory or file:///path (copied in, then indexed), quetz://HOST/CHANNEL or
+    /// artifactory://HOST/CHANNEL (`quetz+http://` and `artifactory+http://` with --allow-insecure-host HOST).
+    #[arg(long, value_name = "CHANNEL")]
+    pub to: String,
+    /// The API key or token for a channel server (default: rattler's credentials store).
+    #[arg(long, env = "KILN_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Replace a different package of the same file name in the channel.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `kiln publish` options: where to, and those of `kiln build`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  kiln publish --recipe recipe.yaml --to file:///srv/channel --build-number +1\n  kiln publish -r recipe.yaml --to quetz://quetz.example.com/mychannel"
+)]
+pub struct PublishArgs {
+    /// Where the packages go.
+    #[command(flatten)]
+    pub to: PublishTo,
+    /// As for `kiln build`; a local target channel is also searched first and counted by `--build-number +N`.
+    #[command(flatten)]
+    pub build: BuildArgs,
+}
+
+/// `kiln upload` options.
+#[derive(Debug, Args)]
+pub struct UploadArgs {
+    /// The package files.
+    #[arg(required = true)]
+    pub packages: Vec<PathBuf>,
+    /// Where they go.
+    #[command(flatten)]
+    pub to: PublishTo,
+    /// Allow plain HTTP to HOST (repeatable).
+    #[arg(long, value_name = "HOST")]
+    pub allow_insecure_host: Vec<String>,
 }
 
 /// `kiln create-patch` options.
@@ -367,6 +414,11 @@ pub struct BuildArgs {
     /// Fail when two outputs package the same file.
     #[arg(long)]
     pub error_overlapping_files: bool,
+
+    /// `kiln publish`'s local target channel: searched first, after the output directory, and
+    /// counted by `--build-number +N`.
+    #[arg(skip)]
+    pub publish_channel: Option<PathBuf>,
 }
 
 /// `--skip-existing`: where an existing package counts.

@@ -12,6 +12,16 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Build(args) => crate::build_command::run(*args),
         Command::Debug(args) => crate::debug_command::run(*args),
         Command::CreatePatch(args) => crate::patch_command::run(args),
+        Command::Publish(args) => publish(*args),
+        Command::Upload(args) => {
+            let target = crate::publish::Target::parse(&args.to.to, &args.allow_insecure_host)?;
+            let packages = args
+                .packages
+                .iter()
+                .map(|p| crate::package_command::package_file(p))
+                .collect::<Result<Vec<_>>>()?;
+            crate::publish::publish(&target, &packages, args.to.api_key, args.to.force)
+        }
         Command::Cache(cmd) => cache(cmd),
         Command::Test(args) => crate::test_command::run(args),
         Command::Package(cmd) => crate::package_command::run(cmd),
@@ -21,6 +31,31 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `kiln publish`: build (a local target searched first and counted by
+/// `--build-number +N`), then put the packages built into the target.
+fn publish(mut args: crate::cli::PublishArgs) -> Result<()> {
+    let target = crate::publish::Target::parse(&args.to.to, &args.build.allow_insecure_host)?;
+    if args.build.render_only {
+        miette::bail!("kiln publish builds; use kiln build --render-only to render");
+    }
+    if let Some(dir) = target.local() {
+        // A channel from the start, so the build can search it.
+        crate::channel::add_to_channel(dir, &[])?;
+        args.build.publish_channel = Some(dir.to_path_buf());
+    }
+    let Some((report, output_dir)) = crate::build_command::build(&args.build)? else {
+        return Ok(());
+    };
+    let built = report.built();
+    // Publish what was built, even when some recipes failed; then report them.
+    let published = match built.is_empty() {
+        true => Ok(()),
+        false => crate::publish::publish(&target, &built, args.to.api_key, args.to.force),
+    };
+    report.finish(&output_dir)?;
+    published
 }
 
 fn cache(cmd: CacheCommand) -> Result<()> {

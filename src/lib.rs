@@ -33,6 +33,7 @@ pub mod patch_command;
 pub mod plan;
 pub mod platform;
 pub mod preflight;
+pub mod publish;
 pub mod recipe;
 pub mod recipe_set;
 pub mod redact;

@@ -97,18 +97,7 @@ fn build(builder: reqwest::ClientBuilder, timeout: Duration) -> Result<ClientWit
         .build()
         .map_err(|e| miette!("cannot create the HTTP client: {e}"))?;
     let settings = SETTINGS.get().cloned().unwrap_or_default();
-    let auth = match &settings.auth_file {
-        Some(file) => {
-            let storage =
-                rattler_networking::authentication_storage::backends::file::FileStorage::from_path(file.clone())
-                    .map_err(|e| miette!("cannot read the credentials file {}: {e}", file.display()))?;
-            let mut store = rattler_networking::AuthenticationStorage::empty();
-            store.add_backend(Arc::new(storage));
-            rattler_networking::AuthenticationMiddleware::from_auth_storage(store)
-        }
-        None => rattler_networking::AuthenticationMiddleware::from_env_and_defaults()
-            .map_err(|e| miette!("cannot read channel credentials: {e}"))?,
-    };
+    let auth = rattler_networking::AuthenticationMiddleware::from_auth_storage(auth_storage()?);
     let mut builder = reqwest_middleware::ClientBuilder::new(client);
     if !settings.mirrors.is_empty() {
         let with_slash = |u: &url::Url| {
@@ -137,6 +126,24 @@ fn build(builder: reqwest::ClientBuilder, timeout: Duration) -> Result<ClientWit
         builder = builder.with(rattler_networking::MirrorMiddleware::from_map(map));
     }
     Ok(builder.with_arc(Arc::new(auth)).build())
+}
+
+/// Where channel credentials come from: the configuration's
+/// `authentication-override-file` alone, else rattler's defaults
+/// (`RATTLER_AUTH_FILE`, the keyring, `~/.rattler/credentials.json`, `.netrc`).
+pub fn auth_storage() -> Result<rattler_networking::AuthenticationStorage> {
+    match SETTINGS.get().and_then(|s| s.auth_file.clone()) {
+        Some(file) => {
+            let storage =
+                rattler_networking::authentication_storage::backends::file::FileStorage::from_path(file.clone())
+                    .map_err(|e| miette!("cannot read the credentials file {}: {e}", file.display()))?;
+            let mut store = rattler_networking::AuthenticationStorage::empty();
+            store.add_backend(Arc::new(storage));
+            Ok(store)
+        }
+        None => rattler_networking::AuthenticationStorage::from_env_and_defaults()
+            .map_err(|e| miette!("cannot read channel credentials: {e}")),
+    }
 }
 
 /// An error and its causes on one line.

@@ -42,10 +42,15 @@ pub(crate) fn package_file(file: &Path) -> Result<PathBuf> {
     Ok(file.to_path_buf())
 }
 
+/// The `info/index.json` of the package `file`.
+pub(crate) fn index_json(file: &Path) -> Result<IndexJson> {
+    let file = package_file(file)?;
+    read_package_file(&file).map_err(|e| miette!("{}: cannot read info/index.json: {e}", file.display()))
+}
+
 fn inspect(file: &Path, as_json: bool) -> Result<()> {
     let file = package_file(file)?;
-    let unreadable = |what: &str, e: &dyn std::fmt::Display| miette!("{}: cannot read {what}: {e}", file.display());
-    let index: IndexJson = read_package_file(&file).map_err(|e| unreadable("info/index.json", &e))?;
+    let index = index_json(&file)?;
     // Older packages may lack these.
     let about: Option<AboutJson> = read_package_file(&file).ok();
     let paths: Option<PathsJson> = read_package_file(&file).ok();

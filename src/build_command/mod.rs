@@ -14,11 +14,22 @@ use crate::{rendered, ui};
 pub(crate) mod prepare;
 mod summary;
 
-use summary::{Outcome, Report};
+use summary::Outcome;
+pub use summary::Report;
 
 /// Run `kiln build`.
 pub fn run(args: BuildArgs) -> Result<()> {
-    let platforms = prepare::platforms(&args)?;
+    match build(&args)? {
+        Some((report, output_dir)) => report.finish(&output_dir),
+        None => Ok(()),
+    }
+}
+
+/// Build what `args` name; the report of what became of each recipe and
+/// the output directory (`None` for `--render-only`). The first failure
+/// is the error, unless `--continue-on-failure`.
+pub fn build(args: &BuildArgs) -> Result<Option<(Report, PathBuf)>> {
+    let platforms = prepare::platforms(args)?;
     if args.experimental {
         tracing::debug!("experimental features enabled");
     }
@@ -30,7 +41,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
     let mut report = Report::default();
     let mut units = Vec::new();
     for path in &paths {
-        match prepare::unit(&args, &settings, path, platforms, &output_dir) {
+        match prepare::unit(args, &settings, path, platforms, &output_dir) {
             Ok(unit) => units.push(unit),
             Err(e) if keep_going => {
                 report.failed(path, &e);
@@ -67,7 +78,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
             }
         }
         println!("{}", serde_json::to_string_pretty(&all).into_diagnostic()?);
-        return Ok(());
+        return Ok(None);
     }
 
     // Package names of recipes that failed (or were skipped for it), and which recipe.
@@ -122,5 +133,5 @@ pub fn run(args: BuildArgs) -> Result<()> {
     if let Some(file) = &args.markdown_summary {
         report.write_markdown(file)?;
     }
-    report.finish(&output_dir)
+    Ok(Some((report, output_dir)))
 }

@@ -99,6 +99,14 @@ pub fn unit(
     for c in &channels {
         crate::redact::register_url(c);
     }
+    let mut channels = channels;
+    if let Some(dir) = &args.publish_channel {
+        if channels.is_empty() {
+            // What an empty list means, kept behind the target.
+            channels.push(crate::environment::channels::DEFAULT_CHANNEL.to_string());
+        }
+        channels.insert(0, dir.to_string_lossy().into_owned());
+    }
     let options = recipe::LoadOptions {
         platforms,
         experimental: args.experimental,
@@ -106,7 +114,16 @@ pub fn unit(
     let overrides = plan::Overrides {
         build_number: args.build_number,
         highest: match args.build_number {
-            Some(plan::BuildNumber::Bump(_)) => crate::channel::highest_build_numbers(output_dir),
+            Some(plan::BuildNumber::Bump(_)) => {
+                let mut highest = crate::channel::highest_build_numbers(output_dir);
+                for dir in args.publish_channel.iter() {
+                    for (k, n) in crate::channel::highest_build_numbers(dir) {
+                        let h = highest.entry(k).or_default();
+                        *h = (*h).max(n);
+                    }
+                }
+                highest
+            }
             _ => Default::default(),
         },
         build_string_prefix: args.build_string_prefix.clone(),

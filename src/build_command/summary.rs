@@ -54,6 +54,11 @@ impl Report {
         })
     }
 
+    /// The package files this run built (not those it found existing).
+    pub fn built(&self) -> Vec<PathBuf> {
+        self.packages().filter(|p| p.built).map(|p| p.path.clone()).collect()
+    }
+
     /// Print the closing lines; an error when a recipe was not built.
     pub fn finish(&self, output_dir: &Path) -> Result<()> {
         let count = self.packages().filter(|p| p.built).count();

@@ -1,0 +1,162 @@
+//! `kiln publish` and `kiln upload`: the real `kiln` binary puts packages
+//! into a local channel (indexed, readable as a channel) and uploads them
+//! to a Quetz-style server on 127.0.0.1 that the test runs.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use common::*;
+
+const RECIPE: &str = "package: {name: published, version: '1.0'}\nbuild:\n  script: [mkdir -p $PREFIX/share, echo CONTENT > $PREFIX/share/p.txt]\n";
+
+fn publish(recipe: &Path, out: &Path, to: &str, extra: &[&str]) -> std::process::Output {
+    kiln()
+        .args(["publish", "--to", to, "--recipe"])
+        .arg(recipe)
+        .arg("--output-dir")
+        .arg(out)
+        .args(extra)
+        .run()
+        .unwrap()
+}
+
+/// The `(file name, build_number)` of every package the channel's index lists.
+fn indexed(channel: &Path) -> Vec<(String, u64)> {
+    let mut all = Vec::new();
+    for subdir in fs::read_dir(channel).unwrap() {
+        let repodata = subdir.unwrap().path().join("repodata.json");
+        if !repodata.is_file() {
+            continue;
+        }
+        let r = json(&repodata);
+        for key in ["packages", "packages.conda"] {
+            for (name, record) in r[key].as_object().into_iter().flatten() {
+                all.push((name.clone(), record["build_number"].as_u64().unwrap()));
+            }
+        }
+    }
+    all.sort();
+    all
+}
+
+#[test]
+fn publish_into_a_local_channel_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = write_recipe(dir.path(), "published", &RECIPE.replace("CONTENT", "one"));
+    let out = dir.path().join("out");
+    let channel = dir.path().join("channel");
+    let to = url::Url::from_directory_path(&channel).unwrap().to_string();
+
+    let o = publish(&recipe, &out, &to, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(indexed(&channel).iter().map(|(_, n)| *n).collect::<Vec<_>>(), [0]);
+    assert!(channel.join(".kiln").is_dir() && !channel.join("bld").exists());
+
+    // +1 counts from the target channel, which this fresh output directory does not hold.
+    let out2 = dir.path().join("out2");
+    let o = publish(&recipe, &out2, &to, &["--build-number", "+1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(indexed(&channel).iter().map(|(_, n)| *n).collect::<Vec<_>>(), [0, 1]);
+
+    // The same package again is kept; a different one under its name needs --force.
+    let o = publish(&recipe, &out, &to, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is already in"), "{}", stderr(&o));
+    fs::write(recipe.join("recipe.yaml"), RECIPE.replace("CONTENT", "two")).unwrap();
+    let o = publish(&recipe, &out, &to, &[]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("already holds a different"), "{}", stderr(&o));
+    let o = publish(&recipe, &out, &to, &["--force"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(indexed(&channel).len(), 2);
+    let pkg = packages(&channel)
+        .into_iter()
+        .find(|p| p.to_string_lossy().ends_with("_0.conda"))
+        .unwrap();
+    let x = extract(&pkg);
+    assert_eq!(fs::read_to_string(x.path().join("share/p.txt")).unwrap(), "two\n");
+
+    // `kiln upload` of a file into a directory channel.
+    let other = dir.path().join("other");
+    let o = kiln()
+        .args(["upload", "--to", &other.to_string_lossy()])
+        .arg(&pkg)
+        .run()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(indexed(&other).len(), 1);
+}
+
+/// One upload the server received: URL (path and query), API key, body.
+type Received = Arc<Mutex<Vec<(String, String, Vec<u8>)>>>;
+
+/// A Quetz-style upload endpoint on 127.0.0.1; returns its host:port.
+fn quetz_server() -> (String, Received) {
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let port = server.server_addr().to_ip().unwrap().port();
+    let received: Received = Arc::new(Mutex::new(Vec::new()));
+    let log = received.clone();
+    std::thread::spawn(move || {
+        for mut request in server.incoming_requests() {
+            let key = request
+                .headers()
+                .iter()
+                .find(|h| h.field.equiv("X-API-Key"))
+                .map(|h| h.value.to_string())
+                .unwrap_or_default();
+            let mut body = Vec::new();
+            std::io::Read::read_to_end(request.as_reader(), &mut body).unwrap();
+            let ok = request.method() == &tiny_http::Method::Post && request.url().starts_with("/api/channels/");
+            log.lock().unwrap().push((request.url().to_string(), key, body));
+            let _ = request.respond(tiny_http::Response::empty(if ok { 201 } else { 404 }));
+        }
+    });
+    (format!("127.0.0.1:{port}"), received)
+}
+
+#[test]
+fn upload_to_a_quetz_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = write_recipe(dir.path(), "published", &RECIPE.replace("CONTENT", "one"));
+    let out = dir.path().join("out");
+    build_ok(&recipe, &out, &[]);
+    let pkg = packages(&out).remove(0);
+    let (host, received) = quetz_server();
+    let to = format!("quetz+http://{host}/mychannel");
+
+    // Plain HTTP only to a host named by --allow-insecure-host.
+    let o = kiln()
+        .args(["upload", "--to", &to, "--api-key", "sekrit-key-123"])
+        .arg(&pkg)
+        .run()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--allow-insecure-host 127.0.0.1"), "{}", stderr(&o));
+    assert!(received.lock().unwrap().is_empty());
+
+    let o = kiln()
+        .args(["upload", "--to", &to, "--allow-insecure-host", "127.0.0.1"])
+        .env("KILN_API_KEY", "sekrit-key-123")
+        .arg(&pkg)
+        .run()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("sekrit-key-123"));
+    let got = received.lock().unwrap();
+    let (url, key, body) = got.last().expect("an upload");
+    let name = pkg.file_name().unwrap().to_string_lossy();
+    assert!(
+        url.starts_with(&format!("/api/channels/mychannel/upload/{name}?")),
+        "{url}"
+    );
+    let sha = {
+        use sha2::Digest;
+        format!("{:x}", sha2::Sha256::digest(fs::read(&pkg).unwrap()))
+    };
+    assert!(url.contains(&format!("sha256={sha}")), "{url}");
+    assert_eq!(key, "sekrit-key-123");
+    assert_eq!(body, &fs::read(&pkg).unwrap());
+}
