@@ -24,6 +24,13 @@ pub struct Cli {
     /// whole and greppable).
     #[arg(long, global = true, value_name = "true|false")]
     pub wrap_log_lines: Option<bool>,
+    /// Read this configuration file (rattler's `config.toml` format) instead of the default ones
+    /// (`~/.config/kiln/config.toml`, `~/.kiln/config.toml`, the shared `rattler/config.toml`).
+    #[arg(long, global = true, value_name = "FILE", conflicts_with = "no_config")]
+    pub config_file: Option<PathBuf>,
+    /// Read no configuration file.
+    #[arg(long, global = true)]
+    pub no_config: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -325,15 +332,6 @@ pub struct BuildArgs {
     /// Default: the configuration's `exclude-newer`.
     #[arg(long, value_name = "CUTOFF", value_parser = parse_cutoff)]
     pub exclude_newer: Option<jiff::Timestamp>,
-
-    /// Read this configuration file (rattler's `config.toml` format) instead of the default ones
-    /// (`~/.config/kiln/config.toml`, `~/.kiln/config.toml`, the shared `rattler/config.toml`).
-    #[arg(long, value_name = "FILE", conflicts_with = "no_config")]
-    pub config_file: Option<PathBuf>,
-
-    /// Read no configuration file.
-    #[arg(long)]
-    pub no_config: bool,
 
     /// Do not store the recipe (`info/recipe/`) in the packages.
     #[arg(long)]

@@ -8,12 +8,15 @@ use crate::cli::{CacheCommand, Cli, Command};
 
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
+    // The configuration files, for the commands that use channels.
+    let settings = || crate::config::load(&crate::config::files(cli.config_file.as_deref(), cli.no_config)?);
     match cli.command {
-        Command::Build(args) => crate::build_command::run(*args),
-        Command::Debug(args) => crate::debug_command::run(*args),
+        Command::Build(args) => crate::build_command::run(*args, &settings()?),
+        Command::Debug(args) => crate::debug_command::run(*args, &settings()?),
         Command::CreatePatch(args) => crate::patch_command::run(args),
-        Command::Publish(args) => publish(*args),
+        Command::Publish(args) => publish(*args, &settings()?),
         Command::Upload(args) => {
+            settings()?;
             let target = crate::publish::Target::parse(&args.to.to, &args.allow_insecure_host)?;
             let packages = args
                 .packages
@@ -23,7 +26,7 @@ pub fn run(cli: Cli) -> Result<()> {
             crate::publish::publish(&target, &packages, args.to.api_key, args.to.force)
         }
         Command::Cache(cmd) => cache(cmd),
-        Command::Test(args) => crate::test_command::run(args),
+        Command::Test(args) => crate::test_command::run(args, &settings()?),
         Command::Package(cmd) => crate::package_command::run(cmd),
         Command::Completion { shell } => {
             use clap::CommandFactory;
@@ -35,7 +38,7 @@ pub fn run(cli: Cli) -> Result<()> {
 
 /// `kiln publish`: build (a local target searched first and counted by
 /// `--build-number +N`), then put the packages built into the target.
-fn publish(mut args: crate::cli::PublishArgs) -> Result<()> {
+fn publish(mut args: crate::cli::PublishArgs, settings: &crate::config::Settings) -> Result<()> {
     let target = crate::publish::Target::parse(&args.to.to, &args.build.allow_insecure_host)?;
     if args.build.render_only {
         miette::bail!("kiln publish builds; use kiln build --render-only to render");
@@ -45,11 +48,11 @@ fn publish(mut args: crate::cli::PublishArgs) -> Result<()> {
         crate::channel::add_to_channel(dir, &[])?;
         args.build.publish_channel = Some(dir.to_path_buf());
     }
-    let Some((report, output_dir)) = crate::build_command::build(&args.build)? else {
+    let Some((report, output_dir)) = crate::build_command::build(&args.build, settings)? else {
         return Ok(());
     };
-    let built = report.built();
-    // Publish what was built, even when some recipes failed; then report them.
+    let built = report.local_packages();
+    // Publish what there is, even when some recipes failed; then report them.
     let published = match built.is_empty() {
         true => Ok(()),
         false => crate::publish::publish(&target, &built, args.to.api_key, args.to.force),

@@ -19,6 +19,9 @@ const SUPPORTED: &[&str] = &[
     "authentication-override-file",
 ];
 
+/// The snake_case spellings rattler accepts for supported keys.
+const ALIASES: &[&str] = &["default_channels", "authentication_override_file"];
+
 /// What the configuration files set.
 #[derive(Debug, Default)]
 pub struct Settings {
@@ -75,6 +78,11 @@ pub fn load(files: &[PathBuf]) -> Result<Settings> {
             );
         }
     }
+    for (from, to) in &common.mirrors {
+        for url in std::iter::once(from).chain(to) {
+            crate::redact::register_url(url.as_str());
+        }
+    }
     crate::net::configure(crate::net::Settings {
         mirrors: common
             .mirrors
@@ -113,34 +121,52 @@ pub fn load(files: &[PathBuf]) -> Result<Settings> {
     })
 }
 
-/// Refuse the keys of `file` that kiln does not support, naming the line.
+/// Refuse the keys of `file` that kiln does not support, and those that
+/// are no configuration key at all (typos, nested ones too), naming the line.
 fn check(file: &Path) -> Result<()> {
     let text = fs_err::read_to_string(file).map_err(|e| miette!("{e}"))?;
+    let (_, unknown) = ConfigBase::<NoExtension>::from_toml_str(&text)
+        .map_err(|e| miette!("{}: not a valid configuration: {e}", file.display()))?;
     let table: toml::Table = text
         .parse()
         .map_err(|e| miette!("{}: not valid TOML: {e}", file.display()))?;
-    for key in table.keys() {
-        let normalized = key.replace('_', "-");
-        if SUPPORTED.contains(&normalized.as_str()) {
-            continue;
-        }
-        let line = text
-            .lines()
-            .position(|l| {
-                let l = l.trim_start().trim_start_matches('[').trim_start_matches('"');
-                l.starts_with(key.as_str())
-            })
-            .map_or(String::new(), |i| format!(":{}", i + 1));
+    let help = || {
+        format!(
+            "kiln reads {}; remove the key, or pass --no-config to build without configuration files",
+            SUPPORTED.join(", ")
+        )
+    };
+    if let Some(key) = unknown.iter().next() {
         miette::bail!(
-            help = format!(
-                "kiln reads {}; remove the key, or pass --no-config to build without configuration files",
-                SUPPORTED.join(", ")
-            ),
-            "{}{line}: configuration key `{key}` is not supported yet",
-            file.display()
+            help = help(),
+            "{}{}: `{key}` is not a configuration key",
+            file.display(),
+            line_of(&text, key.rsplit('.').next().unwrap_or(key))
+        );
+    }
+    if let Some(key) = table
+        .keys()
+        .find(|k| !SUPPORTED.contains(&k.as_str()) && !ALIASES.contains(&k.as_str()))
+    {
+        miette::bail!(
+            help = help(),
+            "{}{}: configuration key `{key}` is not supported yet",
+            file.display(),
+            line_of(&text, key)
         );
     }
     Ok(())
+}
+
+/// `:LINE` of the first line that sets or opens `key`, if any.
+fn line_of(text: &str, key: &str) -> String {
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start().trim_start_matches('[').trim_start_matches('"');
+            l.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with(['=', ']', '"', '.']))
+        })
+        .map_or(String::new(), |i| format!(":{}", i + 1))
 }
 
 fn list(files: &[PathBuf]) -> String {

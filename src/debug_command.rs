@@ -9,7 +9,7 @@ use crate::cli::DebugArgs;
 use crate::recipe_set;
 
 /// Run `kiln debug`.
-pub fn run(args: DebugArgs) -> Result<()> {
+pub fn run(args: DebugArgs, settings: &crate::config::Settings) -> Result<()> {
     let build = &args.build;
     if build.recipes.len() > 1 || !build.recipe_dirs.is_empty() {
         miette::bail!(
@@ -17,12 +17,24 @@ pub fn run(args: DebugArgs) -> Result<()> {
             "kiln debug sets up one output of one recipe"
         );
     }
+    let ignored = [
+        ("--render-only", build.render_only),
+        ("--with-solve", build.with_solve),
+        ("--up-to", build.up_to.is_some()),
+        ("--continue-on-failure", build.continue_on_failure),
+        ("--markdown-summary", build.markdown_summary.is_some()),
+    ];
+    if let Some((flag, _)) = ignored.iter().find(|(_, set)| *set) {
+        miette::bail!(
+            help = "drop it: kiln debug sets up one output and stops before its script",
+            "{flag} does not apply to kiln debug"
+        );
+    }
     let platforms = prepare::platforms(build)?;
     prepare::register_proxies();
-    let settings = crate::config::load(&crate::config::files(build.config_file.as_deref(), build.no_config)?)?;
     let output_dir = prepare::absolute(&build.output_dir, true)?;
     let path = build.recipes.first().cloned().unwrap_or_else(|| ".".into());
-    let mut unit = prepare::unit(build, &settings, &path, platforms, &output_dir)?;
+    let mut unit = prepare::unit(build, settings, &path, platforms, &output_dir)?;
     let names: Vec<String> = unit
         .planned
         .outputs

@@ -35,6 +35,13 @@ pub fn run(args: CreatePatchArgs) -> Result<()> {
             work.display()
         );
     }
+    if info.restored {
+        miette::bail!(
+            help = "run create-patch on the work directory of the staging output's own build (a failed staging build leaves it), or patch the output's own sources",
+            "{} holds a restored staging entry (what its build script made), not only sources: a patch cannot be told apart from the build's changes",
+            work.display()
+        );
+    }
     let platform = |s: &str| s.parse::<Subdir>().map_err(|e| miette!("{}: {e}", source_info::FILE));
     let options = LoadOptions {
         platforms: Platforms {
@@ -56,24 +63,27 @@ pub fn run(args: CreatePatchArgs) -> Result<()> {
         );
     }
 
-    // The sources as the build placed them, minus the patch being replaced.
-    let mut placed_sources: Vec<Source> = Vec::new();
-    for p in &info.placed {
-        let list = match p {
-            Placed::Staging(name) => recipe.staging(name).map(|s| s.source.clone()),
-            Placed::Output(name) => recipe
-                .outputs
-                .iter()
-                .find(|o| o.package.name.as_normalized() == name)
-                .map(|o| o.source.clone()),
-        };
-        placed_sources.extend(list.ok_or_else(|| {
-            miette!(
-                help = "the recipe changed since the work directory was set up; set it up again with `kiln debug`",
-                "{}: {p:?} is no longer in the recipe",
-                info.recipe.display()
-            )
-        })?);
+    // The sources as the build placed them (the same commits), minus the patch being replaced.
+    let sources = match &info.placed {
+        Placed::Staging(name) => recipe.staging(name).map(|s| s.source.clone()),
+        Placed::Output(name) => recipe
+            .outputs
+            .iter()
+            .find(|o| o.package.name.as_normalized() == name)
+            .map(|o| o.source.clone()),
+    };
+    let mut placed_sources = sources.ok_or_else(|| {
+        miette!(
+            help = "the recipe changed since the work directory was set up; set it up again with `kiln debug`",
+            "{}: {:?} is no longer in the recipe",
+            info.recipe.display(),
+            info.placed
+        )
+    })?;
+    for (source, done) in placed_sources.iter_mut().zip(&info.finalized) {
+        if let (Source::Git(g), Some(rev)) = (source, done.get("rev").and_then(|r| r.as_str())) {
+            g.reference = crate::recipe::model::GitRef::Rev(rev.to_string());
+        }
     }
     let listed = placed_sources
         .iter()

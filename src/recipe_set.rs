@@ -44,10 +44,37 @@ pub fn find(recipes: &[PathBuf], dirs: &[PathBuf], output_dir: &Path) -> Result<
     if found.is_empty() {
         found.push(PathBuf::from("."));
     }
-    // The same recipe named twice is built once.
+    // The same recipe named twice (as a file or its directory) is built once.
     let mut seen = BTreeSet::new();
-    found.retain(|p| seen.insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())));
+    found.retain(|p| {
+        let file = crate::recipe::resolve_path(p).unwrap_or_else(|_| p.clone());
+        seen.insert(std::fs::canonicalize(&file).unwrap_or(file))
+    });
     Ok(found)
+}
+
+/// The package names a recipe declares literally (`package.name` and each
+/// output's), read from its YAML without rendering: for a recipe that
+/// failed to plan. `None` when it cannot be read or a name is templated.
+pub fn declared_names(path: &Path) -> Option<BTreeSet<String>> {
+    let file = crate::recipe::resolve_path(path).ok()?;
+    let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(&std::fs::read_to_string(file).ok()?).ok()?;
+    let mut names = BTreeSet::new();
+    let mut add = |package: Option<&serde_yaml_ng::Value>| -> Option<()> {
+        if let Some(name) = package.and_then(|p| p.get("name")) {
+            let name = name.as_str()?;
+            if name.contains("${{") {
+                return None;
+            }
+            names.insert(name.to_ascii_lowercase());
+        }
+        Some(())
+    };
+    add(value.get("package"))?;
+    for output in value.get("outputs").and_then(|o| o.as_sequence()).into_iter().flatten() {
+        add(output.get("package"))?;
+    }
+    (!names.is_empty()).then_some(names)
 }
 
 /// Directories `--recipe-dir` does not search: hidden ones, the output

@@ -110,7 +110,8 @@ pub fn finalized_dependencies(
 /// `--render-only --with-solve`: every planned output with its environments
 /// solved (nothing is installed or written).
 pub fn with_solve(plan: &Plan, opts: &BuildOptions) -> miette::Result<Vec<Value>> {
-    let envs = LazyEnvironments::new(&opts.channels, &opts.output_dir, Vec::new(), true).with_solving(opts.solving);
+    let envs =
+        LazyEnvironments::new(&opts.channels, &opts.output_dir, Vec::new(), true).with_solving(opts.solving.clone());
     let mut out = Vec::new();
     let mut staging = std::collections::HashMap::new();
     for p in &plan.outputs {

@@ -10,7 +10,7 @@ use crate::environment::LazyEnvironments;
 use crate::testing::{self, run::Bench};
 
 /// Run `kiln test`.
-pub fn run(args: TestArgs) -> Result<()> {
+pub fn run(args: TestArgs, settings: &crate::config::Settings) -> Result<()> {
     let file = crate::package_command::package_file(&args.package_file)?;
     let file = std::fs::canonicalize(&file).into_diagnostic()?;
     let name = file
@@ -45,17 +45,20 @@ pub fn run(args: TestArgs) -> Result<()> {
     let channel = scratch.path().join("channel");
     fs_err::create_dir_all(channel.join(subdir.as_str())).into_diagnostic()?;
     fs_err::copy(&file, channel.join(subdir.as_str()).join(&name)).into_diagnostic()?;
-    let channels = if args.channels.is_empty() {
-        vec!["conda-forge".to_string()]
-    } else {
-        args.channels.clone()
+    let channels = match (&settings.default_channels, args.channels.is_empty()) {
+        (Some(defaults), true) => defaults.clone(),
+        (None, true) => vec![crate::environment::channels::DEFAULT_CHANNEL.to_string()],
+        (_, false) => args.channels.clone(),
     };
     for c in &channels {
         crate::redact::register_url(c);
     }
     let mut subdirs = vec![subdir, current];
     subdirs.dedup();
-    let envs = LazyEnvironments::new(&channels, &channel, subdirs, false);
+    let envs = LazyEnvironments::new(&channels, &channel, subdirs, false).with_solving(crate::environment::Solving {
+        exclude_newer: settings.exclude_newer,
+        ..Default::default()
+    });
     let bench = Bench {
         envs: &envs,
         build_platform: current,

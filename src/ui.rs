@@ -117,6 +117,7 @@ pub fn transfer(what: &str, done: u64, total: Option<u64>) {
 /// Print a line of build-script output.
 pub fn script_line(line: &str) {
     if json() {
+        let line = crate::redact::mask(line);
         let object = serde_json::json!({ "level": "INFO", "fields": { "message": line, "script": true } });
         emit(&object.to_string());
     } else {
@@ -138,6 +139,8 @@ pub fn print_error(report: &str) {
 
 fn print_at(level: &str, text: &str) {
     if json() {
+        // Masked before encoding: escaping would hide a secret from the mask.
+        let text = crate::redact::mask(text);
         emit(&serde_json::json!({ "level": level, "fields": { "message": text } }).to_string());
     } else {
         emit(text);
@@ -166,7 +169,15 @@ struct UiWriter;
 impl Write for UiWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let text = String::from_utf8_lossy(buf);
-        emit(text.trim_end_matches('\n'));
+        let text = text.trim_end_matches('\n');
+        match serde_json::from_str::<serde_json::Value>(text) {
+            // A JSON event: masked value by value, then encoded again.
+            Ok(mut v) if json() => {
+                crate::redact::mask_json(&mut v);
+                emit(&v.to_string());
+            }
+            _ => emit(text),
+        }
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {

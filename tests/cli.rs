@@ -173,6 +173,20 @@ fn color_and_wrapping_follow_the_flags() {
     assert!(!stderr(&run(&["--color", "never"], &[("CLICOLOR_FORCE", "1")])).contains("\x1b["));
     assert!(stderr(&run(&[], &[("CLICOLOR_FORCE", "1")])).contains("\x1b["));
     assert!(!stderr(&run(&[], &[])).contains("\x1b["));
+    // `auto` off a terminal: no colors, also without NO_COLOR.
+    let o = kiln()
+        .env_remove("NO_COLOR")
+        .args(["build", "--output-dir"])
+        .arg(&out)
+        .arg("--recipe")
+        .arg(&failing)
+        .run()
+        .unwrap();
+    assert!(
+        !stderr(&o).contains("\x1b[") && stderr(&o).contains("exit code 3"),
+        "{}",
+        stderr(&o)
+    );
 
     // The error names `<recipe path>:3:11: build script of ...` on one line unless wrapping is asked for.
     let whole = format!("{}:3:11: build script of fails", failing.join("recipe.yaml").display());

@@ -104,7 +104,6 @@ fn unsupported_configuration_keys_are_refused_at_their_line() {
             "concurrency",
         ),
         ("tls-no-verify = true\n", 1, "tls-no-verify"),
-        ("no-such-key = 1\n", 1, "no-such-key"),
     ] {
         let config = write_config(dir.path(), text);
         let o = build(&recipe, &out, &["--config-file", &config]);
@@ -115,6 +114,17 @@ fn unsupported_configuration_keys_are_refused_at_their_line() {
                 "config.toml:{line}: configuration key `{key}` is not supported yet"
             )],
         );
+    }
+    for (text, line, key) in [
+        ("no-such-key = 1\n", 1, "no-such-key"),
+        // rattler reads no snake_case spelling of this one.
+        ("exclude_newer = \"7d\"\n", 1, "exclude_newer"),
+        ("[build]\npackage-format = \"conda\"\ntypo = 1\n", 3, "build.typo"),
+    ] {
+        let config = write_config(dir.path(), text);
+        let o = build(&recipe, &out, &["--config-file", &config]);
+        let needle = format!("config.toml:{line}: `{key}` is not a configuration key");
+        assert_failed_with(&o, &out, &[&needle]);
     }
     let config = write_config(
         dir.path(),

@@ -74,6 +74,7 @@ fn debug_sets_up_and_create_patch_writes_what_changed() {
     fs::create_dir_all(&upstream).unwrap();
     fs::write(upstream.join("a.txt"), "one\ntwo\nthree\n").unwrap();
     fs::write(upstream.join("b.txt"), "to be deleted\n").unwrap();
+    fs::write(upstream.join("data.bin"), [0u8, 1, 2, 3]).unwrap();
     let recipe = write_recipe(dir.path(), "recipe", &recipe_text(&[]));
     let out = dir.path().join("out");
 
@@ -92,10 +93,11 @@ fn debug_sets_up_and_create_patch_writes_what_changed() {
     fs::remove_file(work.join("b.txt")).unwrap();
     fs::write(work.join("c.txt"), "new file\n").unwrap();
     fs::write(work.join("junk.o"), [0u8, 1, 2]).unwrap();
+    fs::write(work.join("data.bin"), [0u8, 9, 9, 9]).unwrap();
 
     let o = create_patch(&work, &["--add", "c.txt", "--dry-run"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let text = String::from_utf8(o.stdout).unwrap();
+    let text = String::from_utf8(o.stdout.clone()).unwrap();
     for needle in [
         "--- a/a.txt",
         "+++ b/a.txt",
@@ -109,7 +111,12 @@ fn debug_sets_up_and_create_patch_writes_what_changed() {
     ] {
         assert!(text.contains(needle), "{needle} missing from:\n{text}");
     }
-    assert!(!text.contains("junk.o"), "{text}");
+    assert!(!text.contains("junk.o") && !text.contains("data.bin"), "{text}");
+    assert!(
+        stderr(&o).contains("left out data.bin: a binary file"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!recipe.join("changes.patch").exists(), "--dry-run writes nothing");
 
     let o = create_patch(&work, &["--add", "c.txt", "--name", "fix"]);

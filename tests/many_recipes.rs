@@ -99,11 +99,27 @@ fn up_to_builds_only_what_the_named_output_needs() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(names(&out), ["app", "libfoo"]);
 
+    let summary = dir.path().join("summary.md");
+    let summary_arg = summary.to_string_lossy().into_owned();
     let o = run(
         &out,
-        &["--recipe-dir", &recipe_dir, "-c", &channel, "--up-to", "nothing"],
+        &[
+            "--recipe-dir",
+            &recipe_dir,
+            "-c",
+            &channel,
+            "--up-to",
+            "nothing",
+            "--markdown-summary",
+            &summary_arg,
+        ],
     );
     let log = stderr(&o);
+    let text = fs::read_to_string(&summary).unwrap();
+    assert!(
+        text.contains("**Failed:** `nothing`: no recipe has an output of that name"),
+        "{text}"
+    );
     assert!(!o.status.success(), "{log}");
     assert!(log.contains("`nothing`: no recipe has an output of that name"), "{log}");
     assert!(log.contains("app, libfoo, other"), "{log}");
@@ -145,8 +161,12 @@ fn a_failed_recipe_stops_only_its_dependants_with_continue_on_failure() {
     assert!(text.contains("libfoo/recipe.yaml`: failed: "), "{text}");
     fs::remove_file(&summary).unwrap();
 
-    // With it, `other` is built; `app` is not tried; a recipe that does not parse is reported.
-    write_recipe(&recipes, "broken", "package: {name: broken\n");
+    // With it, `other` is built; `app` is not tried; a recipe that does not plan is reported.
+    write_recipe(
+        &recipes,
+        "broken",
+        "package: {name: broken, version: '1'}\nbuild:\n  nmber: 1\n",
+    );
     let o = run(
         &out,
         &[
@@ -177,6 +197,15 @@ fn a_failed_recipe_stops_only_its_dependants_with_continue_on_failure() {
     ] {
         assert!(text.contains(needle), "{needle} missing from:\n{text}");
     }
+
+    // A recipe that is not even YAML hides which recipes need it: the run stops.
+    write_recipe(&recipes, "broken", "package: {name: broken\n");
+    let out2 = dir.path().join("out2");
+    let o = run(
+        &out2,
+        &["--recipe-dir", &recipe_dir, "-c", &channel, "--continue-on-failure"],
+    );
+    assert_failed_with(&o, &out2, &["kiln cannot tell which recipes need this one's packages"]);
 }
 
 #[test]

@@ -146,7 +146,7 @@ fn channel_priority_and_exclude_newer_choose_the_channel_packages() {
     let args = ["-c", &new, "--exclude-newer", "2022-01-01T00:00:00Z"];
     let o = build(&dir.path().join("user"), &dir.path().join("o4"), &args);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("dep"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("uploaded after the cutoff date"), "{}", stderr(&o));
 
     // Packages in the output directory are used whatever their date.
     let out = dir.path().join("o5");

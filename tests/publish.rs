@@ -94,7 +94,8 @@ fn publish_into_a_local_channel_twice() {
 type Received = Arc<Mutex<Vec<(String, String, Vec<u8>)>>>;
 
 /// A Quetz-style upload endpoint on 127.0.0.1; returns its host:port.
-fn quetz_server() -> (String, Received) {
+/// With `reject`, it refuses every upload, echoing the key it got.
+fn quetz_server(reject: bool) -> (String, Received) {
     let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
     let port = server.server_addr().to_ip().unwrap().port();
     let received: Received = Arc::new(Mutex::new(Vec::new()));
@@ -110,8 +111,13 @@ fn quetz_server() -> (String, Received) {
             let mut body = Vec::new();
             std::io::Read::read_to_end(request.as_reader(), &mut body).unwrap();
             let ok = request.method() == &tiny_http::Method::Post && request.url().starts_with("/api/channels/");
-            log.lock().unwrap().push((request.url().to_string(), key, body));
-            let _ = request.respond(tiny_http::Response::empty(if ok { 201 } else { 404 }));
+            log.lock().unwrap().push((request.url().to_string(), key.clone(), body));
+            let response = match (reject, ok) {
+                (true, _) => tiny_http::Response::from_string(format!("invalid API key {key}")).with_status_code(401),
+                (false, true) => tiny_http::Response::from_string("").with_status_code(201),
+                (false, false) => tiny_http::Response::from_string("").with_status_code(404),
+            };
+            let _ = request.respond(response);
         }
     });
     (format!("127.0.0.1:{port}"), received)
@@ -124,7 +130,7 @@ fn upload_to_a_quetz_server() {
     let out = dir.path().join("out");
     build_ok(&recipe, &out, &[]);
     let pkg = packages(&out).remove(0);
-    let (host, received) = quetz_server();
+    let (host, received) = quetz_server(false);
     let to = format!("quetz+http://{host}/mychannel");
 
     // Plain HTTP only to a host named by --allow-insecure-host.
@@ -159,4 +165,34 @@ fn upload_to_a_quetz_server() {
     assert!(url.contains(&format!("sha256={sha}")), "{url}");
     assert_eq!(key, "sekrit-key-123");
     assert_eq!(body, &fs::read(&pkg).unwrap());
+}
+
+#[test]
+fn a_refused_upload_never_shows_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = write_recipe(dir.path(), "published", &RECIPE.replace("CONTENT", "one"));
+    let out = dir.path().join("out");
+    build_ok(&recipe, &out, &[]);
+    let pkg = packages(&out).remove(0);
+    let (host, received) = quetz_server(true);
+    let o = kiln()
+        .args([
+            "upload",
+            "--to",
+            &format!("quetz+http://{host}/mychannel"),
+            "--allow-insecure-host",
+            "127.0.0.1",
+        ])
+        .args(["--api-key", "sekrit-key-123", "-v"])
+        .arg(&pkg)
+        .run()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(!received.lock().unwrap().is_empty(), "the server was asked");
+    let log = stderr(&o);
+    assert!(!log.contains("sekrit-key-123"), "{log}");
+    assert!(
+        log.contains("401") || log.contains("Unauthorized") || log.contains("invalid API key"),
+        "{log}"
+    );
 }

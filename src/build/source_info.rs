@@ -1,7 +1,9 @@
 //! What a work directory's sources were (`source_info.json`, next to the
 //! work directory): the recipe, the platforms and variant it was rendered
-//! with, and whose sources were placed, in order. `kiln create-patch`
-//! reads it to place the same sources again, with their patches, and diff.
+//! with, whose sources were placed (with the commits and checksums they
+//! resolved to), and whether a staging entry was restored under them.
+//! `kiln create-patch` reads it to place the same sources again, with their
+//! patches, and diff.
 
 use std::path::{Path, PathBuf};
 
@@ -40,16 +42,29 @@ pub struct SourceInfo {
     pub experimental: bool,
     /// The variant the recipe was rendered with.
     pub variant: Variant,
-    /// Whose sources were placed, in order.
-    pub placed: Vec<Placed>,
+    /// Whose sources were placed.
+    pub placed: Placed,
+    /// Those sources, finalized (`rev` of a git source, `sha256` of a URL).
+    pub finalized: Vec<serde_json::Value>,
+    /// A staging entry (files its script made or changed) was restored
+    /// into the work directory first: placing the sources again cannot
+    /// give what the work directory started from.
+    pub restored: bool,
     /// The output directory (never copied by a `path` source).
     pub output_dir: PathBuf,
     /// `--allow-insecure-host`.
     pub allow_insecure_host: Vec<String>,
 }
 
-/// Record, in `build_dir`, that `placed` sources of `recipe` are in its work directory.
-pub fn write(build_dir: &Path, recipe: &Recipe, opts: &BuildOptions, placed: Vec<Placed>) -> Result<()> {
+/// Record, in `build_dir`, that `placed`'s sources of `recipe` are in its work directory.
+pub fn write(
+    build_dir: &Path,
+    recipe: &Recipe,
+    opts: &BuildOptions,
+    placed: Placed,
+    finalized: Vec<serde_json::Value>,
+    restored: bool,
+) -> Result<()> {
     let info = SourceInfo {
         recipe: if recipe.from_stdin {
             PathBuf::from("<stdin>")
@@ -62,6 +77,8 @@ pub fn write(build_dir: &Path, recipe: &Recipe, opts: &BuildOptions, placed: Vec
         experimental: opts.experimental,
         variant: recipe.variant.clone(),
         placed,
+        finalized,
+        restored,
         output_dir: opts.output_dir.clone(),
         allow_insecure_host: opts.allow_insecure_host.clone(),
     };

@@ -18,8 +18,8 @@ use summary::Outcome;
 pub use summary::Report;
 
 /// Run `kiln build`.
-pub fn run(args: BuildArgs) -> Result<()> {
-    match build(&args)? {
+pub fn run(args: BuildArgs, settings: &crate::config::Settings) -> Result<()> {
+    match build(&args, settings)? {
         Some((report, output_dir)) => report.finish(&output_dir),
         None => Ok(()),
     }
@@ -28,24 +28,45 @@ pub fn run(args: BuildArgs) -> Result<()> {
 /// Build what `args` name; the report of what became of each recipe and
 /// the output directory (`None` for `--render-only`). The first failure
 /// is the error, unless `--continue-on-failure`.
-pub fn build(args: &BuildArgs) -> Result<Option<(Report, PathBuf)>> {
+pub fn build(args: &BuildArgs, settings: &crate::config::Settings) -> Result<Option<(Report, PathBuf)>> {
+    let mut report = Report::default();
+    let result = build_into(args, settings, &mut report);
+    ui::finish();
+    if let Some(file) = args.markdown_summary.as_ref().filter(|_| !args.render_only) {
+        if let Err(e) = &result {
+            report.run_failed(e);
+        }
+        report.write_markdown(file)?;
+    }
+    Ok(result?.map(|output_dir| (report, output_dir)))
+}
+
+fn build_into(args: &BuildArgs, settings: &crate::config::Settings, report: &mut Report) -> Result<Option<PathBuf>> {
     let platforms = prepare::platforms(args)?;
     if args.experimental {
         tracing::debug!("experimental features enabled");
     }
     prepare::register_proxies();
-    let settings = crate::config::load(&crate::config::files(args.config_file.as_deref(), args.no_config)?)?;
     let output_dir = prepare::absolute(&args.output_dir, !args.render_only)?;
     let paths = recipe_set::find(&args.recipes, &args.recipe_dirs, &output_dir)?;
     let keep_going = args.continue_on_failure && !args.render_only;
-    let mut report = Report::default();
     let mut units = Vec::new();
+    // Package names of recipes that failed (or were skipped for it), and which recipe.
+    let mut failed: BTreeMap<String, PathBuf> = BTreeMap::new();
     for path in &paths {
-        match prepare::unit(args, &settings, path, platforms, &output_dir) {
+        match prepare::unit(args, settings, path, platforms, &output_dir) {
             Ok(unit) => units.push(unit),
             Err(e) if keep_going => {
+                // Its dependants are not tried: they would find older packages elsewhere.
+                let Some(names) = recipe_set::declared_names(path) else {
+                    return Err(e.wrap_err(format!(
+                        "{}: kiln cannot tell which recipes need this one's packages, so it stops",
+                        path.display()
+                    )));
+                };
                 report.failed(path, &e);
                 crate::ui::print_error(&format!("{e:?}"));
+                failed.extend(names.into_iter().map(|n| (n, path.clone())));
             }
             Err(e) => return Err(e),
         }
@@ -81,8 +102,6 @@ pub fn build(args: &BuildArgs) -> Result<Option<(Report, PathBuf)>> {
         return Ok(None);
     }
 
-    // Package names of recipes that failed (or were skipped for it), and which recipe.
-    let mut failed: BTreeMap<String, PathBuf> = BTreeMap::new();
     for &i in &order {
         let unit = &units[i];
         let planned = &unit.planned;
@@ -113,10 +132,6 @@ pub fn build(args: &BuildArgs) -> Result<Option<(Report, PathBuf)>> {
             Err(e) => {
                 report.failed(&unit.path, &e);
                 if !keep_going {
-                    ui::finish();
-                    if let Some(file) = &args.markdown_summary {
-                        report.write_markdown(file)?;
-                    }
                     return Err(e);
                 }
                 ui::finish();
@@ -129,9 +144,5 @@ pub fn build(args: &BuildArgs) -> Result<Option<(Report, PathBuf)>> {
             }
         }
     }
-    ui::finish();
-    if let Some(file) = &args.markdown_summary {
-        report.write_markdown(file)?;
-    }
-    Ok(Some((report, output_dir)))
+    Ok(Some(output_dir))
 }

@@ -160,6 +160,7 @@ pub fn unit(
         solving: crate::environment::Solving {
             priority: args.channel_priority.into(),
             exclude_newer: args.exclude_newer.or(settings.exclude_newer),
+            exempt: args.publish_channel.iter().cloned().collect(),
         },
         test: if args.no_test {
             crate::testing::Strategy::Skip

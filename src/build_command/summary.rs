@@ -22,6 +22,8 @@ pub enum Outcome {
 #[derive(Default)]
 pub struct Report {
     entries: Vec<(PathBuf, Outcome)>,
+    /// What stopped the run, when no recipe's failure says it already.
+    error: Option<String>,
 }
 
 impl Report {
@@ -30,12 +32,16 @@ impl Report {
         self.entries.push((recipe.to_path_buf(), outcome));
     }
 
+    /// Record what stopped the run (unless a recipe's failure says it).
+    pub fn run_failed(&mut self, error: &miette::Report) {
+        if !self.entries.iter().any(|(_, o)| matches!(o, Outcome::Failed(_))) {
+            self.error = Some(first_line(error));
+        }
+    }
+
     /// Record that `recipe` failed with `error`.
     pub fn failed(&mut self, recipe: &Path, error: &miette::Report) {
-        let text = error.to_string();
-        let text = crate::redact::mask(&text);
-        let first = text.lines().next().unwrap_or_default().to_string();
-        self.add(recipe, Outcome::Failed(first));
+        self.add(recipe, Outcome::Failed(first_line(error)));
     }
 
     /// The recipes that were not built, with why.
@@ -54,9 +60,13 @@ impl Report {
         })
     }
 
-    /// The package files this run built (not those it found existing).
-    pub fn built(&self) -> Vec<PathBuf> {
-        self.packages().filter(|p| p.built).map(|p| p.path.clone()).collect()
+    /// The package files of this run on this machine: built now, kept by
+    /// `--skip-unchanged` or found in the output directory.
+    pub fn local_packages(&self) -> Vec<PathBuf> {
+        self.packages()
+            .filter(|p| p.path.is_file())
+            .map(|p| p.path.clone())
+            .collect()
     }
 
     /// Print the closing lines; an error when a recipe was not built.
@@ -92,6 +102,9 @@ impl Report {
         for p in self.packages() {
             text.push_str(&row(p));
         }
+        if let Some(e) = &self.error {
+            text.push_str(&format!("\n**Failed:** {e}\n"));
+        }
         let not_built: Vec<(&Path, String)> = self.not_built().collect();
         if !not_built.is_empty() {
             text.push_str("\n**Not built:**\n\n");
@@ -107,6 +120,13 @@ impl Report {
             .map_err(|e| miette::miette!("cannot write the summary to {}: {e}", file.display()))?;
         f.write_all(text.as_bytes()).into_diagnostic()
     }
+}
+
+/// The first line of an error, secrets masked.
+fn first_line(error: &miette::Report) -> String {
+    let text = error.to_string();
+    let text = crate::redact::mask(&text);
+    text.lines().next().unwrap_or_default().to_string()
 }
 
 /// One package's table row.

@@ -26,7 +26,7 @@ use rattler_virtual_packages::{VirtualPackageOverrides, VirtualPackages};
 use reqwest_middleware::ClientWithMiddleware;
 
 /// How environments are solved: `--channel-priority` and `--exclude-newer`.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Solving {
     /// Strict: a package comes from the first channel that has it;
     /// disabled: the best version from any channel.
@@ -34,6 +34,9 @@ pub struct Solving {
     /// Packages of the `-c` channels built after this are left out (the
     /// output directory's own packages never are).
     pub exclude_newer: Option<jiff::Timestamp>,
+    /// Local channels (directories) whose packages the cutoff never
+    /// leaves out, besides the output directory: `kiln publish`'s target.
+    pub exempt: Vec<PathBuf>,
 }
 
 /// Channels, repodata, package cache and solver settings for one invocation.
@@ -181,13 +184,19 @@ impl Environments {
     /// The `--exclude-newer` cutoff, with the output directory exempt: what
     /// this run (or an earlier one) built there is always usable.
     fn exclude_newer(&self) -> Option<ExcludeNewer> {
-        let cutoff = ExcludeNewer::from_datetime(self.solving.exclude_newer?);
-        Some(match &self.output_channel {
-            Some(url) => cutoff
+        let mut cutoff = ExcludeNewer::from_datetime(self.solving.exclude_newer?);
+        let exempt = self
+            .solving
+            .exempt
+            .iter()
+            .filter_map(|d| url::Url::from_directory_path(d).ok())
+            .map(|u| u.as_str().trim_end_matches('/').to_string());
+        for url in self.output_channel.iter().cloned().chain(exempt) {
+            cutoff = cutoff
                 .with_channel_cutoff(url.clone(), jiff::Timestamp::MAX)
-                .with_channel_cutoff(format!("{url}/"), jiff::Timestamp::MAX),
-            None => cutoff,
-        })
+                .with_channel_cutoff(format!("{url}/"), jiff::Timestamp::MAX);
+        }
+        Some(cutoff)
     }
 
     /// The records of the channels (for `platform` and noarch) that match
@@ -349,7 +358,7 @@ impl LazyEnvironments {
         let envs = Environments::new(
             &self.channel_args,
             is_channel.then_some(self.output_dir.as_path()),
-            self.solving,
+            self.solving.clone(),
         )?;
         Ok(self.cell.get_or_init(|| envs))
     }

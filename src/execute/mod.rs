@@ -118,7 +118,7 @@ pub fn debug(plan_all: &Plan, opts: &BuildOptions) -> Result<DebugSetUp> {
         subdirs_of(&plan_all.outputs, opts)?,
         false,
     )
-    .with_solving(opts.solving);
+    .with_solving(opts.solving.clone());
     let mut stager = Stager::new(opts, &envs);
     let resolved = crate::dependencies::resolve_output(target, opts, &envs)?;
     let set = output::set_up(target, opts, &mut stager, &envs, &resolved)?;
@@ -149,8 +149,8 @@ pub fn build_all(plan_all: &Plan, opts: &BuildOptions) -> Result<Vec<Packaged>> 
         }
     }
     let subdirs = subdirs_of(plan, opts)?;
-    let envs =
-        LazyEnvironments::new(&opts.channels, &opts.output_dir, subdirs.clone(), false).with_solving(opts.solving);
+    let envs = LazyEnvironments::new(&opts.channels, &opts.output_dir, subdirs.clone(), false)
+        .with_solving(opts.solving.clone());
     crate::preflight::solve(plan_all, opts, &envs)?;
     // Package directories and lock files of builds that finished or were killed.
     output::sweep_package_dirs(&opts.output_dir);

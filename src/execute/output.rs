@@ -327,24 +327,22 @@ pub(super) fn set_up(
     resolve::install(envs, resolved, dirs.prefixes(), opts.platforms, &id)?;
     ui::step(&id, "placing sources");
     let mut finalized_sources = staging.as_ref().map(|e| e.meta.sources.clone()).unwrap_or_default();
-    finalized_sources.extend(sources::fetch(
+    let own = sources::fetch(
         recipe,
         &output.source,
         &dirs.work_dir,
         &opts.output_dir,
         &opts.allow_insecure_host,
-    )?);
-    let mut placed: Vec<Placed> = match output.inherit.staging_name() {
-        Some(name) => recipe
-            .staging_chain(name)
-            .iter()
-            .rev()
-            .map(|s| Placed::Staging(s.name.clone()))
-            .collect(),
-        None => Vec::new(),
-    };
-    placed.push(Placed::Output(output.package.name.as_normalized().to_string()));
-    crate::build::source_info::write(&dirs.build_dir, recipe, opts, placed)?;
+    )?;
+    finalized_sources.extend(own.iter().cloned());
+    crate::build::source_info::write(
+        &dirs.build_dir,
+        recipe,
+        opts,
+        Placed::Output(output.package.name.as_normalized().to_string()),
+        own,
+        staging.is_some(),
+    )?;
     Ok(SetUp {
         staging,
         staging_keys,

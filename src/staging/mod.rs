@@ -366,13 +366,14 @@ impl<'a> Stager<'a> {
             &self.opts.output_dir,
             &self.opts.allow_insecure_host,
         )?;
-        let placed = recipe
-            .staging_chain(&staging.name)
-            .iter()
-            .rev()
-            .map(|s| crate::build::source_info::Placed::Staging(s.name.clone()))
-            .collect();
-        crate::build::source_info::write(&dirs.build_dir, recipe, self.opts, placed)?;
+        crate::build::source_info::write(
+            &dirs.build_dir,
+            recipe,
+            self.opts,
+            crate::build::source_info::Placed::Staging(staging.name.clone()),
+            finalized_sources.clone(),
+            parent.is_some(),
+        )?;
         let started = Instant::now();
         if let Some(s) = &staging.script {
             let identity = BuildIdentity {
