@@ -175,7 +175,8 @@ pub struct TestArgs {
     /// The package to test (`.conda` or `.tar.bz2`).
     #[arg(short, long)]
     pub package_file: PathBuf,
-    /// Channels for the test environments, after a channel holding only the package. Default: conda-forge.
+    /// Channels for the test environments, after a channel holding only the package. Default: the
+    /// configuration's `default-channels`, else conda-forge.
     #[arg(short = 'c', long = "channel")]
     pub channels: Vec<String>,
     /// Run only the test with this index (from 0, in the package's order).

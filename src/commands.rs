@@ -2,18 +2,35 @@
 
 use std::path::Path;
 
-use miette::Result;
+use miette::{IntoDiagnostic, Result};
 
 use crate::cli::{CacheCommand, Cli, Command};
 
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
-    // The configuration files, for the commands that use channels.
+    // The configuration files, for the commands that use channels or sources.
     let settings = || crate::config::load(&crate::config::files(cli.config_file.as_deref(), cli.no_config)?);
+    let uses_config = matches!(
+        cli.command,
+        Command::Build(_)
+            | Command::Debug(_)
+            | Command::Publish(_)
+            | Command::Upload(_)
+            | Command::Test(_)
+            | Command::CreatePatch(_)
+    );
+    if !uses_config && (cli.config_file.is_some() || cli.no_config) {
+        miette::bail!(
+            "--config-file and --no-config apply to build, debug, publish, upload, test and create-patch only"
+        );
+    }
     match cli.command {
         Command::Build(args) => crate::build_command::run(*args, &settings()?),
         Command::Debug(args) => crate::debug_command::run(*args, &settings()?),
-        Command::CreatePatch(args) => crate::patch_command::run(args),
+        Command::CreatePatch(args) => {
+            settings()?;
+            crate::patch_command::run(args)
+        }
         Command::Publish(args) => publish(*args, &settings()?),
         Command::Upload(args) => {
             settings()?;
@@ -46,7 +63,7 @@ fn publish(mut args: crate::cli::PublishArgs, settings: &crate::config::Settings
     if let Some(dir) = target.local() {
         // A channel from the start, so the build can search it.
         crate::channel::add_to_channel(dir, &[])?;
-        args.build.publish_channel = Some(dir.to_path_buf());
+        args.build.publish_channel = Some(std::fs::canonicalize(dir).into_diagnostic()?);
     }
     let Some((report, output_dir)) = crate::build_command::build(&args.build, settings)? else {
         return Ok(());

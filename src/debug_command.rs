@@ -74,13 +74,18 @@ pub fn run(args: DebugArgs, settings: &crate::config::Settings) -> Result<()> {
          \n  work directory:  {work}\n  script:          {}\n  environment:     {}\n\
          \nEnter it and run the script by hand:\n\
          \n  cd {work} && source {}\n  bash -x {}\n\
-         \nAfter changing the sources, write the changes as a patch for the recipe:\n\
-         \n  kiln create-patch --directory {work}\n",
+         {}",
         set.id,
         set.script.display(),
         dirs.build_dir.join("build_env.sh").display(),
         dirs.build_dir.join("build_env.sh").display(),
         set.script.display(),
+        match set.restored {
+            false => format!(
+                "\nAfter changing the sources, write the changes as a patch for the recipe:\n\n  kiln create-patch --directory {work}\n"
+            ),
+            true => "\nIts work directory holds the restored staging output, so create-patch cannot make a patch of it.\n".to_string(),
+        },
     ));
     // The work directory on stdout, for scripts: `cd "$(kiln debug ...)"`.
     println!("{work}");

@@ -80,9 +80,27 @@ pub fn run(args: CreatePatchArgs) -> Result<()> {
             info.placed
         )
     })?;
+    let changed = || {
+        miette!(
+            help = "set the work directory up again with `kiln debug`",
+            "{}: the sources changed since {} was set up",
+            info.recipe.display(),
+            work.display()
+        )
+    };
+    if placed_sources.len() != info.finalized.len() {
+        return Err(changed());
+    }
     for (source, done) in placed_sources.iter_mut().zip(&info.finalized) {
-        if let (Source::Git(g), Some(rev)) = (source, done.get("rev").and_then(|r| r.as_str())) {
-            g.reference = crate::recipe::model::GitRef::Rev(rev.to_string());
+        if let Source::Git(g) = source {
+            let rev = done.get("rev").and_then(|r| r.as_str());
+            let url = done.get("git").and_then(|u| u.as_str());
+            match (rev, url) {
+                (Some(rev), Some(url)) if crate::redact::mask(&g.git) == url => {
+                    g.reference = crate::recipe::model::GitRef::Rev(rev.to_string());
+                }
+                _ => return Err(changed()),
+            }
         }
     }
     let listed = placed_sources

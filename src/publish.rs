@@ -24,17 +24,20 @@ impl Target {
     /// or `artifactory://HOST/CHANNEL` (`quetz+http://` and
     /// `artifactory+http://` for a HOST named by `--allow-insecure-host`).
     pub fn parse(to: &str, insecure: &[String]) -> Result<Target> {
-        let unsupported = || {
-            miette!(
-                help = "use a directory, file:///path, quetz://HOST/CHANNEL or artifactory://HOST/CHANNEL",
-                "--to {to}: publishing there is not supported yet"
-            )
-        };
         let Ok(url) = Url::parse(to) else {
             return Ok(Target::Local(crate::build_command::prepare::absolute(
                 Path::new(to),
                 false,
             )?));
+        };
+        // Credentials in the URL never reach a message.
+        crate::redact::register_url(to);
+        let to = crate::redact::url_for_display(&url);
+        let unsupported = || {
+            miette!(
+                help = "use a directory, file:///path, quetz://HOST/CHANNEL or artifactory://HOST/CHANNEL",
+                "--to {to}: publishing there is not supported yet"
+            )
         };
         let (kind, secure) = match url.scheme() {
             "file" => {
@@ -136,45 +139,82 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| miette!("cannot start the async runtime: {e}"))
 }
 
-/// Copy `packages` into `<dir>/<subdir>/` (temporary name, then rename) and
-/// index the channel. An identical package already there is kept; a
-/// different one under the same name is an error without `force`.
+/// Copy `packages` into `<dir>/<subdir>/` (temporary name, synced, then
+/// renamed, under the channel's publish lock) and index the channel. Every
+/// package is checked before any is copied. An identical package already
+/// there is kept; a different one under the same name is an error without
+/// `force`. What was placed before an error is indexed all the same.
 fn publish_local(dir: &Path, packages: &[PathBuf], force: bool) -> Result<()> {
-    let mut added = Vec::new();
+    let mut plan = Vec::new();
     for p in packages {
         let record = crate::package_command::index_json(p)?;
+        // The subdir a package names is one known directory of the channel.
         let subdir = record
             .subdir
-            .clone()
-            .ok_or_else(|| miette!("{}: info/index.json names no subdir", p.display()))?;
+            .as_deref()
+            .filter(|s| s.parse::<rattler_conda_types::Subdir>().is_ok())
+            .ok_or_else(|| {
+                miette!(
+                    "{}: info/index.json names no known subdir ({:?})",
+                    p.display(),
+                    record.subdir
+                )
+            })?
+            .to_string();
         let name = p.file_name().ok_or_else(|| miette!("{} is not a file", p.display()))?;
-        let dest_dir = dir.join(&subdir);
-        fs_err::create_dir_all(&dest_dir).into_diagnostic()?;
-        let dest = dest_dir.join(name);
-        if dest.exists() {
-            if crate::disk::file_sha256(&dest)? == crate::disk::file_sha256(p)? {
-                crate::ui::print_line(&format!("{} is already in {}", name.to_string_lossy(), dir.display()));
-                added.push(dest);
-                continue;
-            }
-            if !force {
-                miette::bail!(
-                    help = "bump the build number (--build-number +1), or pass --force to replace it",
-                    "{} already holds a different {}",
-                    dir.display(),
-                    name.to_string_lossy()
-                );
-            }
-        }
-        let tmp = dest_dir.join(format!(".{}.kiln-tmp-{}", name.to_string_lossy(), std::process::id()));
-        crate::disk::copy_file(p, &tmp)?;
-        fs_err::rename(&tmp, &dest).into_diagnostic()?;
-        crate::ui::print_line(&format!(
-            "published {} to {}",
-            name.to_string_lossy(),
-            dest_dir.display()
-        ));
-        added.push(dest);
+        plan.push((p, dir.join(&subdir).join(name)));
     }
-    crate::channel::add_to_channel(dir, &added)
+    fs_err::create_dir_all(dir).into_diagnostic()?;
+    let _lock = crate::lock::Lock::acquire(
+        &dir.join(".kiln/.locks/publish.lock"),
+        crate::lock::Mode::Exclusive,
+        &format!("the channel {}", dir.display()),
+    )
+    .into_diagnostic()?;
+    let mut fresh = Vec::new();
+    let placed = (|| -> Result<()> {
+        for (p, dest) in &plan {
+            place(dir, p, dest, force, &mut fresh)?;
+        }
+        Ok(())
+    })();
+    let indexed = crate::channel::add_to_channel(dir, &fresh);
+    placed.and(indexed)
+}
+
+/// Place one package at `dest` (see [`publish_local`]); `fresh` gets it
+/// when it is new there.
+fn place(dir: &Path, p: &Path, dest: &Path, force: bool, fresh: &mut Vec<PathBuf>) -> Result<()> {
+    let shown = dest.file_name().unwrap_or_default().to_string_lossy().into_owned();
+    if dest.exists() {
+        if crate::disk::file_sha256(dest)? == crate::disk::file_sha256(p)? {
+            crate::ui::print_line(&format!("{shown} is already in {}", dir.display()));
+            return Ok(());
+        }
+        if !force {
+            miette::bail!(
+                help = "bump the build number (--build-number +1), or pass --force to replace it",
+                "{} already holds a different {shown}",
+                dir.display()
+            );
+        }
+    }
+    let dest_dir = dest
+        .parent()
+        .ok_or_else(|| miette!("{} has no directory", dest.display()))?;
+    fs_err::create_dir_all(dest_dir).into_diagnostic()?;
+    let tmp = dest_dir.join(format!(".{shown}.kiln-tmp-{}", std::process::id()));
+    let copied = (|| -> Result<()> {
+        crate::disk::copy_file(p, &tmp)?;
+        fs_err::File::open(&tmp).and_then(|f| f.sync_all()).into_diagnostic()?;
+        fs_err::rename(&tmp, dest).into_diagnostic()?;
+        crate::disk::sync_dir(dest_dir)
+    })();
+    if copied.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    copied?;
+    crate::ui::print_line(&format!("published {shown} to {}", dest_dir.display()));
+    fresh.push(dest.to_path_buf());
+    Ok(())
 }

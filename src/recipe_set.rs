@@ -53,28 +53,70 @@ pub fn find(recipes: &[PathBuf], dirs: &[PathBuf], output_dir: &Path) -> Result<
     Ok(found)
 }
 
-/// The package names a recipe declares literally (`package.name` and each
-/// output's), read from its YAML without rendering: for a recipe that
-/// failed to plan. `None` when it cannot be read or a name is templated.
+/// The package names a recipe declares (`package.name` and each
+/// output's, in `if`/`then`/`else` branches too), read from its YAML
+/// without rendering, with `${{ var }}` filled from literal `context`
+/// values: for a recipe that failed to plan. `None` when it cannot be read
+/// or a name cannot be known this way.
 pub fn declared_names(path: &Path) -> Option<BTreeSet<String>> {
+    use serde_yaml_ng::Value;
     let file = crate::recipe::resolve_path(path).ok()?;
-    let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(&std::fs::read_to_string(file).ok()?).ok()?;
+    let value: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(file).ok()?).ok()?;
+    let context: std::collections::BTreeMap<String, String> = value
+        .get("context")
+        .and_then(Value::as_mapping)
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| {
+            let v = match v {
+                Value::String(s) if !s.contains("${{") => s.clone(),
+                Value::Number(n) => n.to_string(),
+                _ => return None,
+            };
+            Some((k.as_str()?.to_string(), v))
+        })
+        .collect();
     let mut names = BTreeSet::new();
-    let mut add = |package: Option<&serde_yaml_ng::Value>| -> Option<()> {
-        if let Some(name) = package.and_then(|p| p.get("name")) {
-            let name = name.as_str()?;
-            if name.contains("${{") {
-                return None;
-            }
-            names.insert(name.to_ascii_lowercase());
-        }
+    let mut add = |package: &Value| -> Option<()> {
+        let name = fill(package.get("name")?.as_str()?, &context)?;
+        names.insert(name.to_ascii_lowercase());
         Some(())
     };
-    add(value.get("package"))?;
-    for output in value.get("outputs").and_then(|o| o.as_sequence()).into_iter().flatten() {
-        add(output.get("package"))?;
+    if let Some(package) = value.get("package") {
+        add(package)?;
+    }
+    fn outputs(item: &Value, add: &mut dyn FnMut(&Value) -> Option<()>) -> Option<()> {
+        match item {
+            Value::Sequence(items) => items.iter().try_for_each(|i| outputs(i, add)),
+            Value::Mapping(_) if item.get("package").is_some() => add(item.get("package")?),
+            Value::Mapping(_) if item.get("if").is_some() => {
+                outputs(item.get("then")?, add)?;
+                item.get("else").map_or(Some(()), |e| outputs(e, add))
+            }
+            // Staging outputs make no package.
+            Value::Mapping(_) if item.get("staging").is_some() || item.get("cache").is_some() => Some(()),
+            _ => None,
+        }
+    }
+    if let Some(list) = value.get("outputs") {
+        outputs(list, &mut add)?;
     }
     (!names.is_empty()).then_some(names)
+}
+
+/// `text` with each `${{ var }}` replaced by its `context` value; `None`
+/// for any other expression.
+fn fill(text: &str, context: &std::collections::BTreeMap<String, String>) -> Option<String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${{") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find("}}")? + start;
+        out.push_str(context.get(rest[start + 3..end].trim())?);
+        rest = &rest[end + 2..];
+    }
+    out.push_str(rest);
+    Some(out)
 }
 
 /// Directories `--recipe-dir` does not search: hidden ones, the output

@@ -254,3 +254,21 @@ fn recipe_from_standard_input_stores_only_its_text() {
         .unwrap();
     assert!(stderr(&o).contains("standard input is empty"), "{}", stderr(&o));
 }
+
+#[test]
+fn config_flags_are_refused_where_they_would_do_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = kiln()
+        .args(["--no-config", "cache", "list", "--output-dir"])
+        .arg(dir.path())
+        .run()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains(
+            "--config-file and --no-config apply to build, debug, publish, upload, test and create-patch only"
+        ),
+        "{}",
+        stderr(&o)
+    );
+}

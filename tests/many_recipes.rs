@@ -165,7 +165,13 @@ fn a_failed_recipe_stops_only_its_dependants_with_continue_on_failure() {
     write_recipe(
         &recipes,
         "broken",
-        "package: {name: broken, version: '1'}\nbuild:\n  nmber: 1\n",
+        "context: {name: broken}\npackage: {name: '${{ name }}', version: '1'}\nbuild:\n  nmber: 1\n",
+    );
+    // Its declared name, from its context, stops what needs it.
+    write_recipe(
+        &recipes,
+        "needs-broken",
+        "package: {name: needs-broken, version: '1'}\nrequirements:\n  host: [broken]\nbuild:\n  script: [true]\n",
     );
     let o = run(
         &out,
@@ -183,17 +189,18 @@ fn a_failed_recipe_stops_only_its_dependants_with_continue_on_failure() {
     assert!(!o.status.success(), "{log}");
     assert!(!log.contains("panicked"), "{log}");
     assert_eq!(names(&out), ["other"]);
-    assert!(log.contains("3 recipe(s) were not built:"), "{log}");
-    assert!(log.contains("3 of 4 recipes were not built"), "{log}");
+    assert!(log.contains("4 recipe(s) were not built:"), "{log}");
+    assert!(log.contains("4 of 5 recipes were not built"), "{log}");
     let skipped = "not built: it needs `libfoo`, from";
     assert!(log.contains(skipped), "{log}");
     let text = fs::read_to_string(&summary).unwrap();
-    assert!(text.starts_with("### kiln build: 4 recipes"), "{text}");
+    assert!(text.starts_with("### kiln build: 5 recipes"), "{text}");
     assert!(text.contains("| `other-1.0-"), "{text}");
     for needle in [
         "app/recipe.yaml`: not built: it needs `libfoo`",
         "libfoo/recipe.yaml`: failed: ",
         "broken/recipe.yaml`: failed: ",
+        "needs-broken/recipe.yaml`: not built: it needs `broken`",
     ] {
         assert!(text.contains(needle), "{needle} missing from:\n{text}");
     }

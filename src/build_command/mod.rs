@@ -36,7 +36,13 @@ pub fn build(args: &BuildArgs, settings: &crate::config::Settings) -> Result<Opt
         if let Err(e) = &result {
             report.run_failed(e);
         }
-        report.write_markdown(file)?;
+        let written = report.write_markdown(file);
+        match (&result, written) {
+            // The build's own error matters more than the summary's.
+            (Err(_), Err(w)) => crate::ui::print_error(&format!("{w:?}")),
+            (Ok(_), Err(w)) => return Err(w),
+            (_, Ok(())) => {}
+        }
     }
     Ok(result?.map(|output_dir| (report, output_dir)))
 }

@@ -32,10 +32,15 @@ impl Report {
         self.entries.push((recipe.to_path_buf(), outcome));
     }
 
-    /// Record what stopped the run (unless a recipe's failure says it).
+    /// Record what stopped the run (unless it is a recipe's failure, listed already).
     pub fn run_failed(&mut self, error: &miette::Report) {
-        if !self.entries.iter().any(|(_, o)| matches!(o, Outcome::Failed(_))) {
-            self.error = Some(first_line(error));
+        let line = first_line(error);
+        if !self
+            .entries
+            .iter()
+            .any(|(_, o)| matches!(o, Outcome::Failed(e) if *e == line))
+        {
+            self.error = Some(line);
         }
     }
 

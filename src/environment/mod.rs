@@ -189,7 +189,7 @@ impl Environments {
             .solving
             .exempt
             .iter()
-            .filter_map(|d| url::Url::from_directory_path(d).ok())
+            .filter_map(|d| url::Url::from_directory_path(std::fs::canonicalize(d).unwrap_or_else(|_| d.clone())).ok())
             .map(|u| u.as_str().trim_end_matches('/').to_string());
         for url in self.output_channel.iter().cloned().chain(exempt) {
             cutoff = cutoff

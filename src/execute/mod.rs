@@ -87,6 +87,8 @@ pub struct DebugSetUp {
     pub dirs: crate::build::dirs::BuildDirs,
     /// Its `conda_build.sh`.
     pub script: PathBuf,
+    /// A staging entry was restored into its work directory.
+    pub restored: bool,
 }
 
 /// Build the other outputs of `plan_all` (what the last one needs), then
@@ -127,6 +129,7 @@ pub fn debug(plan_all: &Plan, opts: &BuildOptions) -> Result<DebugSetUp> {
     ui::finish();
     Ok(DebugSetUp {
         id,
+        restored: set.staging.is_some(),
         dirs: set.dirs,
         script,
     })
