@@ -169,3 +169,33 @@ fn debug_sets_up_and_create_patch_writes_what_changed() {
         stderr(&o)
     );
 }
+
+#[test]
+fn a_work_directory_with_a_restored_staging_entry_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = write_recipe(
+        dir.path(),
+        "staged",
+        "recipe: {name: staged, version: '1.0'}\noutputs:\n  - staging:\n      name: core\n    build:\n      script: [mkdir -p $PREFIX/lib, echo made > $PREFIX/lib/a, echo made > made.txt]\n  - package:\n      name: staged-a\n    inherit: core\n    build:\n      script: [touch $PREFIX/lib/b]\n",
+    );
+    let out = dir.path().join("out");
+    let o = kiln()
+        .args(["debug", "--experimental", "--output", "staged-a", "--recipe"])
+        .arg(&recipe)
+        .arg("--output-dir")
+        .arg(&out)
+        .run()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("create-patch cannot make a patch of it"),
+        "{}",
+        stderr(&o)
+    );
+    let work = PathBuf::from(String::from_utf8(o.stdout).unwrap().trim());
+    // The staging script's file is there: restored, not a source.
+    assert!(work.join("made.txt").is_file());
+    let o = create_patch(&work, &["--add", "*"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("holds a restored staging entry"), "{}", stderr(&o));
+}

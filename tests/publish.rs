@@ -196,3 +196,52 @@ fn a_refused_upload_never_shows_the_key() {
         "{log}"
     );
 }
+
+#[test]
+fn a_package_naming_an_unknown_subdir_is_not_published() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = write_recipe(dir.path(), "published", &RECIPE.replace("CONTENT", "one"));
+    let out = dir.path().join("out");
+    build_ok(&recipe, &out, &["--package-format", "tar.bz2"]);
+    let pkg = packages(&out).remove(0);
+    // The same package, its info/index.json naming `../escape` as its subdir.
+    let mut bytes = Vec::new();
+    bzip2::read::BzDecoder::new(fs::File::open(&pkg).unwrap())
+        .read_to_end(&mut bytes)
+        .unwrap();
+    let mut archive = tar::Archive::new(bytes.as_slice());
+    let evil = dir.path().join("evil").join(pkg.file_name().unwrap());
+    fs::create_dir_all(evil.parent().unwrap()).unwrap();
+    let mut builder = tar::Builder::new(bzip2::write::BzEncoder::new(
+        fs::File::create(&evil).unwrap(),
+        bzip2::Compression::fast(),
+    ));
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().into_owned();
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).unwrap();
+        if path == Path::new("info/index.json") {
+            let mut index: serde_json::Value = serde_json::from_slice(&data).unwrap();
+            index["subdir"] = serde_json::json!("../escape");
+            data = serde_json::to_vec(&index).unwrap();
+        }
+        let mut header = entry.header().clone();
+        header.set_size(data.len() as u64);
+        header.set_cksum();
+        builder.append_data(&mut header, &path, data.as_slice()).unwrap();
+    }
+    builder.into_inner().unwrap().finish().unwrap();
+
+    let channel = dir.path().join("channel");
+    let o = kiln()
+        .args(["upload", "--to", &channel.to_string_lossy()])
+        .arg(&evil)
+        .run()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("names no known subdir"), "{}", stderr(&o));
+    assert!(!dir.path().join("escape").exists());
+    assert!(packages(&channel).is_empty());
+}
