@@ -86,8 +86,7 @@ def run_kiln(kiln: Path, *args: str, cache: Path, env: dict[str, str] | None = N
 
 def build_fixture_channel(kiln: Path, out: Path, cache: Path) -> None:
     """Build the stand-in channel (tests/fixtures/channel) into `out`."""
-    for recipe in sorted(p for p in FIXTURE_RECIPES.iterdir() if (p / "recipe.yaml").is_file()):
-        run_kiln(kiln, "--recipe", str(recipe), "--output-dir", str(out), cache=cache)
+    run_kiln(kiln, "--recipe-dir", str(FIXTURE_RECIPES), "--output-dir", str(out), cache=cache)
 
 
 def build_against_fixtures(kiln: Path, tmp_path_factory, recipe: Path) -> tuple[Path, Path]:
