@@ -51,6 +51,9 @@ pub struct Stager<'a> {
     recipe_files: std::cell::RefCell<RecipeFileHashes>,
     /// Keys computed by [`Stager::key`], by staging name and used variant.
     keys: std::cell::RefCell<HashMap<(String, String), String>>,
+    /// Solved environments per staging output and variant: `key` (for
+    /// `--skip-unchanged`) and `ensure` solve each once per run.
+    solved: std::cell::RefCell<HashMap<(String, String), Resolved>>,
     /// Whether the cache directory was created and swept (on first use, so
     /// that recipes without staging outputs leave no cache directory).
     prepared: bool,
@@ -78,6 +81,7 @@ impl<'a> Stager<'a> {
             prepared: false,
             recipe_files: Default::default(),
             keys: Default::default(),
+            solved: Default::default(),
         }
     }
 
@@ -192,7 +196,13 @@ impl<'a> Stager<'a> {
     /// Solve the staging environments (needed for the key even on a hit;
     /// repodata is cached, so this is cheap when nothing changed).
     fn resolve(&self, recipe: &Recipe, staging: &StagingOutput, label: &str) -> Result<Resolved> {
-        dependencies::resolve_staging(self.envs, recipe, staging, self.opts, label)
+        let id = (staging.name.clone(), crate::hash::hash_input(&staging.used_variant));
+        if let Some(r) = self.solved.borrow().get(&id) {
+            return Ok(r.clone());
+        }
+        let resolved = dependencies::resolve_staging(self.envs, recipe, staging, self.opts, label)?;
+        self.solved.borrow_mut().insert(id, resolved.clone());
+        Ok(resolved)
     }
 
     fn key_inputs(
