@@ -39,15 +39,16 @@ pub fn index(output_dir: &Path, subdirs: &[Subdir]) -> Result<()> {
 
 /// Add packages kiln just wrote into `output_dir/<subdir>/` to their
 /// subdirs' `repodata.json` (read again even if an entry by that name
-/// exists), making sure `noarch` is indexed too.
-pub fn add(output_dir: &Path, packages: &[PathBuf]) -> Result<()> {
+/// exists), making sure `noarch` is indexed too; returns each package's
+/// SHA-256 (hex), as indexed.
+pub fn add(output_dir: &Path, packages: &[PathBuf]) -> Result<BTreeMap<PathBuf, String>> {
     add_in(output_dir, BUILD_STATE, packages)
 }
 
 /// Add packages copied into a channel kiln publishes to (not an output
 /// directory): as [`add`], with the index state in `<channel>/.kiln/`.
 pub fn add_to_channel(channel: &Path, packages: &[PathBuf]) -> Result<()> {
-    add_in(channel, CHANNEL_STATE, packages)
+    add_in(channel, CHANNEL_STATE, packages).map(drop)
 }
 
 /// Where the index state and locks are kept, below the channel: `bld/` in
@@ -55,7 +56,7 @@ pub fn add_to_channel(channel: &Path, packages: &[PathBuf]) -> Result<()> {
 const BUILD_STATE: &str = "bld";
 const CHANNEL_STATE: &str = ".kiln";
 
-fn add_in(output_dir: &Path, state: &str, packages: &[PathBuf]) -> Result<()> {
+fn add_in(output_dir: &Path, state: &str, packages: &[PathBuf]) -> Result<BTreeMap<PathBuf, String>> {
     let mut by_subdir: BTreeMap<String, BTreeSet<String>> = Default::default();
     for p in packages {
         let subdir = p
@@ -67,10 +68,13 @@ fn add_in(output_dir: &Path, state: &str, packages: &[PathBuf]) -> Result<()> {
         by_subdir.entry(subdir).or_default().insert(name);
     }
     by_subdir.entry("noarch".to_string()).or_default();
+    let mut digests = BTreeMap::new();
     for (subdir, fresh) in by_subdir {
-        update(output_dir, state, &subdir, &fresh)?;
+        for (name, sha256) in update(output_dir, state, &subdir, &fresh)? {
+            digests.insert(output_dir.join(&subdir).join(name), sha256);
+        }
     }
-    Ok(())
+    Ok(digests)
 }
 
 /// What identifies a file's content without reading it: a file replaced
@@ -106,8 +110,14 @@ struct State {
 }
 
 /// Re-index one subdir: keep what is still valid of its `repodata.json`,
-/// read the rest (and every file named in `fresh`), write it back.
-fn update(output_dir: &Path, state_root: &str, subdir: &str, fresh: &BTreeSet<String>) -> Result<()> {
+/// read the rest (and every file named in `fresh`), write it back; returns
+/// the SHA-256 (hex) of each file named in `fresh`.
+fn update(
+    output_dir: &Path,
+    state_root: &str,
+    subdir: &str,
+    fresh: &BTreeSet<String>,
+) -> Result<BTreeMap<String, String>> {
     let dir = output_dir.join(subdir);
     fs_err::create_dir_all(&dir).into_diagnostic()?;
     let _lock = crate::lock::Lock::acquire(
@@ -179,10 +189,14 @@ fn update(output_dir: &Path, state_root: &str, subdir: &str, fresh: &BTreeSet<St
         .collect();
     let now = jiff::Timestamp::now().into();
     let mut unreadable = None;
+    let mut digests = BTreeMap::new();
     for (id, path, fp, result) in results {
         match result {
             Ok(mut record) => {
                 record.indexed_timestamp = Some(now);
+                if let Some(sha256) = record.sha256.filter(|_| fresh.contains(&id.to_file_name())) {
+                    digests.insert(id.to_file_name(), hex::encode(sha256));
+                }
                 let map = match conda_type(id) {
                     Some(CondaArchiveType::TarBz2) => &mut repodata.packages,
                     _ => &mut repodata.conda_packages,
@@ -220,7 +234,7 @@ fn update(output_dir: &Path, state_root: &str, subdir: &str, fresh: &BTreeSet<St
             to_read.len()
         );
     }
-    unreadable.map_or(Ok(()), Err)
+    unreadable.map_or(Ok(digests), Err)
 }
 
 /// The highest build number of every `(name, version)` indexed in the

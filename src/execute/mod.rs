@@ -179,6 +179,10 @@ pub fn build_all(plan_all: &Plan, opts: &BuildOptions) -> Result<Vec<Packaged>> 
         for mut f in finished {
             f.built.seconds = f.started.elapsed().as_secs_f64();
             let added = crate::channel::add(&opts.output_dir, std::slice::from_ref(&f.built.path));
+            // The record of what it was made from takes the index's digest.
+            if let (Ok(digests), Some(record)) = (&added, f.waiting.record.as_mut()) {
+                record.sha256 = digests.get(&f.built.path).cloned();
+            }
             waiting.push(f.waiting);
             built.push(f.built);
             if let Err(e) = added {

@@ -68,6 +68,8 @@ pub struct Pending {
     inputs: Inputs,
     files: Vec<String>,
     staging_keys: Vec<String>,
+    /// The package's SHA-256 (hex), when the channel index computed it.
+    pub sha256: Option<String>,
 }
 
 impl Pending {
@@ -85,6 +87,7 @@ impl Pending {
             inputs,
             files: built.files.clone(),
             staging_keys: built.staging_keys.clone(),
+            sha256: None,
         }
     }
 
@@ -93,7 +96,10 @@ impl Pending {
         let record = Record {
             format: RECORD_FORMAT,
             package: self.path.file_name().unwrap_or_default().to_string_lossy().into_owned(),
-            sha256: crate::disk::file_sha256(&self.path)?,
+            sha256: match self.sha256 {
+                Some(sha256) => sha256,
+                None => crate::disk::file_sha256(&self.path)?,
+            },
             inputs: self.inputs,
             tests_skipped: opts.test == crate::testing::Strategy::Skip,
             files: self.files,
