@@ -5,6 +5,7 @@
 #   benches/run.sh variants   only the variant matrix benchmark
 #   benches/run.sh staging    only the 1 GB staging benchmark
 #   benches/run.sh trivial    only the fixed cost of a trivial staging recipe
+#   benches/run.sh recipes    only the many-recipes benchmark (20 recipes in a dependency chain)
 #   benches/run.sh sources    only the 100 MB url source benchmark
 #   benches/run.sh tests      only the package test benchmark
 #   benches/run.sh relink     only the post-processing benchmark (1,000 ELF files)
@@ -230,7 +231,40 @@ trivial_bench() {
   hyperfine --warmup 3 --runs 30 --style basic -N /bin/true
 }
 
+recipes_bench() {
+  echo
+  echo "## many recipes: 20 one-file recipes, each needing the previous one in its host environment"
+  local dir="$WORK/chain" out="$WORK/chain-out" cache="$WORK/chain-cache" i prev
+  mkdir -p "$dir/empty/noarch"
+  echo '{"packages":{},"packages.conda":{}}' > "$dir/empty/noarch/repodata.json"
+  for i in $(seq -w 1 20); do
+    mkdir -p "$dir/recipes/r$i"
+    {
+      echo "package: {name: r$i, version: '1.0'}"
+      if [ "$i" != 01 ]; then
+        prev=$(printf %02d $((10#$i - 1)))
+        echo "requirements: {host: [r$prev]}"
+      fi
+      echo "build:"
+      echo "  script: [mkdir -p \$PREFIX/share, echo $i > \$PREFIX/share/r$i]"
+    } > "$dir/recipes/r$i/recipe.yaml"
+  done
+  local one="$KILN build --recipe-dir $dir/recipes --output-dir $out -c file://$dir/empty"
+  echo "one run with --recipe-dir (all planned first, ordered by kiln):"
+  KILN_CACHE_DIR="$cache" hyperfine --warmup 1 --runs 5 --style basic --prepare "rm -rf $out" "$one"
+  echo "one kiln build per recipe, in order:"
+  KILN_CACHE_DIR="$cache" hyperfine --warmup 1 --runs 5 --style basic --prepare "rm -rf $out" \
+    "for r in $dir/recipes/r*; do $KILN build --recipe \$r --output-dir $out -c file://$dir/empty > /dev/null 2>&1 || exit 1; done"
+  echo "again, everything in the channel (--skip-existing):"
+  $one > /dev/null 2>&1
+  KILN_CACHE_DIR="$cache" hyperfine --warmup 1 --runs 10 --style basic "$one --skip-existing"
+  echo "baseline: the 20 scripts alone"
+  hyperfine --warmup 1 --runs 10 --style basic \
+    "for i in \$(seq 20); do mkdir -p $WORK/b/share && echo \$i > $WORK/b/share/r\$i; done"
+}
+
 case "${1:-all}" in
+  recipes) recipes_bench; exit 0 ;;
   trivial) trivial_bench; exit 0 ;;
   env) env_bench; exit 0 ;;
   variants) variants_bench; exit 0 ;;
@@ -280,6 +314,7 @@ packaging benches/recipes/big-file conda
 
 staging_bench
 trivial_bench
+recipes_bench
 env_bench
 variants_bench
 sources_bench
