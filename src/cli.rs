@@ -97,6 +97,10 @@ pub struct PublishTo {
     after_help = "Examples:\n  kiln publish --recipe recipe.yaml --to file:///srv/channel --build-number +1\n  kiln publish -r recipe.yaml --to quetz://quetz.example.com/mychannel"
 )]
 pub struct PublishArgs {
+    /// Package files (`.conda`, `.tar.bz2`) to publish as they are, and recipes (files or
+    /// directories) to build and publish, as rattler-build's `publish` takes them.
+    #[arg(value_name = "PACKAGE_OR_RECIPE")]
+    pub items: Vec<PathBuf>,
     /// Where the packages go.
     #[command(flatten)]
     pub to: PublishTo,

@@ -1,6 +1,6 @@
 //! What each subcommand does, on top of the library modules.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use miette::{IntoDiagnostic, Result};
 
@@ -60,6 +60,19 @@ fn publish(mut args: crate::cli::PublishArgs, settings: &crate::config::Settings
     if args.build.render_only {
         miette::bail!("kiln publish builds; use kiln build --render-only to render");
     }
+    // Package files are published as they are; anything else is a recipe.
+    let (files, recipes): (Vec<PathBuf>, Vec<PathBuf>) = args.items.iter().cloned().partition(|p| {
+        let name = p.to_string_lossy();
+        name.ends_with(".conda") || name.ends_with(".tar.bz2")
+    });
+    let files = files
+        .iter()
+        .map(|p| crate::package_command::package_file(p))
+        .collect::<Result<Vec<_>>>()?;
+    args.build.recipes.extend(recipes);
+    if !files.is_empty() && args.build.recipes.is_empty() && args.build.recipe_dirs.is_empty() {
+        return crate::publish::publish(&target, &files, args.to.api_key, args.to.force);
+    }
     if let Some(dir) = target.local() {
         // A channel from the start, so the build can search it.
         crate::channel::add_to_channel(dir, &[])?;
@@ -68,7 +81,8 @@ fn publish(mut args: crate::cli::PublishArgs, settings: &crate::config::Settings
     let Some((report, output_dir)) = crate::build_command::build(&args.build, settings)? else {
         return Ok(());
     };
-    let built = report.local_packages();
+    let mut built = report.local_packages();
+    built.extend(files);
     // Publish what there is, even when some recipes failed; then report them.
     let published = match built.is_empty() {
         true => Ok(()),

@@ -79,6 +79,27 @@ fn publish_into_a_local_channel_twice() {
     let x = extract(&pkg);
     assert_eq!(fs::read_to_string(x.path().join("share/p.txt")).unwrap(), "two\n");
 
+    // As rattler-build takes them: package files as they are, recipes built.
+    let third = dir.path().join("third");
+    let o = kiln()
+        .args(["publish", "--to", &third.to_string_lossy(), "--output-dir"])
+        .arg(dir.path().join("out3"))
+        .args(["--build-number", "7"])
+        .arg(&pkg)
+        .arg(&recipe)
+        .run()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let numbers: Vec<u64> = indexed(&third).iter().map(|(_, n)| *n).collect();
+    assert_eq!(numbers, [0, 7]);
+    let o = kiln()
+        .args(["publish", "--to", &third.to_string_lossy()])
+        .arg(dir.path().join("missing.conda"))
+        .run()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no such file"), "{}", stderr(&o));
+
     // `kiln upload` of a file into a directory channel.
     let other = dir.path().join("other");
     let o = kiln()
