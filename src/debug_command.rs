@@ -42,11 +42,13 @@ pub fn run(args: DebugArgs, settings: &crate::config::Settings) -> Result<()> {
         .map(|o| o.output.package.name.as_normalized().to_string())
         .collect();
     let name = match (&args.output, names.as_slice()) {
+        (_, []) => miette::bail!("every output of {} is skipped: nothing to set up", path.display()),
         (Some(n), _) => n.to_ascii_lowercase(),
         (None, [only]) => only.clone(),
         (None, [first, rest @ ..]) if rest.iter().all(|n| n == first) => first.clone(),
         (None, _) => {
             let mut distinct = names.clone();
+            distinct.sort();
             distinct.dedup();
             miette::bail!(
                 help = format!("pass --output NAME, one of: {}", distinct.join(", ")),

@@ -199,3 +199,47 @@ fn a_work_directory_with_a_restored_staging_entry_is_refused() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("holds a restored staging entry"), "{}", stderr(&o));
 }
+
+#[test]
+fn debug_asks_which_output_of_several() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = write_recipe(
+        dir.path(),
+        "two",
+        "recipe: {name: two, version: '1.0'}\noutputs:\n  - package: {name: two-b}\n    build: {script: [true]}\n  - package: {name: two-a}\n    build: {script: [true]}\n",
+    );
+    let out = dir.path().join("out");
+    let debug = |extra: &[&str]| {
+        kiln()
+            .args(["debug", "--recipe"])
+            .arg(&recipe)
+            .arg("--output-dir")
+            .arg(&out)
+            .args(extra)
+            .run()
+            .unwrap()
+    };
+    let o = debug(&[]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("pass --output NAME, one of: two-a, two-b"),
+        "{}",
+        stderr(&o)
+    );
+    let o = debug(&["--output", "three"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("`three`: no recipe has an output of that name"),
+        "{}",
+        stderr(&o)
+    );
+    let o = debug(&["--render-only"]);
+    assert!(
+        stderr(&o).contains("--render-only does not apply to kiln debug"),
+        "{}",
+        stderr(&o)
+    );
+    let o = debug(&["--output", "two-a"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(packages(&out).is_empty(), "nothing is packaged");
+}
