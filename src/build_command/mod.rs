@@ -59,6 +59,7 @@ fn build_into(args: &BuildArgs, settings: &crate::config::Settings, report: &mut
     let mut units = Vec::new();
     // Package names of recipes that failed (or were skipped for it), and which recipe.
     let mut failed: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut shared: Vec<((Vec<String>, String), crate::environment::LazyEnvironments)> = Vec::new();
     for path in &paths {
         match prepare::unit(args, settings, path, platforms, &output_dir) {
             Ok(unit) => units.push(unit),
@@ -132,7 +133,14 @@ fn build_into(args: &BuildArgs, settings: &crate::config::Settings, report: &mut
             );
             continue;
         }
-        let result = crate::preflight::check(planned).and_then(|()| crate::execute::build_all(planned, &unit.opts));
+        // Recipes with the same channels and solver settings share their environments.
+        let key = (unit.opts.channels.clone(), format!("{:?}", unit.opts.solving));
+        if !shared.iter().any(|(k, _)| *k == key) {
+            shared.push((key.clone(), crate::execute::environments(planned, &unit.opts)?));
+        }
+        let envs = &shared.iter().find(|(k, _)| *k == key).expect("just added").1;
+        let result =
+            crate::preflight::check(planned).and_then(|()| crate::execute::build_all_in(planned, &unit.opts, envs));
         match result {
             Ok(packages) => report.add(&unit.path, Outcome::Built(packages)),
             Err(e) => {

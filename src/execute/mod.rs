@@ -107,20 +107,14 @@ pub fn debug(plan_all: &Plan, opts: &BuildOptions) -> Result<DebugSetUp> {
             "{id} has no build script to debug"
         );
     };
+    let envs = environments(plan_all, opts)?;
     if !needed.is_empty() {
         let others = Plan {
             recipe: plan_all.recipe.clone(),
             outputs: needed.to_vec(),
         };
-        build_all(&others, opts)?;
+        build_all_in(&others, opts, &envs)?;
     }
-    let envs = LazyEnvironments::new(
-        &opts.channels,
-        &opts.output_dir,
-        subdirs_of(&plan_all.outputs, opts)?,
-        false,
-    )
-    .with_solving(opts.solving.clone());
     let mut stager = Stager::new(opts, &envs);
     let resolved = crate::dependencies::resolve_output(target, opts, &envs)?;
     let set = output::set_up(target, opts, &mut stager, &envs, &resolved)?;
@@ -137,6 +131,22 @@ pub fn debug(plan_all: &Plan, opts: &BuildOptions) -> Result<DebugSetUp> {
 
 /// Build every planned output in order and index the channel.
 pub fn build_all(plan_all: &Plan, opts: &BuildOptions) -> Result<Vec<Packaged>> {
+    build_all_in(plan_all, opts, &environments(plan_all, opts)?)
+}
+
+/// The environments [`build_all`] uses for `plan_all`: `opts`' channels
+/// (after the output directory) and solver settings, set up when first needed.
+pub fn environments(plan_all: &Plan, opts: &BuildOptions) -> Result<LazyEnvironments> {
+    Ok(
+        LazyEnvironments::new(&opts.channels, &opts.output_dir, subdirs_of(&plan_all.outputs, opts)?, false)
+            .with_solving(opts.solving.clone()),
+    )
+}
+
+/// [`build_all`] with `envs`, which several plans of one run may share when
+/// their channels and solver settings are the same (the channel clients,
+/// repodata and package cache are then set up once).
+pub fn build_all_in(plan_all: &Plan, opts: &BuildOptions, envs: &LazyEnvironments) -> Result<Vec<Packaged>> {
     let recipe = &*plan_all.recipe;
     let plan = &plan_all.outputs;
     for s in &recipe.staging {
@@ -152,13 +162,11 @@ pub fn build_all(plan_all: &Plan, opts: &BuildOptions) -> Result<Vec<Packaged>> 
         }
     }
     let subdirs = subdirs_of(plan, opts)?;
-    let envs = LazyEnvironments::new(&opts.channels, &opts.output_dir, subdirs.clone(), false)
-        .with_solving(opts.solving.clone());
-    crate::preflight::solve(plan_all, opts, &envs)?;
+    crate::preflight::solve(plan_all, opts, envs)?;
     // Package directories and lock files of builds that finished or were killed.
     output::sweep_package_dirs(&opts.output_dir);
     crate::lock::remove_stale(&opts.output_dir.join("bld").join(".locks"));
-    let mut stager = Stager::new(opts, &envs);
+    let mut stager = Stager::new(opts, envs);
     let mut built: Vec<Built> = Vec::new();
     // Tests wait until every variant of each sibling output they need is built.
     let mut planned: BTreeMap<String, usize> = BTreeMap::new();
@@ -198,7 +206,7 @@ pub fn build_all(plan_all: &Plan, opts: &BuildOptions) -> Result<Vec<Packaged>> 
         let done = |n: &String| count.get(n.as_str()) == planned.get(n);
         while let Some(i) = waiting.iter().position(|w| w.needs.iter().all(done)) {
             let w = waiting.remove(i);
-            test_and_record(w, opts, &envs)?;
+            test_and_record(w, opts, envs)?;
         }
         Ok(())
     };
@@ -209,11 +217,11 @@ pub fn build_all(plan_all: &Plan, opts: &BuildOptions) -> Result<Vec<Packaged>> 
                 land(finished, &mut built, &mut waiting)?;
                 error.map_or(Ok(()), Err)?;
             }
-            if let Some(skipped) = existing::existing(p, opts, &envs)? {
+            if let Some(skipped) = existing::existing(p, opts, envs)? {
                 built.push(skipped);
                 continue;
             }
-            let resolved = crate::dependencies::resolve_output(p, opts, &envs)?;
+            let resolved = crate::dependencies::resolve_output(p, opts, envs)?;
             let inputs = match opts.skip_unchanged {
                 true => Some(unchanged::Inputs::of(p, opts, &stager, &resolved)?),
                 false => None,
@@ -228,7 +236,7 @@ pub fn build_all(plan_all: &Plan, opts: &BuildOptions) -> Result<Vec<Packaged>> 
                 built.push(kept);
                 continue;
             }
-            let (b, packaging) = build_one(p, opts, &mut stager, &envs, &resolved)?;
+            let (b, packaging) = build_one(p, opts, &mut stager, envs, &resolved)?;
             let w = Waiting {
                 path: b.path.clone(),
                 needs: siblings_needed(p, plan),
@@ -243,7 +251,7 @@ pub fn build_all(plan_all: &Plan, opts: &BuildOptions) -> Result<Vec<Packaged>> 
         error.map_or(Ok(()), Err)?;
         while !waiting.is_empty() {
             let w = waiting.remove(0);
-            test_and_record(w, opts, &envs)?;
+            test_and_record(w, opts, envs)?;
         }
         Ok(())
     })();
