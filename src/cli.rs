@@ -98,7 +98,9 @@ pub struct PublishTo {
 )]
 pub struct PublishArgs {
     /// Package files (`.conda`, `.tar.bz2`) to publish as they are, and recipes (files or
-    /// directories) to build and publish, as rattler-build's `publish` takes them.
+    /// directories) to build and publish, as rattler-build's `publish` takes them. (Write
+    /// `--skip-existing=VALUE` with `=` before them: a bare `--skip-existing` would take the next
+    /// argument as its value.)
     #[arg(value_name = "PACKAGE_OR_RECIPE")]
     pub items: Vec<PathBuf>,
     /// Where the packages go.

@@ -62,8 +62,11 @@ fn publish(mut args: crate::cli::PublishArgs, settings: &crate::config::Settings
     }
     // Package files are published as they are; anything else is a recipe.
     let (files, recipes): (Vec<PathBuf>, Vec<PathBuf>) = args.items.iter().cloned().partition(|p| {
-        let name = p.to_string_lossy();
-        name.ends_with(".conda") || name.ends_with(".tar.bz2")
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().to_lowercase())
+            .unwrap_or_default();
+        !p.is_dir() && (name.ends_with(".conda") || name.ends_with(".tar.bz2"))
     });
     let files = files
         .iter()
@@ -71,6 +74,13 @@ fn publish(mut args: crate::cli::PublishArgs, settings: &crate::config::Settings
         .collect::<Result<Vec<_>>>()?;
     args.build.recipes.extend(recipes);
     if !files.is_empty() && args.build.recipes.is_empty() && args.build.recipe_dirs.is_empty() {
+        let b = &args.build;
+        if b.build_number.is_some() || b.skip_existing != crate::cli::SkipExisting::None || b.skip_unchanged {
+            miette::bail!(
+                help = "name a recipe too, or drop the build flags",
+                "--build-number, --skip-existing and --skip-unchanged apply to recipes; only package files were given"
+            );
+        }
         return crate::publish::publish(&target, &files, args.to.api_key, args.to.force);
     }
     if let Some(dir) = target.local() {

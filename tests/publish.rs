@@ -100,6 +100,18 @@ fn publish_into_a_local_channel_twice() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("no such file"), "{}", stderr(&o));
 
+    let o = kiln()
+        .args(["publish", "--to", &third.to_string_lossy(), "--build-number", "+1"])
+        .arg(&pkg)
+        .run()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("apply to recipes; only package files were given"),
+        "{}",
+        stderr(&o)
+    );
+
     // `kiln upload` of a file into a directory channel.
     let other = dir.path().join("other");
     let o = kiln()

@@ -318,7 +318,7 @@ impl Environments {
 pub struct LazyEnvironments {
     channel_args: Vec<String>,
     output_dir: PathBuf,
-    subdirs: Vec<Subdir>,
+    subdirs: Mutex<Vec<Subdir>>,
     read_only: bool,
     solving: Solving,
     cell: std::sync::OnceLock<Environments>,
@@ -333,7 +333,7 @@ impl LazyEnvironments {
         Self {
             channel_args: channel_args.to_vec(),
             output_dir: output_dir.to_path_buf(),
-            subdirs,
+            subdirs: Mutex::new(subdirs),
             read_only,
             solving: Solving::default(),
             cell: std::sync::OnceLock::new(),
@@ -352,7 +352,8 @@ impl LazyEnvironments {
             return Ok(e);
         }
         if !self.read_only {
-            crate::channel::index(&self.output_dir, &self.subdirs)?;
+            let subdirs = self.subdirs.lock().map(|s| s.clone()).unwrap_or_default();
+            crate::channel::index(&self.output_dir, &subdirs)?;
         }
         let is_channel = self.output_dir.join("noarch/repodata.json").is_file();
         let envs = Environments::new(
@@ -361,6 +362,28 @@ impl LazyEnvironments {
             self.solving.clone(),
         )?;
         Ok(self.cell.get_or_init(|| envs))
+    }
+
+    /// Make these (shared) environments ready for a build whose packages
+    /// go to `subdirs`: once set up, the output directory is indexed for them
+    /// again (another process, or a withdrawn package, may have changed it)
+    /// and read again; before, they are indexed too when set up.
+    pub fn prepare_for(&self, subdirs: &[Subdir]) -> Result<()> {
+        if self.cell.get().is_none() {
+            if let Ok(mut known) = self.subdirs.lock() {
+                for s in subdirs {
+                    if !known.contains(s) {
+                        known.push(*s);
+                    }
+                }
+            }
+            return Ok(());
+        }
+        if !self.read_only {
+            crate::channel::index(&self.output_dir, subdirs)?;
+        }
+        self.package_added();
+        Ok(())
     }
 
     /// Forget what was read of the output directory, after packages were

@@ -137,10 +137,13 @@ pub fn build_all(plan_all: &Plan, opts: &BuildOptions) -> Result<Vec<Packaged>> 
 /// The environments [`build_all`] uses for `plan_all`: `opts`' channels
 /// (after the output directory) and solver settings, set up when first needed.
 pub fn environments(plan_all: &Plan, opts: &BuildOptions) -> Result<LazyEnvironments> {
-    Ok(
-        LazyEnvironments::new(&opts.channels, &opts.output_dir, subdirs_of(&plan_all.outputs, opts)?, false)
-            .with_solving(opts.solving.clone()),
+    Ok(LazyEnvironments::new(
+        &opts.channels,
+        &opts.output_dir,
+        subdirs_of(&plan_all.outputs, opts)?,
+        false,
     )
+    .with_solving(opts.solving.clone()))
 }
 
 /// [`build_all`] with `envs`, which several plans of one run may share when
@@ -162,6 +165,8 @@ pub fn build_all_in(plan_all: &Plan, opts: &BuildOptions, envs: &LazyEnvironment
         }
     }
     let subdirs = subdirs_of(plan, opts)?;
+    // Environments shared with an earlier recipe read the channel again.
+    envs.prepare_for(&subdirs)?;
     crate::preflight::solve(plan_all, opts, envs)?;
     // Package directories and lock files of builds that finished or were killed.
     output::sweep_package_dirs(&opts.output_dir);
@@ -261,6 +266,8 @@ pub fn build_all_in(plan_all: &Plan, opts: &BuildOptions, envs: &LazyEnvironment
         let (finished, _) = pipeline.finish_all();
         let _ = land(finished, &mut built, &mut waiting);
         withdraw_untested(&waiting, opts);
+        // Environments shared with later recipes forget what was withdrawn.
+        envs.package_added();
         return Err(e);
     }
     ui::step("channel", "indexing");

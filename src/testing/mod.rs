@@ -262,6 +262,8 @@ pub fn after_build(
     fs_err::rename(package, broken.join(&name)).into_diagnostic()?;
     let subdirs: Vec<rattler_conda_types::Subdir> = subdir.parse().into_iter().collect();
     crate::channel::index(&opts.output_dir, &subdirs)?;
+    // Environments shared with later recipes must not offer it any more.
+    envs.package_added();
     Err(miette!(
         help = format!("the test's files are in {}", bench.dir.display()),
         "{problem}\n  the package was moved to {} and is not in the channel",
