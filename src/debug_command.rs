@@ -34,7 +34,8 @@ pub fn run(args: DebugArgs, settings: &crate::config::Settings) -> Result<()> {
     prepare::register_proxies();
     let output_dir = prepare::absolute(&build.output_dir, true)?;
     let path = build.recipes.first().cloned().unwrap_or_else(|| ".".into());
-    let mut unit = prepare::unit(build, settings, &path, platforms, &output_dir)?;
+    let overrides = prepare::overrides(build, &output_dir);
+    let mut unit = prepare::unit(build, settings, &overrides, &path, platforms, &output_dir)?;
     let names: Vec<String> = unit
         .planned
         .outputs

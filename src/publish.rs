@@ -56,8 +56,7 @@ impl Target {
         if !secure && !insecure.iter().any(|h| h.eq_ignore_ascii_case(&host)) {
             miette::bail!(
                 help = format!("pass --allow-insecure-host {host} to send the package (and key) over plain HTTP"),
-                "--to {}: plain HTTP to {host}",
-                crate::redact::url_for_display(&url)
+                "--to {to}: plain HTTP to {host}"
             );
         }
         let mut segments: Vec<&str> = url

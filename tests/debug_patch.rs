@@ -85,7 +85,7 @@ fn debug_sets_up_and_create_patch_writes_what_changed() {
     assert!(script.is_file());
     assert!(packages(&out).is_empty());
     // ... and the script runs by hand.
-    let o = std::process::Command::new("bash").arg(&script).output().unwrap();
+    let o = std::process::Command::new("bash").arg(&script).run().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     // A modified, a deleted and a new file; a build product to leave out.

@@ -55,13 +55,14 @@ fn build_into(args: &BuildArgs, settings: &crate::config::Settings, report: &mut
     prepare::register_proxies();
     let output_dir = prepare::absolute(&args.output_dir, !args.render_only)?;
     let paths = recipe_set::find(&args.recipes, &args.recipe_dirs, &output_dir)?;
+    let overrides = prepare::overrides(args, &output_dir);
     let keep_going = args.continue_on_failure && !args.render_only;
     let mut units = Vec::new();
     // Package names of recipes that failed (or were skipped for it), and which recipe.
     let mut failed: BTreeMap<String, PathBuf> = BTreeMap::new();
     let mut shared: Vec<((Vec<String>, String), crate::environment::LazyEnvironments)> = Vec::new();
     for path in &paths {
-        match prepare::unit(args, settings, path, platforms, &output_dir) {
+        match prepare::unit(args, settings, &overrides, path, platforms, &output_dir) {
             Ok(unit) => units.push(unit),
             Err(e) if keep_going => {
                 // Its dependants are not tried: they would find older packages elsewhere.

@@ -69,10 +69,31 @@ pub fn register_proxies() {
     }
 }
 
+/// The `--build-number` and `--build-string-prefix` overrides of a run: the
+/// highest build numbers (for `+N`) are read once, from the output
+/// directory and a `kiln publish` target.
+pub fn overrides(args: &BuildArgs, output_dir: &Path) -> plan::Overrides {
+    let mut highest = std::collections::BTreeMap::new();
+    if let Some(plan::BuildNumber::Bump(_)) = args.build_number {
+        for dir in std::iter::once(output_dir).chain(args.publish_channel.as_deref()) {
+            for (k, n) in crate::channel::highest_build_numbers(dir) {
+                let h: &mut u64 = highest.entry(k).or_default();
+                *h = (*h).max(n);
+            }
+        }
+    }
+    plan::Overrides {
+        build_number: args.build_number,
+        highest,
+        build_string_prefix: args.build_string_prefix.clone(),
+    }
+}
+
 /// Read, configure and plan the recipe at `path`.
 pub fn unit(
     args: &BuildArgs,
     settings: &crate::config::Settings,
+    overrides: &plan::Overrides,
     path: &Path,
     platforms: Platforms,
     output_dir: &Path,
@@ -111,24 +132,7 @@ pub fn unit(
         platforms,
         experimental: args.experimental,
     };
-    let overrides = plan::Overrides {
-        build_number: args.build_number,
-        highest: match args.build_number {
-            Some(plan::BuildNumber::Bump(_)) => {
-                let mut highest = crate::channel::highest_build_numbers(output_dir);
-                for dir in args.publish_channel.iter() {
-                    for (k, n) in crate::channel::highest_build_numbers(dir) {
-                        let h = highest.entry(k).or_default();
-                        *h = (*h).max(n);
-                    }
-                }
-                highest
-            }
-            _ => Default::default(),
-        },
-        build_string_prefix: args.build_string_prefix.clone(),
-    };
-    let planned = plan::plan(&source, options, &config, &overrides)?;
+    let planned = plan::plan(&source, options, &config, overrides)?;
     register_secrets(&planned);
     let staging_cache_dir = match &args.staging_cache_dir {
         Some(d) => absolute(d, false)?,
